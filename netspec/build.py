@@ -1,0 +1,128 @@
+"""Stage 4: a validated network and its shape table -> plain `torch.nn` modules.
+
+Layer names map to torch classes through a closed table (never `getattr` on a name from a spec). Children are
+registered in declaration order with the spec's names, so `print(model)` reads like the spec; the model runs the
+spec's `forward` order.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .errors import SpecError
+from .shapes import ShapeTable, infer
+from .spec import FStep, Network, Node
+
+TORCH_LAYERS: dict[str, type[nn.Module]] = {
+    "Conv2d": nn.Conv2d, "BatchNorm2d": nn.BatchNorm2d, "BatchNorm1d": nn.BatchNorm1d, "GroupNorm": nn.GroupNorm,
+    "ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "LeakyReLU": nn.LeakyReLU, "ELU": nn.ELU, "GELU": nn.GELU, "SiLU": nn.SiLU,
+    "Hardswish": nn.Hardswish, "Mish": nn.Mish, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "Identity": nn.Identity,
+    "MaxPool2d": nn.MaxPool2d, "AvgPool2d": nn.AvgPool2d, "AdaptiveAvgPool2d": nn.AdaptiveAvgPool2d,
+    "AdaptiveMaxPool2d": nn.AdaptiveMaxPool2d, "Dropout": nn.Dropout, "Dropout2d": nn.Dropout2d,
+    "Flatten": nn.Flatten, "Linear": nn.Linear, "Softmax": nn.Softmax,
+}
+
+_FUNCTIONS = {
+    "relu": torch.relu,
+    "gelu": nn.functional.gelu,
+    "silu": nn.functional.silu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "flatten": lambda x: torch.flatten(x, 1),
+}
+
+
+class Residual(nn.Module):
+    """out = body(x) + shortcut(x), where shortcut is the identity unless given (a projection when shapes change).
+
+    The body's layers are children `0, 1, ...` (or their spec names), as in `nn.Sequential`; a shortcut, when
+    present, is the child `shortcut`.
+    """
+
+    def __init__(self, body: list[tuple[str, nn.Module]], shortcut: nn.Module | None = None):
+        super().__init__()
+        for name, module in body:
+            self.add_module(name, module)
+        self._body_names = [name for name, _ in body]
+        if shortcut is not None:
+            self.shortcut = shortcut
+        else:
+            self.shortcut = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for name in self._body_names:
+            y = self._modules[name](y)
+        s = x if self.shortcut is None else self.shortcut(x)
+        return y + s
+
+
+class SpecModel(nn.Module):
+    """The compiled network: children named as in the spec, run in the spec's `forward` order."""
+
+    def __init__(self, name: str, children: list[tuple[str, nn.Module]], steps: list[FStep]):
+        super().__init__()
+        self._network_name = name
+        for child_name, module in children:
+            self.add_module(child_name, module)
+        # (kind, child name or function name) pairs; kept as plain data so torch.compile traces a simple loop
+        self._steps: list[tuple[str, str]] = [(s.op, s.name) for s in steps]
+
+    def _get_name(self) -> str:  # what print(model) shows as the class name
+        return self._network_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for op, name in self._steps:
+            if op == "module":
+                x = self._modules[name](x)
+            elif op == "residual":
+                x = x + self._modules[name](x)
+            else:
+                x = _FUNCTIONS[name](x)
+        return x
+
+
+def _check_name(name: str, node: Node, owner: nn.Module) -> None:
+    if hasattr(owner, name) and name not in owner._modules:
+        raise SpecError(f"{name!r} cannot name a module: it is an attribute of torch's nn.Module", node.loc,
+                        hint="choose another name", code="E080")
+
+
+def _module(node: Node, table: ShapeTable) -> nn.Module:
+    if node.config is not None:
+        cls = TORCH_LAYERS[node.kind]
+        kwargs = {**table.inferred.get(id(node), {}), **node.config.args()}
+        return cls(**kwargs)
+    children = [(c.name, _module(c, table)) for c in node.children]
+    if node.kind == "Sequential":
+        seq = nn.Sequential()
+        for name, child in children:
+            _check_name(name, node, seq)
+            seq.add_module(name, child)
+        return seq
+    shortcut = None
+    if node.shortcut is not None:
+        items = [(c.name, _module(c, table)) for c in node.shortcut]
+        shortcut = items[0][1] if len(items) == 1 and items[0][0] == "0" else nn.Sequential(OrderedDict(items))
+    for name, _ in children:
+        if name in ("shortcut",) or (hasattr(nn.Module, name)):
+            raise SpecError(f"{name!r} cannot name a layer inside a Residual", node.loc, code="E080")
+    return Residual(children, shortcut)
+
+
+def build(net: Network, table: ShapeTable | None = None) -> SpecModel:
+    """Compile `net` (at its input size unless a table for another size is given) into a `SpecModel`."""
+    if table is None:
+        table = infer(net)
+    try:
+        children = []
+        probe = nn.Module()
+        for node in net.layers:
+            _check_name(node.name, node, probe)
+            children.append((node.name, _module(node, table)))
+        return SpecModel(net.name, children, net.forward)
+    except SpecError as e:
+        raise e.attach(net.filename, net.source)

@@ -1,0 +1,161 @@
+"""The `netspec` command line.
+
+Exit codes: 0 success, 1 a mistake in a spec or data (rendered with file, line, column and a caret), 2 bad usage
+(one line), 3 training diverged, 130 interrupted. A user's mistake never shows a traceback.
+`netspec check` imports no torch: every torch import happens inside the commands that need it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .errors import NetspecError, SpecError, UsageError
+
+
+def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
+    from .spec import parse_size
+
+    if text is None:
+        return None
+    parts = [p for p in text.split(",")]
+    if not all(p.strip() for p in parts):
+        raise UsageError(f"--input {text!r}: expected CxHxW, or several separated by commas")
+    return [parse_size(p) for p in parts]
+
+
+def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
+    from .spec import parse_override
+
+    return dict(parse_override(s) for s in items)
+
+
+def _human(n: int) -> str:
+    for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+input_option = click.option("--input", "input_", metavar="CxHxW",
+                            help="Input size, e.g. 3x64x64 (overrides the spec's `input`).")
+set_option = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+                          help="Override a constant of the spec, e.g. --set classes=100 (repeatable).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="netspec", message="netspec %(version)s")
+def cli() -> None:
+    """Describe, compile and train image-classification networks from a .net spec.
+
+    \b
+    netspec check specs/cifar_best.net                 shapes, parameters and MACs, without torch
+    netspec compile specs/cifar_best.net --summary     the torch module and torchinfo's summary
+    netspec train specs/cifar_best.net --data cifar10  train with the spec's settings
+    """
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("--input", "input_", metavar="CxHxW[,CxHxW...]",
+              help="Input size(s); several, comma-separated, are shown side by side.")
+@set_option
+def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
+    """Parse, validate and infer every shape of SPEC; print the layer table. Needs no torch."""
+    from .api import check as check_spec
+    from .report_text import shape_table, side_by_side
+
+    sizes = _sizes(input_)
+    constants = _overrides(sets)
+    if sizes is None or len(sizes) == 1:
+        net, table = check_spec(spec, sizes[0] if sizes else None, constants)
+        click.echo(shape_table(net, table))
+        return
+    from .shapes import infer, smallest_inputs
+
+    net, _ = check_spec(spec, None, constants) if _has_input(spec) else check_spec(spec, sizes[0], constants)
+    tables = []
+    for size in sizes:
+        try:
+            tables.append(infer(net, size))
+        except SpecError as e:
+            tables.append(e)
+    click.echo(side_by_side(net, sizes, tables))
+    square, smallest = smallest_inputs(net)
+    if square is None:
+        click.echo("smallest input: none up to 4096x4096")
+    else:
+        from .shapes import fmt_shape
+
+        click.echo(f"smallest input: {fmt_shape(square)} (square); smallest H x W: {fmt_shape(smallest)}")
+    if any(isinstance(t, SpecError) for t in tables):
+        raise next(t for t in tables if isinstance(t, SpecError))
+
+
+def _has_input(spec: str) -> bool:
+    from .api import read_source
+    from .parse import parse
+
+    text, filename = read_source(spec)
+    return parse(text, filename).input is not None
+
+
+@cli.command(name="compile")
+@click.argument("spec")
+@input_option
+@set_option
+@click.option("--summary", is_flag=True, help="Print torchinfo's summary at the input size instead.")
+def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool) -> None:
+    """Compile SPEC to torch.nn modules and print the model exactly as `print(model)` does."""
+    from .api import load
+
+    sizes = _sizes(input_)
+    if sizes and len(sizes) > 1:
+        raise UsageError("compile takes one --input size")
+    compiled = load(spec, sizes[0] if sizes else None, _overrides(sets))
+    if not summary:
+        click.echo(str(compiled.module))
+        return
+    import torchinfo
+
+    stats = torchinfo.summary(compiled.module, input_size=(1, *compiled.shapes.input), verbose=0, device="cpu",
+                              col_names=("output_size", "num_params", "mult_adds"), depth=4)
+    click.echo(str(stats))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, render netspec's errors, and choose the exit code."""
+    from . import commands  # noqa: F401  (registers train, evaluate, compare, import)
+
+    try:
+        cli.main(args=argv, prog_name="netspec", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        # one line, like every usage error of ours
+        cmd = e.ctx.command_path if e.ctx else "netspec"
+        click.echo(f"{cmd}: error: {e.format_message()} (see --help)", err=True)
+        sys.exit(2)
+    except click.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except SpecError as e:
+        click.echo(e.render(), err=True)
+        sys.exit(1)
+    except UsageError as e:
+        click.echo(f"netspec: error: {e}", err=True)
+        sys.exit(2)
+    except NetspecError as e:
+        click.echo(f"netspec: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,340 @@
+"""Stage 3: static shape inference, without torch.
+
+For every module, in run order: the incoming and outgoing shape (per image, batch left out), the parameter count,
+the multiply-accumulates counted the way torchinfo counts them (a layer with weights: its parameters times the
+output's spatial positions for convolutions, times one image otherwise; a layer without weights: 0), and the
+arguments that follow from the input (`in_channels`, `num_features`, `in_features`, `num_channels`). The rules are
+PyTorch's own formulas; `tests/test_shapes.py` checks them against torch for every layer kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+from . import layers as L
+from .errors import Location, SpecError
+from .spec import FStep, Network, Node
+
+Shape = tuple[int, ...]
+
+# A tensor or weight larger than this (elements, per image for activations) cannot be trained on any machine
+# netspec targets: 2**33 fp32 elements is 32 GiB. Refused statically, before anything is allocated.
+MAX_ELEMENTS = 2**33
+
+
+class ShapeError(Exception):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass
+class Row:
+    path: str  # "conv1", "resblock1_1.0"
+    kind: str  # "Conv2d", "Sequential", "relu()", "x + resblock1_1(x)"
+    depth: int
+    in_shape: Shape
+    out_shape: Shape
+    params: int
+    macs: int
+    loc: Location
+    is_leaf: bool = True
+
+
+@dataclass
+class ShapeTable:
+    input: Shape
+    output: Shape
+    rows: list[Row]
+    inferred: dict[int, dict] = field(default_factory=dict)  # id(node) -> {"in_channels": 3, ...}
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.rows if r.is_leaf)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.rows if r.is_leaf)
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, tuple):
+        return v  # type: ignore[return-value]
+    return (v, v)
+
+
+def _need_chw(kind: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        hint = None
+        if len(shape) == 1:
+            hint = f"{kind} works on (C, H, W) images; this tensor was already flattened"
+        raise ShapeError(f"{kind} needs a C x H x W input", hint)
+    return shape  # type: ignore[return-value]
+
+
+# ---- the rules: (config, input shape) -> (output shape, params, macs, inferred arguments) ----------------------
+
+
+def _conv2d(cfg: L.Conv2d, shape: Shape):
+    c, h, w = _need_chw("Conv2d", shape)
+    kh, kw = _pair(cfg.kernel_size)
+    sh, sw = _pair(cfg.stride)
+    dh, dw = _pair(cfg.dilation)
+    if c % cfg.groups or cfg.out_channels % cfg.groups:
+        raise ShapeError(f"groups={cfg.groups} must divide both the {c} input channels and the "
+                         f"{cfg.out_channels} output channels")
+    if cfg.padding == "same":
+        if (sh, sw) != (1, 1):
+            raise ShapeError("padding='same' needs stride 1", "use an integer padding with a stride")
+        ho, wo = h, w
+    else:
+        ph, pw = (0, 0) if cfg.padding == "valid" else _pair(cfg.padding)
+        eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+        if h + 2 * ph < eh or w + 2 * pw < ew:
+            raise ShapeError(f"its {eh}x{ew} kernel (with dilation) is larger than the padded "
+                             f"{h + 2 * ph}x{w + 2 * pw} input", "use a larger input, more padding or a smaller kernel")
+        if cfg.padding_mode != "zeros" and (ph > h or pw > w):
+            raise ShapeError(f"padding_mode={cfg.padding_mode!r} needs padding no larger than the input")
+        ho = (h + 2 * ph - eh) // sh + 1
+        wo = (w + 2 * pw - ew) // sw + 1
+    weight = cfg.out_channels * (c // cfg.groups) * kh * kw
+    params = weight + (cfg.out_channels if cfg.bias else 0)
+    return (cfg.out_channels, ho, wo), params, params * ho * wo, {"in_channels": c}
+
+
+def _batchnorm2d(cfg: L.BatchNorm2d, shape: Shape):
+    c, _, _ = _need_chw("BatchNorm2d", shape)
+    params = 2 * c if cfg.affine else 0
+    return shape, params, params, {"num_features": c}
+
+
+def _batchnorm1d(cfg: L.BatchNorm1d, shape: Shape):
+    if len(shape) not in (1, 2):
+        raise ShapeError("BatchNorm1d needs a (C,) or (C, L) input",
+                         "use BatchNorm2d on C x H x W images, or Flatten() first")
+    c = shape[0]
+    params = 2 * c if cfg.affine else 0
+    return shape, params, params, {"num_features": c}
+
+
+def _groupnorm(cfg: L.GroupNorm, shape: Shape):
+    if len(shape) < 1:
+        raise ShapeError("GroupNorm needs a channel dimension")
+    c = shape[0]
+    if c % cfg.num_groups:
+        raise ShapeError(f"num_groups={cfg.num_groups} must divide the {c} channels")
+    params = 2 * c if cfg.affine else 0
+    return shape, params, params, {"num_channels": c}
+
+
+def _same(cfg, shape: Shape):
+    return shape, 0, 0, {}
+
+
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    # ATen's pooling_output_shape
+    num = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)
+    out = num // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _pool(kind: str, shape: Shape, kernel, stride, padding, dilation, ceil: bool):
+    c, h, w = _need_chw(kind, shape)
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(stride if stride is not None else kernel)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ShapeError(f"padding {ph}x{pw} is more than half the {kh}x{kw} window",
+                         "padding may be at most kernel_size // 2")
+    ho = _pool_out(h, kh, sh, ph, dh, ceil)
+    wo = _pool_out(w, kw, sw, pw, dw, ceil)
+    if ho < 1 or wo < 1:
+        raise ShapeError(f"its {kh}x{kw} window is larger than its {h}x{w} input",
+                         "use a larger input size, or remove a pooling layer before it")
+    return (c, ho, wo), 0, 0, {}
+
+
+def _maxpool2d(cfg: L.MaxPool2d, shape: Shape):
+    return _pool("MaxPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode)
+
+
+def _avgpool2d(cfg: L.AvgPool2d, shape: Shape):
+    return _pool("AvgPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, 1, cfg.ceil_mode)
+
+
+def _adaptive(cfg, shape: Shape):
+    c, h, w = _need_chw(cfg.kind(), shape)
+    oh, ow = _pair(cfg.output_size)
+    return (c, h if oh is None else oh, w if ow is None else ow), 0, 0, {}
+
+
+def _dropout2d(cfg: L.Dropout2d, shape: Shape):
+    _need_chw("Dropout2d", shape)
+    return shape, 0, 0, {}
+
+
+def _flatten(cfg: L.Flatten, shape: Shape):
+    ndim = len(shape) + 1  # with the batch dimension
+    start = cfg.start_dim + ndim if cfg.start_dim < 0 else cfg.start_dim
+    end = cfg.end_dim + ndim if cfg.end_dim < 0 else cfg.end_dim
+    if not (0 <= start < ndim) or not (0 <= end < ndim):
+        raise ShapeError(f"dimensions {cfg.start_dim}..{cfg.end_dim} are out of range for a {ndim}-D batch")
+    if start == 0:
+        raise ShapeError("start_dim=0 would merge the batch into the features", "use Flatten() (start_dim=1)")
+    if start > end:
+        raise ShapeError(f"start_dim {cfg.start_dim} comes after end_dim {cfg.end_dim}")
+    full = (1,) + shape
+    out = full[:start] + (prod(full[start:end + 1]),) + full[end + 1:]
+    return out[1:], 0, 0, {}
+
+
+def _linear(cfg: L.Linear, shape: Shape):
+    if len(shape) != 1:
+        raise ShapeError(f"Linear needs a flat (F,) input", "add Flatten() before it")
+    f = shape[0]
+    params = f * cfg.out_features + (cfg.out_features if cfg.bias else 0)
+    return (cfg.out_features,), params, params, {"in_features": f}
+
+
+def _softmax(cfg: L.Softmax, shape: Shape):
+    if cfg.dim is not None and not (-(len(shape) + 1) <= cfg.dim <= len(shape)):
+        raise ShapeError(f"dim={cfg.dim} is out of range")
+    return shape, 0, 0, {}
+
+
+RULES = {
+    "Conv2d": _conv2d, "BatchNorm2d": _batchnorm2d, "BatchNorm1d": _batchnorm1d, "GroupNorm": _groupnorm,
+    "MaxPool2d": _maxpool2d, "AvgPool2d": _avgpool2d, "AdaptiveAvgPool2d": _adaptive, "AdaptiveMaxPool2d": _adaptive,
+    "Dropout2d": _dropout2d, "Flatten": _flatten, "Linear": _linear, "Softmax": _softmax,
+}
+for _name in L.LAYERS:
+    RULES.setdefault(_name, _same)
+assert set(RULES) == set(L.LAYERS)
+
+
+# ---- walking a network --------------------------------------------------------------------------------------------
+
+
+class _Inferer:
+    def __init__(self, net: Network):
+        self.net = net
+        self.rows: list[Row] = []
+        self.inferred: dict[int, dict] = {}
+        self.seen: set[int] = set()
+
+    def fail(self, node_loc: Location, what: str, shape: Shape, err: ShapeError):
+        raise SpecError(f"{what} cannot take its {fmt_shape(shape)} input: {err.message}", node_loc,
+                        hint=err.hint, code="E070")
+
+    def node(self, node: Node, shape: Shape, path: str, depth: int) -> Shape:
+        first_use = id(node) not in self.seen
+        self.seen.add(id(node))
+        if node.config is not None:
+            try:
+                out, params, macs, inferred = RULES[node.kind](node.config, shape)
+            except ShapeError as e:
+                self.fail(node.loc, f"{node.kind} {path!r}", shape, e)
+            if not first_use and self.inferred.get(id(node)) != inferred:
+                raise SpecError(f"{path!r} runs twice with inputs that need different sizes "
+                                f"({self.inferred[id(node)]} then {inferred})", node.loc, code="E071")
+            self.inferred[id(node)] = inferred
+            self.check_size(node, path, out, params)
+            self.rows.append(Row(path, node.kind, depth, shape, out, params if first_use else 0,
+                                 macs, node.loc))
+            return out
+        row = Row(path, node.kind, depth, shape, shape, 0, 0, node.loc, is_leaf=False)
+        start = len(self.rows) + 1
+        self.rows.append(row)
+        x = shape
+        for child in node.children:
+            x = self.node(child, x, f"{path}.{child.name}", depth + 1)
+        if node.kind == "Residual":
+            s = shape
+            if node.shortcut is not None:
+                for child in node.shortcut:
+                    s = self.node(child, s, f"{path}.{child.name}", depth + 1)
+            if s != x:
+                raise SpecError(f"the body of Residual {path!r} turns {fmt_shape(shape)} into {fmt_shape(x)}, "
+                                f"but x + body(x) needs {fmt_shape(s)}", node.loc,
+                                hint="keep the shape in the body, or add a projection: "
+                                     "Residual { ... } shortcut { Conv2d(C, kernel_size=1, stride=S) }",
+                                code="E072")
+        row.out_shape = x
+        sub = [r for r in self.rows[start:] if r.is_leaf]
+        row.params = sum(r.params for r in sub)
+        row.macs = sum(r.macs for r in sub)
+        return x
+
+    def check_size(self, node: Node, path: str, out: Shape, params: int) -> None:
+        if params > MAX_ELEMENTS:
+            raise SpecError(f"{node.kind} {path!r} would have {params:,} parameters ({params * 4 / 2**30:,.0f} GiB "
+                            f"in fp32): more than any machine can train", node.loc,
+                            hint="check the sizes and constants (--set) feeding this layer", code="E073")
+        if prod(out) > MAX_ELEMENTS:
+            raise SpecError(f"{node.kind} {path!r} would output {prod(out):,} values per image: more than fits in "
+                            f"memory", node.loc, hint="check the sizes and constants feeding this layer", code="E073")
+
+    def run(self, input: Shape) -> ShapeTable:
+        by_name = {n.name: n for n in self.net.layers}
+        x = input
+        for step in self.net.forward:
+            if step.op == "function":
+                out = (prod(x),) if step.name == "flatten" else x
+                self.rows.append(Row(step.name, f"{step.name}()", 0, x, out, 0, 0, step.loc))
+                x = out
+            elif step.op == "module":
+                x = self.node(by_name[step.name], x, step.name, 0)
+            else:
+                start = len(self.rows)
+                y = self.node(by_name[step.name], x, step.name, 0)
+                if y != x:
+                    raise SpecError(f"residual {step.name}: x + {step.name}(x) needs {step.name} to keep the shape "
+                                    f"{fmt_shape(x)}, but it gives {fmt_shape(y)}", step.loc, code="E072")
+                self.rows[start].kind = f"x + {self.rows[start].kind}(x)"
+        return ShapeTable(input, x, self.rows, self.inferred)
+
+
+def infer(net: Network, input: Shape | None = None) -> ShapeTable:
+    """The shape table of `net` at `input` (default: the network's input). Raises SpecError on a shape mistake."""
+    try:
+        return _Inferer(net).run(tuple(input or net.input))
+    except SpecError as e:
+        raise e.attach(net.filename, net.source)
+
+
+def accepts(net: Network, input: Shape) -> bool:
+    try:
+        _Inferer(net).run(input)
+        return True
+    except SpecError:
+        return False
+
+
+def smallest_inputs(net: Network, limit: int = 4096) -> tuple[Shape | None, Shape | None]:
+    """The smallest square input the network accepts, and the smallest H x W (by area) found near it."""
+    c = net.input[0]
+    square = None
+    for s in range(1, limit + 1):
+        if accepts(net, (c, s, s)):
+            square = (c, s, s)
+            break
+    if square is None:
+        return None, None
+    s = square[1]
+    best = square
+    # shrink one side at a time while the other stays at the square size
+    hmin = next((h for h in range(1, s + 1) if accepts(net, (c, h, s))), s)
+    wmin = next((w for w in range(1, s + 1) if accepts(net, (c, s, w))), s)
+    for cand in ((c, hmin, wmin), (c, hmin, s), (c, s, wmin)):
+        if cand[1] * cand[2] < best[1] * best[2] and accepts(net, cand):
+            best = cand
+    return square, best
