@@ -1,1 +1,124 @@
-"""Commands that need torch (train, evaluate, compare, import) are registered here, on the same group as `check`."""
+"""Commands that need torch (train, evaluate, compare, import), registered on the group that `check` lives in.
+
+Their modules are imported only when the command runs, so `netspec check` stays torch-free and fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import cli, set_option
+from .errors import UsageError
+
+
+def _data_options(f):
+    f = click.option("--data", metavar="NAME|PATH",
+                     help="cifar10, cifar100, mnist, fashion-mnist, tiny-imagenet, shapes, or an image-folder path "
+                          "(default: the spec's `data`).")(f)
+    f = click.option("--data-dir", metavar="DIR",
+                     help="Where data sets live (default: $NETSPEC_DATA, else ~/.cache/netspec).")(f)
+    f = click.option("--test-limit", type=click.IntRange(min=1), metavar="N", help="Use the first N test images.")(f)
+    f = click.option("--no-download", is_flag=True, help="Never download; fail if the files are not there.")(f)
+    f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="Where to run.")(f)
+    return f
+
+
+@cli.command()
+@click.argument("spec")
+@_data_options
+@click.option("--epochs", type=int, metavar="N", help="Override the spec's epochs.")
+@click.option("--batch-size", type=int, metavar="N", help="Global batch size (all processes together).")
+@click.option("--test-batch-size", type=int, metavar="N")
+@click.option("--lr", type=float, metavar="X", help="Learning rate of the spec's optimizer.")
+@click.option("--momentum", type=float, metavar="X")
+@click.option("--weight-decay", type=float, metavar="X")
+@click.option("--seed", type=int, metavar="N")
+@click.option("--train-limit", type=click.IntRange(min=1), metavar="N", help="Use the first N training images.")
+@click.option("--input", "input_", metavar="CxHxW", help="Training resolution (overrides the spec's `input`).")
+@set_option
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="auto: bf16 where the hardware has it natively, else fp32.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Memory format of activations (default: on for convolutional networks).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across processes (NCCL only).")
+@click.option("--out", metavar="DIR", help="Run folder (default: a new folder under runs/).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last finished epoch.")
+@click.option("--quiet", is_flag=True, help="No progress bar, no per-epoch lines.")
+def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_size, test_batch_size, lr, momentum,
+          weight_decay, seed, train_limit, input_, sets, precision, channels_last, compile_, sync_bn, out, resume,
+          quiet):
+    """Train SPEC with the settings of its `train` section; flags override them.
+
+    Writes one run folder: spec.net, settings.json, env.json, metrics.csv, results.json, report.md, the plots and
+    checkpoint.pt. Under `torchrun --nproc_per_node N -m netspec train ...` it trains with DistributedDataParallel.
+    """
+    from .cli import _overrides
+    from .train import TrainOptions, run
+
+    if resume and not out:
+        raise UsageError("--resume needs --out DIR (the run folder to continue)")
+    opts = TrainOptions(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
+                        test_batch_size=test_batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                        seed=seed, train_limit=train_limit, test_limit=test_limit, input=input_,
+                        constants=_overrides(sets), device=device, precision=precision, channels_last=channels_last,
+                        compile=compile_, sync_bn=sync_bn, out=out, resume=resume, download=not no_download,
+                        quiet=quiet, progress=not quiet)
+    run(spec, opts)
+
+
+@cli.command()
+@click.argument("run", metavar="RUN_DIR|CHECKPOINT")
+@_data_options
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Test batch size.")
+@click.option("--out", metavar="DIR", help="Also write evaluation.json and confusion_matrix.png here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, out, as_json):
+    """Evaluate a trained model: test loss, accuracy, per-class accuracy, confusion matrix."""
+    from .report import pct
+    from .train import evaluate as evaluate_run
+
+    if not Path(run).exists():
+        raise UsageError(f"{run}: no such run folder or checkpoint")
+    r = evaluate_run(run, data=data, data_dir=data_dir, test_limit=test_limit, batch_size=batch_size,
+                     device=device, download=not no_download, out=out)
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    click.echo(f"checkpoint: {r['checkpoint']} (epoch {r['epoch']}), data: {r['data']}")
+    click.echo(f"test loss: {r['test_loss']:.4f}")
+    click.echo(f"test accuracy: {pct(r['test_accuracy'])}% ({r['correct']}/{r['total']})")
+    for name, acc in r["per_class_accuracy"].items():
+        click.echo(f"Accuracy of {name}: {pct(acc)} %")
+    classes = r["classes"]
+    if len(classes) <= 20:
+        click.echo("confusion matrix (rows: true, columns: predicted):")
+        width = max(5, *(len(str(v)) for row in r["confusion_matrix"] for v in row)) + 1
+        for name, row in zip(classes, r["confusion_matrix"]):
+            click.echo(f"  {name[:12]:>12} " + "".join(str(v).rjust(width) for v in row))
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_DIR...")
+@click.option("--out", metavar="FILE", default="compare.png", show_default=True, help="Where to write the curves.")
+def compare(runs, out):
+    """Compare finished runs side by side: a table and overlaid curves."""
+    from .report import compare as compare_runs
+
+    click.echo(compare_runs([Path(r) for r in runs], Path(out)))
+
+
+def _register_import() -> None:
+    try:
+        from .importer import import_command
+    except ImportError:  # pragma: no cover - the importer is optional while it is being written
+        return
+    cli.add_command(import_command, "import")
+
+
+_register_import()

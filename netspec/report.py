@@ -1,0 +1,199 @@
+"""What a run shows: `report.md` in the report's layout, and the plots (train loss, test loss, test accuracy,
+confusion matrix), plus `compare` of several runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _curve(path: Path, epochs, series: dict[str, list[float]], ylabel: str, title: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for label, ys in series.items():
+        ax.plot(epochs[:len(ys)], ys, marker="o", markersize=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def confusion_plot(path: Path, confusion: list[list[int]], classes: list[str]) -> None:
+    import numpy as np
+
+    plt = _plt()
+    m = np.asarray(confusion, dtype=float)
+    rows = m.sum(1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    n = len(classes)
+    size = min(12, max(4, 0.45 * n + 2))
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    if n <= 30:
+        ax.set_xticks(range(n), classes, rotation=90, fontsize=8)
+        ax.set_yticks(range(n), classes, fontsize=8)
+        if n <= 12:
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
+                            color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (row-normalized)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_plots(out: Path, metrics: list[dict], confusion: list[list[int]], classes: list[str]) -> None:
+    epochs = [int(r["epoch"]) for r in metrics]
+    _curve(out / "train_loss.png", epochs, {"train": [float(r["train_loss"]) for r in metrics]}, "loss",
+           "train loss")
+    _curve(out / "test_loss.png", epochs, {"test": [float(r["test_loss"]) for r in metrics]}, "loss", "test loss")
+    _curve(out / "test_accuracy.png", epochs, {"test": [100 * float(r["test_accuracy"]) for r in metrics]},
+           "accuracy (%)", "test accuracy")
+    confusion_plot(out / "confusion_matrix.png", confusion, classes)
+
+
+def pct(x: float) -> str:
+    return "nan" if x != x else f"{round(100 * x)}"
+
+
+def report_markdown(settings: dict, results: dict) -> str:
+    opt = settings.get("optimizer", {})
+    lines = [f"# {settings.get('network', 'network')} on {settings.get('data')}", "", "Settings:", ""]
+    lines.append(f"Batch size = {settings.get('batch_size')}")
+    lines.append("")
+    lines.append(f"Test batch size = {settings.get('test_batch_size')}")
+    lines.append("")
+    lines.append(f"Optimizer = {opt.get('name')}")
+    lines.append("")
+    lines.append(f"Learning rate = {opt.get('lr')}")
+    lines.append("")
+    if "momentum" in opt:
+        lines.append(f"Momentum = {opt.get('momentum')}")
+        lines.append("")
+    if opt.get("weight_decay"):
+        lines.append(f"Weight decay = {opt.get('weight_decay')}")
+        lines.append("")
+    sched = settings.get("schedule")
+    if sched:
+        lines.append(f"Schedule = {sched.get('name')}({', '.join(f'{k}={v}' for k, v in sched.items() if k != 'name')})")
+        lines.append("")
+    lines.append(f"Number of epochs = {settings.get('epochs')}")
+    lines.append("")
+    lines.append(f"Seed = {settings.get('seed')}")
+    lines.append("")
+    lines.append(f"Input = {'x'.join(map(str, settings.get('input', [])))}")
+    lines.append("")
+    augs = settings.get("augment") or []
+    lines.append("Augmentations:")
+    lines.append("")
+    n = 0
+    for n, a in enumerate(augs, 1):
+        args = ", ".join(f"{k}={v}" for k, v in a.items() if k != "name")
+        lines.append(f"{n}. {a['name']}({args})")
+    norm = settings.get("normalize")
+    if norm:
+        lines.append(f"{n + 1}. Normalize({tuple(norm['mean'])}, {tuple(norm['std'])})")
+    if not augs and not norm:
+        lines.append("none")
+    lines += ["", "Performance:", ""]
+    lines.append(f"Final train loss is **{results['final_train_loss']:.6f}**")
+    lines.append("")
+    lines.append(f"Final test loss is **{results['final_test_loss']:.4f}**")
+    lines.append("")
+    lines.append(f"Final test accuracy is **{pct(results['test_accuracy'])}% "
+                 f"({results['correct']}/{results['total']})**")
+    lines += ["", "Detail description of accuracy:", ""]
+    for name, acc in results["per_class_accuracy"].items():
+        lines.append(f"Accuracy of {name}: {pct(acc)} %")
+        lines.append("")
+    lines += ["![train loss](train_loss.png) ![test loss](test_loss.png) ![test accuracy](test_accuracy.png)", "",
+              "![confusion matrix](confusion_matrix.png)", ""]
+    return "\n".join(lines)
+
+
+def write_report(out: Path, settings: dict, metrics: list[dict], results: dict) -> None:
+    write_plots(out, metrics, results["confusion_matrix"], results["classes"])
+    (out / "report.md").write_text(report_markdown(settings, results))
+
+
+# ---- compare ---------------------------------------------------------------------------------------------------
+
+
+def load_run(path: Path) -> dict:
+    from .errors import UsageError
+
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a run folder")
+    try:
+        results = json.loads((path / "results.json").read_text())
+        settings = json.loads((path / "settings.json").read_text())
+    except FileNotFoundError as e:
+        raise UsageError(f"{path}: not a finished run ({Path(e.filename).name} is missing)") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}: a corrupt run file ({e})") from None
+    import csv
+
+    with open(path / "metrics.csv", newline="") as f:
+        metrics = list(csv.DictReader(f))
+    return {"path": path, "results": results, "settings": settings, "metrics": metrics}
+
+
+def compare(paths: list[Path], out: Path | None = None) -> str:
+    runs = [load_run(Path(p)) for p in paths]
+    headers = ["run", "spec", "params", "MACs", "train loss", "test loss", "accuracy", "time (s)"]
+    rows = []
+    for r in runs:
+        s, res = r["settings"], r["results"]
+        rows.append([Path(r["path"]).name, Path(s.get("spec") or "-").name, f"{s.get('params', 0):,}",
+                     f"{s.get('macs_per_image', 0):,}", f"{res['final_train_loss']:.4f}",
+                     f"{res['final_test_loss']:.4f}",
+                     f"{100 * res['test_accuracy']:.2f}% ({res['correct']}/{res['total']})",
+                     f"{res.get('train_seconds', float('nan')):.1f}"])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    text = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
+    text += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    target = out or Path("compare.png")
+    _compare_plot(target, runs)
+    text.append(f"curves: {target}")
+    return "\n".join(text)
+
+
+def _compare_plot(path: Path, runs: list[dict]) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), dpi=100)
+    for r in runs:
+        label = Path(r["path"]).name
+        ep = [int(m["epoch"]) for m in r["metrics"]]
+        axes[0].plot(ep, [float(m["train_loss"]) for m in r["metrics"]], marker="o", markersize=3, label=label)
+        axes[1].plot(ep, [float(m["test_loss"]) for m in r["metrics"]], marker="o", markersize=3, label=label)
+        axes[2].plot(ep, [100 * float(m["test_accuracy"]) for m in r["metrics"]], marker="o", markersize=3,
+                     label=label)
+    for ax, title, ylabel in zip(axes, ("train loss", "test loss", "test accuracy"), ("loss", "loss", "%")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
