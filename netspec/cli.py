@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    sys.exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

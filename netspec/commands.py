@@ -59,7 +59,7 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
     checkpoint.pt. Under `torchrun --nproc_per_node N -m netspec train ...` it trains with DistributedDataParallel.
     """
     from .cli import _overrides
-    from .train import TrainOptions, run
+    from .trainer import TrainOptions, run
 
     if resume and not out:
         raise UsageError("--resume needs --out DIR (the run folder to continue)")
@@ -81,7 +81,7 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
 def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, out, as_json):
     """Evaluate a trained model: test loss, accuracy, per-class accuracy, confusion matrix."""
     from .report import pct
-    from .train import evaluate as evaluate_run
+    from .trainer import evaluate as evaluate_run
 
     if not Path(run).exists():
         raise UsageError(f"{run}: no such run folder or checkpoint")

@@ -348,7 +348,8 @@ def prepare(spec: str | os.PathLike, opts: TrainOptions, log: Log):
                         f"{data.name} has {data.num_classes} classes", last.loc,
                         hint="end with Linear(classes) and define `classes = N` so the data set can set it",
                         code="E090").attach(net.filename, net.source)
-    if t.normalize is not None and len(t.normalize.mean) not in (1, data.channels):
+    if t.normalize is not None and len(t.normalize.mean) not in (1, data.channels) \
+            and not (len(set(t.normalize.mean)) == 1 and len(set(t.normalize.std)) == 1):
         raise SpecError(f"normalize has {len(t.normalize.mean)} means for {data.channels}-channel images",
                         net.train_locs.get("normalize"), code="E091").attach(net.filename, net.source)
     return net, table, t, data, constants
@@ -467,6 +468,13 @@ def evaluate_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return float(loss_sum) / max(1, total), correct, total, confusion.cpu()
 
 
+def channel_stats(mean: tuple, std: tuple, channels: int) -> tuple[tuple, tuple]:
+    """Per-channel mean and std: one value (or equal values) apply to every channel of the data set."""
+    if len(mean) != channels and len(set(mean)) == 1 and len(set(std)) == 1:
+        mean, std = (mean[0],) * channels, (std[0],) * channels
+    return tuple(mean), tuple(std)
+
+
 def _prepare_batch(x: torch.Tensor, mean_std, channels_last: bool) -> torch.Tensor:
     # uint8 (N, C, H, W) -> normalized float, in the memory format the model runs in
     if mean_std is None:
@@ -484,13 +492,6 @@ def _per_class(confusion: torch.Tensor, classes: list[str]) -> dict[str, float]:
         total = int(confusion[i].sum())
         out[name] = (int(confusion[i, i]) / total) if total else float("nan")
     return out
-
-
-def _read_metrics(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f)]
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
@@ -604,15 +605,26 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
             log("--resume: the spec differs from the checkpoint's; continuing with the checkpoint's weights")
         model.load_state_dict(resume_from["model"])
         optimizer.load_state_dict(resume_from["optimizer"])
+        # flags given with --resume win over the checkpoint (say, a smaller --lr after a divergence)
+        for key in ("lr", "momentum", "weight_decay"):
+            value = getattr(opts, key)
+            if value is not None:
+                for group in optimizer.param_groups:
+                    if key in group:
+                        group[key] = value
+                        if key == "lr" and "initial_lr" in group:
+                            group["initial_lr"] = value
         if scheduler is not None and resume_from.get("scheduler") is not None:
             scheduler.load_state_dict(resume_from["scheduler"])
+            if opts.lr is not None:
+                scheduler.base_lrs = [opts.lr for _ in scheduler.base_lrs]
         if scaler is not None and resume_from.get("scaler"):
             scaler.load_state_dict(resume_from["scaler"])
         _set_rng_state(resume_from["rng"])
         start_epoch = int(resume_from["epoch"]) + 1
-        metrics = [r for r in _read_metrics(out / "metrics.csv") if int(r["epoch"]) < start_epoch]
+        metrics = json.loads(resume_from["metrics"])
         if dist.main:
-            _write_metrics(out / "metrics.csv", metrics)  # drop rows of an epoch whose checkpoint never landed
+            _write_metrics(out / "metrics.csv", metrics)  # the finished epochs' rows, exactly as they were
         log(f"resuming {out} after epoch {start_epoch - 1} of {t.epochs}")
 
     # ---- data on the device ----------------------------------------------------------------------------------
@@ -622,12 +634,7 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
     test_y = data.test_labels.to(device)
     size = (net.input[1], net.input[2])
     augment = BatchAugment([(a.kind(), a.args()) for a in t.augment], size)
-    mean_std = None
-    if t.normalize is not None:
-        mean, std = t.normalize.mean, t.normalize.std
-        if len(mean) == 1 and data.channels > 1:
-            mean, std = mean * data.channels, std * data.channels
-        mean_std = (mean, std)
+    mean_std = channel_stats(t.normalize.mean, t.normalize.std, data.channels) if t.normalize else None
 
     settings = {
         "spec": net.filename, "network": net.name, "input": list(net.input), "constants": constants,
@@ -676,14 +683,21 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
                                                                   t.test_batch_size, device, precision, mean_std,
                                                                   channels_last, dist)
             train_seconds += seconds
+            # a checkpoint is kept only while it is good: finite weights and a finite test loss
+            if not math.isfinite(test_loss) or not all(bool(torch.isfinite(v).all()) for v in
+                                                       model.state_dict().values() if v.is_floating_point()):
+                raise Diverged(f"the weights became non-finite during epoch {epoch}: training diverged (try a "
+                               f"smaller --lr); the last good checkpoint is kept")
             row = {"epoch": epoch, "train_loss": f"{train_loss:.6f}", "test_loss": f"{test_loss:.6f}",
                    "test_accuracy": f"{correct / max(1, total):.6f}", "seconds": f"{seconds:.3f}",
                    "images_per_s": f"{n_train / seconds:.1f}", "lr": f"{optimizer.param_groups[0]['lr']:.6g}"}
             metrics.append(row)
             if dist.main:
-                _append_metrics(out / "metrics.csv", row)
+                # the checkpoint first (it holds the metrics rows too), then the row: a kill between the two
+                # loses nothing, as --resume rewrites metrics.csv from the checkpoint
                 save_checkpoint(ckpt_path, _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net,
-                                                       constants, settings, data.classes))
+                                                       constants, settings, data.classes, metrics))
+                _append_metrics(out / "metrics.csv", row)
             log(f"epoch {epoch}/{t.epochs}  train_loss {train_loss:.4f}  test_loss {test_loss:.4f}  "
                 f"test_acc {100 * correct / max(1, total):.2f}% ({correct}/{total})  {seconds:.1f}s  "
                 f"{n_train / seconds:,.0f} img/s")
@@ -727,7 +741,8 @@ def _spec_as_run(text: str, net: Network, constants: dict) -> str:
     return "\n".join(head) + "\n" + text
 
 
-def _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net, constants, settings, classes) -> dict:
+def _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net, constants, settings, classes,
+                metrics) -> dict:
     return {
         "format": "netspec-checkpoint", "version": CHECKPOINT_VERSION, "epoch": epoch,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -735,6 +750,7 @@ def _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net, constants
         "scaler": scaler.state_dict() if scaler is not None else None,
         "rng": _rng_state(), "spec": text, "filename": net.filename or "", "input": list(net.input),
         "constants": json.dumps(constants), "settings": json.dumps(settings, default=str), "classes": list(classes),
+        "metrics": json.dumps(metrics),
     }
 
 
@@ -836,7 +852,8 @@ def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str |
     prec = resolve_precision(precision, dev)
     name = data or settings["data"]
     h, w = net.input[1], net.input[2]
-    ds = load_data(name, data_dir, size=(h, w), train_limit=0, test_limit=test_limit, download=download)
+    ds = load_data(name, data_dir, size=(h, w), train_limit=1, test_limit=test_limit, download=download,
+                   seed=int(settings.get("seed", 0)))
     if ds.num_classes != table.output[0] or ds.channels != net.input[0]:
         raise DataError(f"{name} has {ds.num_classes} classes of {ds.channels}-channel images; the checkpoint's "
                         f"network takes {net.input[0]} channels and predicts {table.output[0]} classes")
@@ -847,12 +864,7 @@ def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str |
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     norm = settings.get("normalize")
-    mean_std = None
-    if norm:
-        mean, std = tuple(norm["mean"]), tuple(norm["std"])
-        if len(mean) == 1 and ds.channels > 1:
-            mean, std = mean * ds.channels, std * ds.channels
-        mean_std = (mean, std)
+    mean_std = channel_stats(tuple(norm["mean"]), tuple(norm["std"]), ds.channels) if norm else None
     loss, correct, total, confusion = evaluate_model(model, ds.test_images, ds.test_labels, ds.num_classes,
                                                      batch_size or int(settings.get("test_batch_size", 256)), dev,
                                                      prec, mean_std, channels_last)
