@@ -13,6 +13,7 @@ CIFAR with a restricted unpickler. torchvision is used only to download.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import gzip
 import hashlib
 import io
@@ -28,7 +29,8 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,9 +41,13 @@ log = logging.getLogger("netspec.data")
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "mnist", "fashion-mnist", "tiny-imagenet", "shapes")
 
+# Other spellings accepted for the names in DATASETS (after lower-casing and "_" -> "-").
+ALIASES: dict[str, str] = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashionmnist": "fashion-mnist",
+                           "tinyimagenet": "tiny-imagenet", "tiny-imagenet-200": "tiny-imagenet"}
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 
-# Where Debian's `dataset-fashion-mnist` package installs the four gzipped idx files. A module-level tuple so tests
+# Where Debian's `dataset-fashion-mnist` package installs the four gzipped idx files. Module-level so tests
 # can point it elsewhere.
 SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
     "mnist": (),
@@ -149,9 +155,7 @@ def _dataset_key(name: str) -> str | None:
         raise UsageError(f"data set name must be a string, got {type(name).__name__}")
     text = os.fspath(name)
     key = text.strip().lower().replace("_", "-")
-    aliases = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashionmnist": "fashion-mnist",
-               "tinyimagenet": "tiny-imagenet", "tiny-imagenet-200": "tiny-imagenet"}
-    key = aliases.get(key, key)
+    key = ALIASES.get(key, key)
     if key in DATASETS:
         return key
     if "/" in text or os.sep in text or os.path.isdir(text):
@@ -235,7 +239,8 @@ def _interleave(groups: Sequence[Sequence[Any]]) -> list[Any]:
 
 def _download_hint(what: str, where: str, url: str, download: bool, error: BaseException | None) -> str:
     why = ("downloading is disabled" if not download else
-           f"the download failed ({type(error).__name__}: {error})" if error is not None else "")
+           f"the download failed ({type(error).__name__}: {error})" if error is not None else
+           "the download did not produce the expected files")
     return f"{what} not found; {why}.\n  put {where}\n  get it from {url}"
 
 
@@ -444,7 +449,9 @@ def _cifar_split(read: Callable[[str], tuple[bytes, str]], files: Sequence[str],
         if limit is not None and have >= limit:
             break
     x, y = np.concatenate(xs), np.concatenate(ys)  # concatenate copies: the result is writable and contiguous
-    return x[:limit], y[:limit]
+    if limit is not None and limit < len(y):  # copy the prefix so the rest of the batch can be freed
+        x, y = x[:limit].copy(), y[:limit].copy()
+    return x, y
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -603,7 +610,7 @@ def decode_image(data: bytes | Path, where: str, force_rgb: bool) -> np.ndarray:
 def _resize_one(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if arr.shape[1:] == size:
         return arr
-    return resize_images(torch.from_numpy(np.ascontiguousarray(arr))[None], size)[0].numpy()
+    return resize_images(torch.from_numpy(arr.copy())[None], size)[0].numpy()  # copy: PIL's arrays are read-only
 
 
 def _workers() -> int:
@@ -624,13 +631,16 @@ def _parallel_map(fn: Callable[[int], Any], count: int) -> list[Any]:
 
 
 class _Files:
-    """Read-only view of a data set tree that is either a folder or a zip archive, so one reader serves both."""
+    """Read-only view of a data set tree that is either a folder or a zip archive, so one reader serves both.
+    Use as a context manager: it closes the per-thread zip handles."""
 
     def __init__(self, root: Path, zip_path: Path | None):
         self.root, self.zip_path = root, zip_path
-        self._names: list[str] | None = None
         self._prefix = ""
+        self._dirs: dict[str, list[str]] | None = None  # zip only: folder -> sorted file names
         self._local = threading.local()
+        self._handles: list[zipfile.ZipFile] = []
+        self._lock = threading.Lock()
         if zip_path is not None:
             try:
                 with zipfile.ZipFile(zip_path) as zf:
@@ -641,27 +651,34 @@ class _Files:
             # the official zip has everything under tiny-imagenet-200/; accept any single top folder, or none
             metas = sorted((n for n in names if n.rsplit("/", 1)[-1] == "wnids.txt"), key=len)
             self._prefix = metas[0][: -len("wnids.txt")] if metas else ""
-            self._names = [n[len(self._prefix):] for n in names if n.startswith(self._prefix) and
-                           not n.endswith("/")]
+            self._dirs = {}
+            for n in sorted(names):  # one pass: listing per class folder must not rescan 120k names
+                if n.startswith(self._prefix) and not n.endswith("/"):
+                    folder, _, base = n[len(self._prefix):].rpartition("/")
+                    self._dirs.setdefault(folder, []).append(base)
+
+    def __enter__(self) -> _Files:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            for zf in self._handles:
+                zf.close()
+            self._handles.clear()
 
     def where(self, rel: str) -> str:
         return f"{self.zip_path}:{self._prefix}{rel}" if self.zip_path else str(self.root / rel)
 
     def exists(self, rel: str) -> bool:
-        if self._names is not None:
-            return rel in self._name_set()
+        if self._dirs is not None:
+            folder, _, base = rel.rpartition("/")
+            return base in self._dirs.get(folder, ())
         return (self.root / rel).is_file()
-
-    def _name_set(self) -> set[str]:
-        if not hasattr(self, "_set"):
-            self._set = set(self._names or ())
-        return self._set
 
     def listdir(self, rel: str) -> list[str]:
         """File names directly inside folder `rel`, sorted; [] if there is no such folder."""
-        if self._names is not None:
-            pre = rel.rstrip("/") + "/"
-            return sorted(n[len(pre):] for n in self._names if n.startswith(pre) and "/" not in n[len(pre):])
+        if self._dirs is not None:
+            return list(self._dirs.get(rel.strip("/"), ()))
         try:
             return sorted(e.name for e in os.scandir(self.root / rel) if e.is_file())
         except OSError:
@@ -672,8 +689,10 @@ class _Files:
             if self.zip_path is None:
                 return (self.root / rel).read_bytes()
             zf = getattr(self._local, "zf", None)
-            if zf is None:  # one handle per thread: a shared ZipFile would serialise (or garble) concurrent reads
+            if zf is None:  # one handle per thread, so threads never share a file position
                 zf = self._local.zf = zipfile.ZipFile(self.zip_path)
+                with self._lock:
+                    self._handles.append(zf)
             return zf.read(self._prefix + rel)
         except (OSError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as e:
             raise DataError(f"{self.where(rel)}: cannot read ({type(e).__name__}: {e})") from None
@@ -684,13 +703,13 @@ class _Files:
         return self.read(rel).decode("utf-8", "replace")
 
     def stamp(self) -> list[int]:
-        """What invalidates the cache. Limits: for a folder, only the metadata files and the mtimes of the split
-        folders are checked, so replacing an image in place without touching its folder is not noticed."""
+        """What invalidates the cache: the zip's mtime and size. Limits: for a folder, only the metadata files and
+        the mtimes of the split folders are checked, so replacing an image in place is not noticed."""
         if self.zip_path is not None:
             st = self.zip_path.stat()
             return [st.st_mtime_ns, st.st_size]
         out: list[int] = []
-        for rel in ("wnids.txt", "val/val_annotations.txt", "train", "val/images", "words.txt"):
+        for rel in ("wnids.txt", "words.txt", "val/val_annotations.txt", "train", "val/images"):
             try:
                 st = (self.root / rel).stat()
                 out += [st.st_mtime_ns, st.st_size]
@@ -767,13 +786,19 @@ def _load_tiny_cache(path: Path, stamp: list[int], notes: list[str]) -> dict[str
     if not path.is_file():
         return None
     try:
-        # mmap: limited runs only page in the images they keep; writes would stay private to this process
+        # mmap: limited runs only page in the images they keep, and writes stay private to this process. Limit:
+        # truncating the cache file in place while a process maps it would crash that process (SIGBUS); we only
+        # ever replace it (os.replace), which is safe.
         cache = torch.load(path, weights_only=True, mmap=True)
     except Exception as e:  # any unreadable cache is just rebuilt
         notes.append(f"ignoring unreadable cache {path} ({type(e).__name__})")
         return None
     if not isinstance(cache, dict) or cache.get("version") != _TINY_CACHE_VERSION or cache.get("stamp") != stamp:
         notes.append(f"cache {path} is out of date; decoding again")
+        return None
+    tensors = ("train_images", "train_labels", "test_images", "test_labels")
+    if not all(isinstance(cache.get(k), torch.Tensor) for k in tensors) or not isinstance(cache.get("classes"), list):
+        notes.append(f"ignoring malformed cache {path}")
         return None
     return cache
 
@@ -785,13 +810,17 @@ def _save_tiny_cache(path: Path, cache: dict[str, Any], notes: list[str]) -> Non
         torch.save(cache, tmp)
         os.replace(tmp, path)
         notes.append(f"cached decoded images in {path}")
-    except OSError as e:
-        notes.append(f"could not write cache {path} ({e.strerror or e}); images will be decoded again next time")
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
+        notes.append(f"could not write cache {path} ({e}); images will be decoded again next time")
         tmp.unlink(missing_ok=True)
 
 
 def _load_tiny_imagenet(root: Path, train_limit: int | None, test_limit: int | None) -> ImageData:
-    src = _tiny_source(root)
+    with _tiny_source(root) as src:
+        return _load_tiny_from(src, root, train_limit, test_limit)
+
+
+def _load_tiny_from(src: _Files, root: Path, train_limit: int | None, test_limit: int | None) -> ImageData:
     notes = [f"Tiny ImageNet from {src.zip_path or str(src.root) + '/'}"]
     cache_path, stamp = _tiny_cache_path(root), src.stamp()
     cache = _load_tiny_cache(cache_path, stamp, notes)
@@ -877,7 +906,8 @@ def _load_image_folder(root: Path, name: str, size: tuple[int, int] | None, trai
 
 def _uniform(arrays: list[np.ndarray], size: tuple[int, int] | None, notes: list[str]) -> torch.Tensor:
     """Stack decoded images into one tensor: RGB unless every image is grayscale, and one size: `size` if given,
-    else the most common size (ties go to the first seen)."""
+    else the most common size (ties go to the first seen). Limit: all decoded images are held before stacking, so
+    peak memory is about twice the data set's."""
     channels = 1 if all(a.shape[0] == 1 for a in arrays) else 3
     sizes = Counter(a.shape[1:] for a in arrays)
     target = size or sizes.most_common(1)[0][0]
@@ -889,12 +919,12 @@ def _uniform(arrays: list[np.ndarray], size: tuple[int, int] | None, notes: list
         notes.append(f"resized {odd} of {len(arrays)} images to {target[0]}x{target[1]}")
     if channels == 3 and any(a.shape[0] == 1 for a in arrays):
         notes.append("converted grayscale images to RGB (the folder mixes grayscale and colour)")
-    out = torch.empty((len(arrays), channels, *target), dtype=torch.uint8)
+    out = np.empty((len(arrays), channels, *target), dtype=np.uint8)
     for i, a in enumerate(arrays):
         if a.shape[0] != channels:
             a = np.repeat(a, 3, axis=0)  # what PIL's L -> RGB does
-        out[i] = torch.from_numpy(_resize_one(a, target))
-    return out
+        out[i] = _resize_one(a, target)
+    return torch.from_numpy(out)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -948,8 +978,11 @@ def _draw_shapes_chunk(gen: torch.Generator, count: int, size: tuple[int, int]) 
     radius = (0.2 + 0.14 * torch.rand(n, generator=gen)) * min(h, w)
     fx, fy = torch.rand(n, generator=gen), torch.rand(n, generator=gen)
     angle = (torch.rand(n, generator=gen) - 0.5) * 0.6  # +-17 degrees: square and diamond stay distinct
-    bg = torch.rand(n, 3, generator=gen)
-    fg = (bg + 0.3 + 0.4 * torch.rand(n, 3, generator=gen)) % 1.0  # every channel differs from bg by >= 0.3
+    bg = 0.15 + 0.7 * torch.rand(n, 3, generator=gen)
+    # the shape is darker than a light background and lighter than a dark one, in every channel by 0.3..0.6: random
+    # colours, but edges of one sign across channels, which small CNNs pick up within an epoch or two
+    delta = 0.3 + 0.3 * torch.rand(n, 3, generator=gen)
+    fg = (bg + torch.where(bg.mean(1, keepdim=True) > 0.5, -delta, delta)).clamp(0, 1)
     noise = torch.randn(n, 3, h, w, generator=gen) * 0.035
     sl = slice(0, count)
     labels, radius, angle, bg, fg, noise = labels[sl], radius[sl], angle[sl], bg[sl], fg[sl], noise[sl]
@@ -981,6 +1014,23 @@ def _draw_shapes(seed: int, split: str, count: int, size: tuple[int, int]) -> tu
     return torch.cat(images), torch.cat(labels)
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run many small torch ops on one thread: they gain little from intra-op threads, and on a busy machine each
+    op's thread synchronisation can cost a scheduler slice (measured: 0.8 s single-threaded vs 2.5-7 s with two
+    threads under load). Limit: torch's thread count is process-wide, so another thread running torch meanwhile is
+    also limited to one thread until this returns."""
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def make_shapes(size: tuple[int, int] = (32, 32), train_limit: int | None = None, test_limit: int | None = None,
                 seed: int = 0) -> ImageData:
     """The built-in `shapes` data set: 10 classes of coloured shapes at random position, scale, small rotation and
@@ -992,7 +1042,8 @@ def make_shapes(size: tuple[int, int] = (32, 32), train_limit: int | None = None
     size = _check_size(size) or (32, 32)
     n_train = min(SHAPES_TRAIN, train_limit or SHAPES_TRAIN)
     n_test = min(SHAPES_TEST, test_limit or SHAPES_TEST)
-    train_x, train_y = _draw_shapes(seed, "train", n_train, size)
-    test_x, test_y = _draw_shapes(seed, "test", n_test, size)
+    with _one_torch_thread():
+        train_x, train_y = _draw_shapes(seed, "train", n_train, size)
+        test_x, test_y = _draw_shapes(seed, "test", n_test, size)
     notes = [f"shapes: generated {n_train} train / {n_test} test images at {size[0]}x{size[1]} (seed {seed})"]
     return ImageData("shapes", train_x, train_y, test_x, test_y, list(SHAPES_CLASSES), notes)
