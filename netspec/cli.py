@@ -45,7 +45,24 @@ set_option = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                           help="Override a constant of the spec, e.g. --set classes=100 (repeatable).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class LazyGroup(click.Group):
+    """Commands whose modules are imported only when they run (or when --help lists them), keeping `check` light."""
+
+    lazy: dict[str, tuple[str, str]] = {"import": ("netspec.importer", "import_command")}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="netspec", message="netspec %(version)s")
 def cli() -> None:
     """Describe, compile and train image-classification networks from a .net spec.

@@ -111,14 +111,3 @@ def compare(runs, out):
     from .report import compare as compare_runs
 
     click.echo(compare_runs([Path(r) for r in runs], Path(out)))
-
-
-def _register_import() -> None:
-    try:
-        from .importer import import_command
-    except ImportError:  # pragma: no cover - the importer is optional while it is being written
-        return
-    cli.add_command(import_command, "import")
-
-
-_register_import()

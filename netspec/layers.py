@@ -23,7 +23,8 @@ PosFloat = Annotated[float, Field(gt=0.0)]
 class LayerSpec(BaseModel):
     """Base of every layer model: strict types, unknown arguments refused."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
+                              defer_build=True)  # schemas are built on first use: `check` stays fast
 
     POSITIONAL: ClassVar[tuple[str, ...]] = ()
     INFERRED: ClassVar[tuple[str, ...]] = ()

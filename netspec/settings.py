@@ -20,7 +20,7 @@ Size2 = Union[PosInt, tuple[PosInt, PosInt]]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
     POSITIONAL: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -146,7 +146,7 @@ DATA_NAMES = ("cifar10", "cifar100", "mnist", "fashion-mnist", "tiny-imagenet", 
 class TrainSpec(BaseModel):
     """A run's settings. Every field has a default so a spec without a `train` section still trains."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     data: str = "shapes"
     epochs: PosInt = 10
