@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 a mistake in a spec or data (rendered with file, line, 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -87,12 +88,12 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
     sizes = _sizes(input_)
     constants = _overrides(sets)
     if sizes is None or len(sizes) == 1:
-        net, table = check_spec(spec, sizes[0] if sizes else None, constants)
+        net, table = check_spec(Path(spec), sizes[0] if sizes else None, constants)
         click.echo(shape_table(net, table))
         return
     from .shapes import infer, smallest_inputs
 
-    net, _ = check_spec(spec, None, constants) if _has_input(spec) else check_spec(spec, sizes[0], constants)
+    net, _ = check_spec(Path(spec), None if _has_input(spec) else sizes[0], constants)
     tables = []
     for size in sizes:
         try:
@@ -115,7 +116,7 @@ def _has_input(spec: str) -> bool:
     from .api import read_source
     from .parse import parse
 
-    text, filename = read_source(spec)
+    text, filename = read_source(Path(spec))
     return parse(text, filename).input is not None
 
 
@@ -131,7 +132,7 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
     sizes = _sizes(input_)
     if sizes and len(sizes) > 1:
         raise UsageError("compile takes one --input size")
-    compiled = load(spec, sizes[0] if sizes else None, _overrides(sets))
+    compiled = load(Path(spec), sizes[0] if sizes else None, _overrides(sets))
     if not summary:
         click.echo(str(compiled.module))
         return

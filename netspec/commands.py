@@ -69,7 +69,7 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
                         constants=_overrides(sets), device=device, precision=precision, channels_last=channels_last,
                         compile=compile_, sync_bn=sync_bn, out=out, resume=resume, download=not no_download,
                         quiet=quiet, progress=not quiet)
-    run(spec, opts)
+    run(Path(spec), opts)
 
 
 @cli.command()

@@ -251,3 +251,17 @@ def test_kill_9_then_resume_gives_the_uninterrupted_numbers(tiny_spec, tmp_path)
     assert rows_after[:len(rows_before)] == rows_before  # finished epochs' rows stay as they were
     assert [r.split(",")[:4] for r in rows_after] == [r.split(",")[:4] for r in
                                                       (whole / "metrics.csv").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("schedule,check", [
+    ("StepLR(step_size=1, gamma=0.5)", lambda lrs: lrs == pytest.approx([0.025, 0.0125, 0.00625])),
+    ("CosineAnnealingLR()", lambda lrs: lrs[-1] == pytest.approx(0.0, abs=1e-12) and lrs[0] < 0.05),
+    ("OneCycleLR()", lambda lrs: lrs[-1] < 1e-4),
+])
+def test_learning_rate_schedules(tmp_path, schedule, check):
+    spec = tmp_path / "s.net"
+    spec.write_text(TINY.replace("epochs 2", f"epochs 3\n    schedule {schedule}"))
+    out = tmp_path / "run"
+    _train(spec, out, "--train-limit", "64", "--test-limit", "20")
+    lrs = [float(r["lr"]) for r in csv.DictReader(open(out / "metrics.csv"))]
+    assert check(lrs), lrs

@@ -1,0 +1,116 @@
+"""The command line: exit codes, exact outputs, one-line usage errors, and `check` without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import netspec
+from netspec.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BEST = str(ROOT / "specs" / "cifar_best.net")
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def test_compile_prints_exactly_the_module(capsys):
+    code, out, err = run(capsys, "compile", BEST)
+    assert code == 0 and err == ""
+    assert out == str(netspec.load(BEST).module) + "\n"
+    code, out, _ = run(capsys, "compile", BEST, "--input", "3x64x64")
+    assert "Linear(in_features=1024, out_features=10, bias=False)" in out
+    code, out, _ = run(capsys, "compile", BEST, "--set", "classes=100")
+    assert "Linear(in_features=256, out_features=100, bias=False)" in out
+
+
+def test_compile_summary_is_torchinfos(capsys):
+    code, out, _ = run(capsys, "compile", BEST, "--summary")
+    assert code == 0
+    assert "Total params: 2,441,728" in out and "Total mult-adds" in out
+
+
+def test_check_table_and_totals(capsys):
+    code, out, err = run(capsys, "check", BEST)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "CifarNet: input 3x32x32, output 10"
+    assert lines[1].split() == ["name", "layer", "output", "params", "MACs"]
+    row = next(ln for ln in lines if ln.startswith("ff5_1"))
+    assert row.split() == ["ff5_1", "Linear", "10", "2,560", "2,560"]
+    assert lines[-1] == "total: 2,441,728 parameters, 285,242,752 MACs per image"
+
+
+def test_check_several_sizes_side_by_side(capsys):
+    code, out, _ = run(capsys, "check", BEST, "--input", "3x32x32,3x64x64,3x128x128")
+    assert code == 0
+    flat = next(ln for ln in out.splitlines() if ln.startswith("flatten5"))
+    assert flat.split()[2::3] == ["256", "1024", "4096"]
+    assert "smallest input: 3x32x32 (square); smallest H x W: 3x32x32" in out
+
+
+def test_check_smallest_input_of_a_non_square_friendly_net(tmp_path, capsys):
+    spec = tmp_path / "n.net"
+    spec.write_text("network N input 1x28x28 layers { c Conv2d(4, kernel_size=(1, 3)) p MaxPool2d((1, 2)) "
+                    "f Flatten() l Linear(2) }")
+    code, out, _ = run(capsys, "check", str(spec), "--input", "1x28x28,1x8x8")
+    assert code == 0
+    assert "smallest input: 1x4x4 (square); smallest H x W: 1x1x4" in out
+
+
+def test_spec_error_exit_1_with_location(tmp_path, capsys):
+    code, out, err = run(capsys, "compile", BEST, "--input", "3x8x8")
+    assert code == 1 and out == ""
+    assert err.startswith(f"{BEST}:26:5: error: MaxPool2d 'pool5' cannot take its 256x1x1 input")
+    assert "Traceback" not in err and "^^^^^" in err and "= help:" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["check", "no/such.net"], "no/such.net: no such file"),
+    (["check", "specs"], "specs: is a directory"),
+    (["check", BEST, "--input", "3x32"], "expected CxHxW"),
+    (["check", BEST, "--input", "0x32x32"], "at least 1"),
+    (["check", BEST, "--input", "3x70000x32"], "over 65,536"),
+    (["check", BEST, "--bogus"], "No such option"),
+    (["check", BEST, "--set", "clases=3"], "no constant 'clases'"),
+    (["check", BEST, "--set", "classes"], "expected NAME=VALUE"),
+    (["compile", BEST, "--input", "3x32x32,3x64x64"], "one --input"),
+    (["train", BEST, "--resume"], "--resume needs --out"),
+    (["nosuchcommand"], "No such command"),
+])
+def test_usage_errors_exit_2_with_one_line(capsys, args, message):
+    import os
+
+    os.chdir(ROOT)
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err
+
+
+def test_help_on_every_command(capsys):
+    for cmd in ("check", "compile", "train", "evaluate", "compare", "import"):
+        code, out, _ = run(capsys, cmd, "--help")
+        assert code == 0 and "Usage: netspec " + cmd in out
+
+
+def test_check_does_not_import_torch():
+    code = ("import sys; from netspec.cli import main\n"
+            "try:\n    main(['check', %r, '--input', '3x32x32,3x64x64'])\nexcept SystemExit as e:\n"
+            "    assert e.code == 0\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n" % BEST)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_python_m_netspec(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "netspec", "check", BEST], capture_output=True, text=True)
+    assert proc.returncode == 0 and "total: 2,441,728 parameters" in proc.stdout
