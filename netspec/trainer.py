@@ -669,9 +669,10 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
     try:
         for epoch in range(start_epoch, t.epochs + 1):
             t0 = time.perf_counter()
+            step_state: dict = {}
             train_loss = _train_epoch(train_model, optimizer, scheduler if per_batch else None, scaler, train_x,
                                       train_y, t, epoch, augment, mean_std, channels_last, device, precision, dist,
-                                      opts, stop)
+                                      opts, stop, step_state)
             if stop["flag"]:
                 raise Interrupted("interrupted")
             if scheduler is not None and not per_batch:
@@ -690,7 +691,7 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
                                f"smaller --lr); the last good checkpoint is kept")
             row = {"epoch": epoch, "train_loss": f"{train_loss:.6f}", "test_loss": f"{test_loss:.6f}",
                    "test_accuracy": f"{correct / max(1, total):.6f}", "seconds": f"{seconds:.3f}",
-                   "images_per_s": f"{n_train / seconds:.1f}", "lr": f"{optimizer.param_groups[0]['lr']:.6g}"}
+                   "images_per_s": f"{n_train / seconds:.1f}", "lr": f"{step_state.get('lr', optimizer.param_groups[0]['lr']):.6g}"}
             metrics.append(row)
             if dist.main:
                 # the checkpoint first (it holds the metrics rows too), then the row: a kill between the two
@@ -755,8 +756,10 @@ def _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net, constants
 
 
 def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch, augment, mean_std,
-                 channels_last, device, precision, dist: Dist, opts: TrainOptions, stop) -> float:
+                 channels_last, device, precision, dist: Dist, opts: TrainOptions, stop,
+                 state: dict | None = None) -> float:
     model.train()
+    state = {} if state is None else state
     n = train_x.shape[0]
     order = torch.randperm(n, generator=_generator(torch.device("cpu"), epoch_seed(t.seed, epoch, 0)))
     order = order.to(device)
@@ -791,6 +794,7 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
         loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=t.label_smoothing)
         loss = loss * (dist.world / b)
         optimizer.zero_grad(set_to_none=True)
+        state["lr"] = optimizer.param_groups[0]["lr"]  # the rate this step uses (metrics.csv's `lr`)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)

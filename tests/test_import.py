@@ -1,0 +1,359 @@
+"""`netspec import`: printed PyTorch modules back to specs, and `importer.from_module` for live ones.
+
+The expected specs are `tests/golden/import/*.net`; after an intended change to the importer's output, rewrite them
+with `NETSPEC_REGEN=1 python -m pytest tests/test_import.py -k golden_specs`.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import netspec
+from netspec.cli import cli, main
+from netspec.errors import SpecError
+from netspec.importer import ModuleImportError, from_module, import_command, import_text, layer_call
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+IMPORTED = GOLDEN / "import"
+WORST_ORDER = IMPORTED / "cifar_worst.order"
+REPORT = ["cifar_best", "cifar_worst", "tiny_best", "tiny_deep"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered():
+    # the lead registers the command on the CLI group; until then, the tests do
+    if "import" not in cli.commands:
+        cli.add_command(import_command, "import")
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return e.value.code or 0, out, err
+
+
+def unmodernize(text: str) -> str:
+    """The report's own text: undo tests/golden/from_report.py's modernize()."""
+    text = re.sub(r"affine=(True|False), bias=True, track_running_stats", r"affine=\1, track_running_stats", text)
+    return text.replace("Flatten(start_dim=1, end_dim=-1)", "Flatten()")
+
+
+def flush_left(text: str) -> str:
+    """The indentation lost, as in the report's paginated copy."""
+    return "\n".join(line.strip() for line in text.splitlines()) + "\n"
+
+
+def imported(name: str, text: str | None = None) -> str:
+    text = (GOLDEN / f"{name}.txt").read_text() if text is None else text
+    order = WORST_ORDER.read_text() if name == "cifar_worst" else None
+    return import_text(text, f"{name}.txt", order=order, order_filename=WORST_ORDER.name).spec
+
+
+# ---- the report's four modules ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", REPORT)
+def test_report_modules_import_to_the_golden_specs(name):
+    spec = imported(name)
+    path = IMPORTED / f"{name}.net"
+    if os.environ.get("NETSPEC_REGEN"):
+        path.write_text(spec)
+    assert spec == path.read_text()
+    # the report's own text (older PyTorch: Flatten() and BatchNorm without bias=), even without indentation
+    raw = unmodernize((GOLDEN / f"{name}.txt").read_text())
+    assert "bias=True, track" not in raw and "Flatten()" in raw
+    assert imported(name, raw) == spec
+    assert imported(name, flush_left(raw)) == spec
+
+
+@pytest.mark.parametrize("name", REPORT)
+def test_imported_report_specs_compile_to_the_printed_module(name, tmp_path, capsys):
+    out = tmp_path / f"{name}.net"
+    argv = ["import", str(GOLDEN / f"{name}.txt"), "-o", str(out)]
+    if name == "cifar_worst":
+        argv += ["--order", str(WORST_ORDER)]
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    assert stdout == "" and f"wrote {out}" in err
+    code, stdout, err = run(["compile", str(out)], capsys)
+    assert code == 0, err
+    assert stdout == (GOLDEN / f"{name}.txt").read_text()
+
+
+def test_imported_specs_are_idiomatic_and_shorter_than_the_printed_modules():
+    for name in REPORT:
+        spec = (IMPORTED / f"{name}.net").read_text()
+        code = [ln for ln in spec.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        assert len(code) < len((GOLDEN / f"{name}.txt").read_text().splitlines()), name
+        for gone in ("in_channels", "num_features", "in_features", "stride=", "eps=", "momentum=", "dilation",
+                     "(3, 3)"):
+            assert gone not in "\n".join(code), (name, gone)
+        assert "# Run order:" in spec and "# Input " in spec
+    best = (IMPORTED / "cifar_best.net").read_text()
+    assert "block cbr(id, out) {" in best and '    cbr("2_0", 128)\n' in best
+    assert "conv{id}       Conv2d(out, kernel_size=3, padding=1)" in best
+    assert "ff5_1     Linear(classes, bias=false)" in best and "classes = 10" in best
+    worst = (IMPORTED / "cifar_worst.net").read_text()
+    assert "repeat i in 1..4 {\n        resblock{id}_{i} Sequential {" in worst
+    assert "repeat i in 1..4 { batchnorm_{i} BatchNorm2d() }" in worst
+    assert "repeat j in 1..4 { residual resblock{i}_{j} }" in worst
+
+
+def test_the_input_size_is_solved_from_the_printed_sizes():
+    inputs = {name: re.search(r"^input (\S+)$", (IMPORTED / f"{name}.net").read_text(), re.M).group(1)
+              for name in REPORT}
+    # Linear(in_features=4096) after /32 of pooling: 128x128 is the smallest square that fits
+    assert inputs == {"cifar_best": "3x32x32", "tiny_best": "3x128x128", "tiny_deep": "3x64x64",
+                      "cifar_worst": "3x30x30"}
+    assert "so does every square size from 128x128 to 159x159" in (IMPORTED / "tiny_best.net").read_text()
+    # no square fits 2 x H x W = 12: the smallest H x W, as near square as it comes
+    text = ("Net(\n  (conv): Conv2d(1, 2, kernel_size=(1, 1), stride=(1, 1))\n"
+            "  (flat): Flatten(start_dim=1, end_dim=-1)\n"
+            "  (fc): Linear(in_features=12, out_features=3, bias=True)\n)\n")
+    result = import_text(text, "rect.txt")
+    assert result.input == (1, 2, 3) and "no square input fits" in result.spec
+    assert netspec.load(result.spec).module.fc.in_features == 12
+    # --input picks another size that fits, and refuses one that does not
+    assert import_text((GOLDEN / "tiny_best.txt").read_text(), input="3x150x150").input == (3, 150, 150)
+    with pytest.raises(SpecError) as e:
+        import_text((GOLDEN / "tiny_best.txt").read_text(), "tiny_best.txt", input="3x64x64")
+    assert (e.value.loc.line, e.value.loc.column) == (31, 12)
+    assert "in_features=4096, but gets in_features=1024" in e.value.message
+
+
+def test_flat_input_networks_need_the_input_size():
+    text = "Net(\n  (flat): Flatten()\n  (fc): Linear(in_features=784, out_features=10, bias=True)\n)\n"
+    with pytest.raises(SpecError) as e:
+        import_text(text, "mlp.txt")
+    assert (e.value.loc.line, e.value.loc.column) == (3, 9) and e.value.hint == "pass the input size with --input CxHxW"
+    spec = import_text(text, "mlp.txt", input="1x28x28").spec
+    assert "input 1x28x28" in spec and netspec.load(spec).module.fc.in_features == 784
+
+
+def test_no_size_fits_is_a_located_error(capsys):
+    text = (GOLDEN / "cifar_best.txt").read_text().replace("in_features=256", "in_features=250")
+    with pytest.raises(SpecError) as e:
+        import_text(text, "x.txt")
+    assert (e.value.loc.line, e.value.loc.column) == (31, 12)
+    assert e.value.message.startswith("no input size fits the printed sizes: Linear 'ff5_1' is printed with "
+                                      "in_features=250, but gets in_features=256")
+
+
+# ---- the run order -------------------------------------------------------------------------------------------
+
+
+def test_worst_network_in_registration_order_names_the_misplaced_batchnorms(capsys):
+    code, out, err = run(["import", str(GOLDEN / "cifar_worst.txt")], capsys)
+    assert code == 1 and out == "" and "Traceback" not in err
+    warning, error = err.split("\n", 1)
+    assert warning.startswith("netspec import: warning: in registration order these children cannot run")
+    for i in range(1, 5):
+        assert f"'batchnorm_{i}' (line {85 + i})" in warning
+    assert error.startswith(f"{GOLDEN / 'cifar_worst.txt'}:86:18: error: BatchNorm2d 'batchnorm_1' cannot run "
+                            f"where it is registered")
+    assert "--order FILE" in error
+
+
+def test_worst_network_with_its_order_runs_as_the_hand_written_spec():
+    import torch
+
+    spec = (IMPORTED / "cifar_worst.net").read_text()
+    assert "# Run order: as given in cifar_worst.order" in spec
+    ours = netspec.load(spec, input="3x32x32").module.eval()
+    theirs = netspec.load(ROOT / "specs" / "cifar_worst.net").module.eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_order_file_errors_point_into_the_order_file(tmp_path, capsys):
+    order = tmp_path / "order.txt"
+    order.write_text("forward {\n    conv1 batchnorm_1 relu\n    resblok1_1\n}\n")
+    code, out, err = run(["import", str(GOLDEN / "cifar_worst.txt"), "--order", str(order)], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"{order}:3:5: error: 'resblok1_1' is not a child of the printed module")
+    assert "resblock1_1" in err  # did you mean
+    order.write_text("forward { conv1 batchnorm_1 relu }\n")
+    code, out, err = run(["import", str(GOLDEN / "cifar_worst.txt"), "--order", str(order)], capsys)
+    assert code == 1 and "never runs 'resblock1_1'" in err
+    # the steps alone, without `forward { }` around them, are read too
+    steps = re.search(r"forward \{\n(.*)\n\}", WORST_ORDER.read_text(), re.S).group(1)
+    text = (GOLDEN / "cifar_worst.txt").read_text()
+    assert import_text(text, "cifar_worst.txt", order=steps, order_filename=WORST_ORDER.name).spec == \
+        (IMPORTED / "cifar_worst.net").read_text()
+
+
+# ---- torchvision models: state_dict and outputs --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["alexnet", "vgg11_bn"])
+def torchvision_model(request):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    return getattr(torchvision.models, request.param)(weights=None).eval()
+
+
+def test_torchvision_models_round_trip_with_weights(torchvision_model):
+    import torch
+
+    m = torchvision_model
+    result = import_text(str(m), f"{type(m).__name__}.txt")
+    assert re.search(r"\n    avgpool +AdaptiveAvgPool2d\(\(\d, \d\)\)\n"
+                     r"    flatten +Flatten\(\)\n    classifier Sequential {", result.spec)
+    assert "# Added: `flatten Flatten()` before 'classifier'" in result.spec
+    assert result.input == {"AlexNet": (3, 63, 63), "VGG": (3, 32, 32)}[type(m).__name__]
+    with torch.device("meta"):  # no time spent filling weights that are replaced next
+        compiled = netspec.load(result.spec).module.eval()
+    assert list(compiled.state_dict()) == list(m.state_dict())
+    compiled.load_state_dict(m.state_dict(), strict=True, assign=True)
+    x = torch.randn(1, *result.input)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), m(x))
+    # the same from the live module, which says where it came from
+    live = from_module(m)
+    assert live.split("network ", 1)[1] == result.spec.split("network ", 1)[1]
+    assert f"from a live {type(m).__name__} module" in live and "forward() cannot be seen" in live
+
+
+# ---- from_module -----------------------------------------------------------------------------------------------
+
+
+def test_from_module_round_trips_sequential_stacks():
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):  # its forward() is not seen: registration order is assumed
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True))
+            self.body = nn.Sequential(*[nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.GELU())
+                                        for _ in range(3)])
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(8, 5, bias=False))
+
+        def forward(self, x):
+            return self.head(self.pool(self.body(self.stem(x))))
+
+    torch.manual_seed(0)
+    m = Net().eval()
+    spec = from_module(m, name="Small")
+    assert "network Small" in spec and "repeat i in 1..3 {" in spec
+    compiled = netspec.load(spec, input="3x16x16").module.eval()
+    compiled.load_state_dict(m.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), m(x))
+
+
+def test_from_module_names_the_first_part_it_cannot_express():
+    import torchvision
+    from torch import nn
+
+    with pytest.raises(ModuleImportError) as e:
+        from_module(torchvision.models.resnet18(weights=None))
+    assert isinstance(e.value, ValueError) and isinstance(e.value, SpecError)
+    assert "'layer1.0': BasicBlock is not among netspec's layers" in str(e.value)
+    with pytest.raises(ValueError, match=r"'rnn.1': LSTM is not"):
+        from_module(nn.ModuleDict({"conv": nn.Conv2d(3, 4, 3), "rnn": nn.Sequential(nn.ReLU(), nn.LSTM(4, 4))}))
+    # what print(model) does not show must be at netspec's defaults
+    with pytest.raises(ValueError, match=r"'1': its ceil_mode=True does not show in print\(model\)"):
+        from_module(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(2, ceil_mode=True)))
+    shared = nn.Conv2d(4, 4, 3, padding=1)
+    with pytest.raises(ValueError, match="'2': it is the same module as '0'"):
+        from_module(nn.Sequential(shared, nn.ReLU(), shared))
+
+
+def test_from_module_reads_sequential_subclasses_as_sequential():
+    from torch import nn
+    from torchvision.ops import Conv2dNormActivation
+
+    m = nn.Sequential(Conv2dNormActivation(3, 16), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    spec = from_module(m)
+    assert "Sequential {\n        Conv2d(16, kernel_size=3, padding=1, bias=false)" in spec
+    assert "# Run order: nn.Sequential's" in spec
+    assert str(netspec.load(spec).module).replace("Sequential(", "X(") == \
+        str(m).replace("Conv2dNormActivation(", "X(").replace("Sequential(", "X(")
+
+
+# ---- printed arguments -> spec arguments -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("printed,spec", [
+    ("Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))", "Conv2d(64, kernel_size=3, padding=1)"),
+    ("Conv2d(3, 4, kernel_size=(3, 1), stride=(2, 2), padding=same, bias=False, padding_mode=reflect)",
+     'Conv2d(4, kernel_size=(3, 1), stride=2, padding="same", bias=false, padding_mode="reflect")'),
+    ("Linear(in_features=256, out_features=10, bias=False)", "Linear(10, bias=false)"),
+    ("BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)", "BatchNorm2d()"),
+    ("BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)", "BatchNorm2d()"),
+    ("BatchNorm1d(3, eps=0.001, momentum=None, affine=False, track_running_stats=True)",
+     "BatchNorm1d(eps=0.001, momentum=None, affine=false)"),
+    ("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)", "MaxPool2d(2)"),
+    ("MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)",
+     "MaxPool2d(3, stride=2, padding=1, ceil_mode=true)"),
+    ("MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=0, dilation=1, ceil_mode=False)", "MaxPool2d((2, 2))"),
+    ("Dropout(p=0.5, inplace=False)", "Dropout()"),
+    ("ReLU(inplace=True)", "ReLU(inplace=true)"),
+    ("AdaptiveAvgPool2d(output_size=(7, 7))", "AdaptiveAvgPool2d((7, 7))"),
+    ("Flatten()", "Flatten()"),
+    ("Flatten(start_dim=1, end_dim=-1)", "Flatten()"),
+    ("GroupNorm(32, 64, eps=1e-05, affine=True, bias=True)", "GroupNorm(32)"),
+    ("LeakyReLU(negative_slope=0.2, inplace=True)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
+    ("GELU(approximate='tanh')", 'GELU(approximate="tanh")'),
+    ("Softmax(dim=1)", "Softmax(dim=1)"),
+])
+def test_printed_arguments_map_to_spec_arguments(printed, spec):
+    assert layer_call(printed) == spec
+
+
+# ---- bad input: located errors, exit 1, no traceback -----------------------------------------------------------
+
+_BEST = (GOLDEN / "cifar_best.txt").read_text()
+
+
+@pytest.mark.parametrize("text,where,message", [
+    (_BEST[:750], "12:20", "the arguments of Conv2d( are not closed on their line"),
+    (_BEST.rsplit(")", 1)[0], "31:64", "the text ends inside CifarNet( opened at line 1: a ')' is missing"),
+    (_BEST.replace("  (relu2_1): ReLU()\n", "  (relu2_1): ReLU()\n)\n"), "13:3",
+     "text after the end of the printed module (CifarNet closes at line 12)"),
+    (_BEST.replace("(relu1): ReLU()", "(rnn): LSTM(10, 20, num_layers=2)"), "4:10",
+     "netspec has no layer 'LSTM' (child 'rnn')"),
+    (_BEST.replace("padding=(1, 1))", "padding=(1, 1)=)", 1), "2:75", "cannot read the arguments of Conv2d"),
+    (_BEST.replace("eps=1e-05", "eps=__import__('os')", 1), "3:37", "an argument of BatchNorm2d is not a plain value"),
+    (_BEST.replace("padding=(1, 1))", "padding=(1, 1), output_padding=(1, 1))", 1), "2:77",
+     "netspec's Conv2d has no argument 'output_padding' (child 'conv1')"),
+    (_BEST.replace("(relu1): ReLU()", "(blk): BasicBlock(\n  (conv): Conv2d(64, 64, kernel_size=(3, 3))\n)"),
+     "4:10", "cannot import 'blk': BasicBlock is not a Sequential"),
+    ("Net(\n  (layers): ModuleList(\n    (0-2): 3 x ReLU()\n  )\n)\n", "2:13",
+     "cannot import 'layers': ModuleList is not a Sequential"),
+    ("", "1:1", "no module here"),
+    ("Here is my model:\nNet(\n)", "1:5", "expected '(' after Here"),
+], ids=["cut-in-a-line", "cut-at-the-end", "stray-paren", "unknown-layer", "syntax", "not-a-literal",
+        "unknown-argument", "custom-container", "module-list", "empty", "prose"])
+def test_malformed_text_is_a_located_error(text, where, message, tmp_path, capsys):
+    path = tmp_path / "model.txt"
+    path.write_text(text)
+    code, out, err = run(["import", str(path)], capsys)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert err.startswith(f"{path}:{where}: error: {message}"), err
+    with pytest.raises(SpecError) as e:
+        import_text(text, "model.txt")
+    assert f"{e.value.loc.line}:{e.value.loc.column}" == where
+
+
+def test_standard_input_and_usage_errors(capsys, monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO((GOLDEN / "tiny_deep.txt").read_bytes())))
+    code, out, err = run(["import", "-", "--name", "Deep"], capsys)
+    assert code == 0 and "network Deep\n" in out and "from <stdin>" in out
+    code, out, err = run(["import", "no/such/file.txt"], capsys)
+    assert code == 2 and err == "netspec: error: import no/such/file.txt: no such file\n"
