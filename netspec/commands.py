@@ -6,7 +6,6 @@ Their modules are imported only when the command runs, so `netspec check` stays 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click

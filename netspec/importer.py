@@ -311,7 +311,7 @@ def _normalize(text: str | bytes, filename: str | None) -> str:
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
-        except UnicodeDecodeError as e:
+        except UnicodeDecodeError:
             raise SpecError("the text is not valid UTF-8", Location(1, 1), code="E091",
                             filename=filename) from None
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").expandtabs(1)
@@ -1581,7 +1581,6 @@ def import_text(text: str | bytes, filename: str | None = None, *, name: str | N
     input size to use instead of the smallest that fits ("3x32x32" or (3, 32, 32)); `source` says where the text
     came from, for the header comment (default: the file name); `live` is set by `from_module`.
     """
-    from .shapes import fmt_shape
     from .spec import load_spec
 
     text = _normalize(text, filename)

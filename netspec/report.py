@@ -4,9 +4,7 @@ confusion matrix), plus `compare` of several runs."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 
 def _plt():

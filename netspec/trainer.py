@@ -34,7 +34,7 @@ from torch import nn
 from . import __version__
 from .augment import BatchAugment, normalize
 from .build import build
-from .data import ImageData, load_data
+from .data import load_data
 from .errors import DataError, NetspecError, SpecError, UsageError
 from .shapes import infer
 from .spec import Network, load_spec, parse_size
