@@ -54,21 +54,28 @@ class SpecError(NetspecError):
         out = [f"{name}:{line}:{col}: error: {self.message}"]
         src_line = None
         if self.source is not None:
-            lines = self.source.splitlines()
+            lines = self.source.split("\n")  # as the parser counts lines (str.splitlines also splits at \f, \v, ...)
             if 1 <= line <= len(lines):
                 src_line = lines[line - 1].rstrip("\r")
         if src_line is not None:
             width = len(str(line))
+            # columns count characters, a tab being one: expand tabs here, and move the caret to match
+            end_col = self.loc.end_column
+            if "\t" in src_line:
+                if end_col is not None:
+                    end_col = len(src_line[: end_col - 1].expandtabs(4)) + 1
+                col = len(src_line[: col - 1].expandtabs(4)) + 1
+                src_line = src_line.expandtabs(4)
             shown = src_line
             start = col - 1
             # keep very long lines readable: show a window around the column
             if len(shown) > 200:
                 lo = max(0, start - 80)
-                shown = ("..." if lo else "") + shown[lo:lo + 160] + "..."
+                shown = ("..." if lo else "") + shown[lo:lo + 160] + ("..." if lo + 160 < len(shown) else "")
                 start = start - lo + (3 if lo else 0)
             span = 1
-            if self.loc.end_column and self.loc.end_column > col:
-                span = min(self.loc.end_column - col, max(1, len(shown) - start))
+            if end_col and end_col > col:
+                span = min(end_col - col, max(1, len(shown) - start))
             out.append(f"{' ' * width} |")
             out.append(f"{line} | {shown}")
             out.append(f"{' ' * width} | {' ' * max(0, start)}{'^' * span}")
