@@ -548,6 +548,9 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
     log = Log(opts.quiet, dist.main)
     device = resolve_device(opts.device, dist)
     precision = resolve_precision(opts.precision, device)
+    if device.type == "cpu" and dist.enabled and "OMP_NUM_THREADS" not in os.environ:
+        # processes sharing a CPU: split the cores instead of oversubscribing them (spinning threads are slow)
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world))
     net, table, t, data, constants = prepare(spec, opts, log)
     text = net.source or ""
 
