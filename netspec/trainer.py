@@ -307,6 +307,12 @@ class Log:
         self.path = path
         self.lines: list[str] = []
 
+    def attach(self, path: Path) -> None:
+        """Write to `path` from now on, starting with what was logged before the run folder existed."""
+        self.path = path
+        with open(path, "a") as f:
+            f.writelines(line + "\n" for line in self.lines)
+
     def __call__(self, msg: str) -> None:
         self.lines.append(msg)
         if not self.quiet:
@@ -567,7 +573,7 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
-        log.path = out / "log.txt"
+        log.attach(out / "log.txt")
 
     # ---- model, optimizer ------------------------------------------------------------------------------------
     seed_everything(t.seed)
