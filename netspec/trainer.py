@@ -328,6 +328,7 @@ def prepare(spec: str | os.PathLike, opts: TrainOptions, log: Log):
     constants = dict(opts.constants)
     input_ = parse_size(opts.input) if isinstance(opts.input, str) else opts.input
     net = load_spec(text, filename, input=input_, constants=constants)
+    infer(net)  # the spec as written (with --set) must hold before any data is read: fail fast, and statically
     t = resolve_train(net, opts)
     h, w = net.input[1], net.input[2]
     data = load_data(t.data, opts.data_dir, size=(h, w), train_limit=opts.train_limit, test_limit=opts.test_limit,
