@@ -57,11 +57,17 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
     Writes one run folder: spec.net, settings.json, env.json, metrics.csv, results.json, report.md, the plots and
     checkpoint.pt. Under `torchrun --nproc_per_node N -m netspec train ...` it trains with DistributedDataParallel.
     """
-    from .cli import _overrides
-    from .trainer import TrainOptions, run
+    from .api import check as check_spec
+    from .cli import _overrides, _sizes
 
     if resume and not out:
         raise UsageError("--resume needs --out DIR (the run folder to continue)")
+    sizes = _sizes(input_)
+    if sizes and len(sizes) > 1:
+        raise UsageError("train takes one --input size")
+    check_spec(Path(spec), sizes[0] if sizes else None, _overrides(sets))  # a bad spec fails before torch loads
+    from .trainer import TrainOptions, run
+
     opts = TrainOptions(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                         test_batch_size=test_batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                         seed=seed, train_limit=train_limit, test_limit=test_limit, input=input_,
