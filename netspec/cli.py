@@ -24,13 +24,31 @@ def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
     parts = [p for p in text.split(",")]
     if not all(p.strip() for p in parts):
         raise UsageError(f"--input {text!r}: expected CxHxW, or several separated by commas")
-    return [parse_size(p) for p in parts]
+    sizes = []
+    for p in parts:
+        try:
+            sizes.append(parse_size(p))
+        except ValueError:  # int() refuses numbers of over 4,300 digits
+            raise UsageError(f"--input {_short(p)}: dimensions over 65,536 are not supported") from None
+    return sizes
 
 
 def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
     from .spec import parse_override
 
-    return dict(parse_override(s) for s in items)
+    out = {}
+    for s in items:
+        try:
+            name, value = parse_override(s)
+        except ValueError:  # int() refuses numbers of over 4,300 digits
+            raise UsageError(f"--set {_short(s)}: cannot read the value (this integer is too large)") from None
+        out[name] = value
+    return out
+
+
+def _short(text: str) -> str:
+    """repr(text), cut to a readable length for a one-line error."""
+    return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text):,} characters)"
 
 
 def _human(n: int) -> str:
@@ -127,20 +145,29 @@ def _has_input(spec: str) -> bool:
 @click.option("--summary", is_flag=True, help="Print torchinfo's summary at the input size instead.")
 def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool) -> None:
     """Compile SPEC to torch.nn modules and print the model exactly as `print(model)` does."""
-    from .api import load
+    from .api import check as check_spec
 
     sizes = _sizes(input_)
     if sizes and len(sizes) > 1:
         raise UsageError("compile takes one --input size")
-    compiled = load(Path(spec), sizes[0] if sizes else None, _overrides(sets))
+    # validate and infer every shape before torch is imported: a mistake (an absurd size above all) is reported at
+    # once, without the seconds and the memory that importing torch costs
+    net, table = check_spec(Path(spec), sizes[0] if sizes else None, _overrides(sets))
+    from .build import build
+
+    module = build(net, table)
     if not summary:
-        click.echo(str(compiled.module))
+        click.echo(str(module))
         return
     import torchinfo
 
-    stats = torchinfo.summary(compiled.module, input_size=(1, *compiled.shapes.input), verbose=0, device="cpu",
+    stats = torchinfo.summary(module, input_size=(1, *table.input), verbose=0, device="cpu",
                               col_names=("output_size", "num_params", "mult_adds"), depth=4)
     click.echo(str(stats))
+
+
+# click >= 8.2 raises this UsageError (its message being the whole help) for a group called without arguments
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="netspec", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except _NO_ARGS as e:  # `netspec` alone: its help, not a usage error of twenty lines
+        click.echo(e.ctx.get_help() if e.ctx else "Usage: netspec COMMAND [ARGS]... (see --help)")
+        sys.exit(2)
     except click.UsageError as e:
         # one line, like every usage error of ours
         cmd = e.ctx.command_path if e.ctx else "netspec"

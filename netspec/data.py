@@ -473,17 +473,27 @@ _MNIST_INFO = {  # title, torchvision class and folder, where to get the files
 
 
 def _read_exact(f: Any, n: int) -> bytearray:
-    """Read up to n bytes into a writable buffer (so numpy/torch can wrap it without a copy or a warning)."""
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        k = f.readinto(view[got:])
-        if not k:
+    """Read up to n bytes into a writable buffer (so numpy/torch can wrap it without a copy or a warning).
+
+    `n` comes from a file's header, which may be corrupt: the buffer grows with the bytes actually read (in chunks
+    of at most 64 MiB), so a header claiming terabytes costs nothing before the data runs out.
+    """
+    buf = bytearray()
+    chunk = 1 << 26
+    while len(buf) < n:
+        start = len(buf)
+        buf.extend(bytes(min(n - start, chunk)))  # grow, then fill in place
+        view = memoryview(buf)[start:]
+        got = 0
+        while got < len(view):
+            k = f.readinto(view[got:])
+            if not k:
+                break
+            got += k
+        del view
+        if start + got < len(buf):
+            del buf[start + got:]
             break
-        got += k
-    del view
-    if got < n:
-        del buf[got:]
     return buf
 
 
