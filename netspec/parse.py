@@ -587,6 +587,7 @@ def parse(text: str | bytes, filename: str | None = None) -> Program:
     except SpecError as e:
         shown = src if isinstance(src, str) else src.decode("utf-8", "replace")
         raise e.attach(filename, shown.replace("\r\n", "\n").replace("\r", "\n"))
+    _check_nesting(text, filename)
     try:
         tree = _parser().parse(text)
     except lark.UnexpectedInput as err:
@@ -599,6 +600,30 @@ def parse(text: str | bytes, filename: str | None = None) -> Program:
         raise e.attach(filename, text)
     except RecursionError:
         raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, text) from None
+
+
+MAX_NESTING = 100
+
+_NESTING = re.compile(r"#[^\n]*|'[^'\n]*'|\"[^\"\n]*\"|[\[\](){}\n]")
+
+
+def _check_nesting(text: str, filename: str | None) -> None:
+    """Refuse brackets nested deeper than any real spec needs, at the bracket that goes too deep, before the
+    parser spends seconds (or Python's recursion limit) on it."""
+    depth, line, line_start = 0, 1, 0
+    for m in _NESTING.finditer(text):
+        tok = m.group()
+        if tok == "\n":
+            line, line_start = line + 1, m.end()
+        elif tok in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                col = m.start() - line_start + 1
+                raise SpecError(f"brackets are nested more than {MAX_NESTING} deep", Location(line, col, col + 1),
+                                hint="flatten the expression or the Sequential nesting", code="E004"
+                                ).attach(filename, text)
+        elif tok in ")]}":
+            depth = max(0, depth - 1)
 
 
 class _Builder:
@@ -619,8 +644,8 @@ class _Builder:
             elif kind == "input":
                 self._once(prog.input_loc, "input", loc)
                 tok = node.children[0]
-                dims = tuple(int(p) for p in str(tok).split("x"))
                 prog.input_loc = Location(tok.line, tok.column, tok.end_column)
+                dims = tuple(_int(p, prog.input_loc) for p in str(tok).split("x"))
                 if not all(1 <= d <= MAX_INPUT_DIM for d in dims):
                     raise SpecError(f"the input size {tok} has a dimension "
                                     f"{'of 0' if 0 in dims else f'over {MAX_INPUT_DIM:,}'}", prog.input_loc,
@@ -727,17 +752,19 @@ class _Builder:
         name = str(name_tok)
         self._plain(name, _tok(name_tok), "a layer or block")
         out: list[Arg] = []
+        seen_keyword = False
         for a in args:
             if a is None:
                 continue
             if a.data == "positional":
-                if any(o.name is not None for o in out):
+                if seen_keyword:
                     raise SpecError("a positional argument follows a keyword argument", _loc_of(a.meta),
                                     hint=f"write positional arguments first, as in Python: {name}(16, kernel_size=3), "
                                          f"or name this one", code="E031")
                 out.append(Arg(None, self.expr(a.children[0]), _loc_of(a.meta)))
             else:
                 ktok, v = a.children
+                seen_keyword = True
                 out.append(Arg(str(ktok), self.expr(v), _loc_of(a.meta), _tok(ktok)))
         return Call(name, tuple(out), _loc_of(node.meta), _tok(name_tok))
 
@@ -768,7 +795,7 @@ class _Builder:
         kind = node.data
         loc = _loc_of(node.meta)
         if kind == "int":
-            return Num(int(node.children[0]), loc)
+            return Num(_int(str(node.children[0]), loc), loc)
         if kind == "float":
             return Num(float(node.children[0]), loc)
         if kind == "string":
@@ -794,6 +821,13 @@ class _Builder:
         if kind == "list":
             return ListExpr(tuple(self.expr(c) for c in node.children if c is not None), loc)
         raise AssertionError(kind)  # pragma: no cover
+
+
+def _int(text: str, loc: Location) -> int:
+    # Python refuses to convert integers of over 4,300 digits; anything past 19 digits is too large here anyway
+    if len(text) > 19:
+        raise SpecError(f"this integer is too large ({len(text):,} digits)", loc, code="E022")
+    return int(text)
 
 
 def did_you_mean(name: str, choices) -> str | None:

@@ -143,6 +143,17 @@ class Constants(Scope):
             value = evaluate(self.defs[name].value, self)
         finally:
             self._evaluating.pop()
+        calls = [value] if isinstance(value, CallValue) else \
+            [v for v in value if isinstance(v, CallValue)] if isinstance(value, (tuple, list)) else []
+        allowed = {*S.OPTIMIZERS, *S.SCHEDULES, *S.TRANSFORMS, "Normalize"}
+        for call in calls:
+            # a constant may name a train setting (`opt = SGD(lr=0.1)`); any other call is refused here, even
+            # when nothing uses the constant
+            if call.name not in allowed:
+                raise SpecError(f"constant {name!r} holds a call of {call.name!r}; constants are numbers, strings, "
+                                f"booleans, None, tuples, or an optimizer, schedule or transform", call.name_loc,
+                                hint="a spec is data: nothing in it is run; layers are written in `layers`",
+                                code="E023")
         self.values[name] = value
         return True, value
 
@@ -927,21 +938,26 @@ def parse_size(text: str) -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
+def _short(text: str) -> str:
+    """repr(text), cut to a readable length for a one-line error."""
+    return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text):,} characters)"
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'classes=100' -> ('classes', 100); the value is read as a spec value (numbers, strings, tuples, ...)."""
     if "=" not in text:
-        raise UsageError(f"--set {text!r}: expected NAME=VALUE, e.g. --set classes=100")
+        raise UsageError(f"--set {_short(text)}: expected NAME=VALUE, e.g. --set classes=100")
     name, _, value_text = text.partition("=")
     name = name.strip()
     if not re.fullmatch(r"[A-Za-z_]\w*", name):
-        raise UsageError(f"--set {text!r}: {name!r} is not a constant name")
+        raise UsageError(f"--set {_short(text)}: {name!r} is not a constant name")
     try:
         prog = parse(f"{name} = {value_text}\n")
         value = evaluate(prog.consts[name].value, Constants({}, {}))
     except SpecError as e:
-        raise UsageError(f"--set {text!r}: cannot read the value ({e.message})") from None
+        raise UsageError(f"--set {_short(text)}: cannot read the value ({e.message})") from None
     if isinstance(value, (CallValue, Symbol)):
-        raise UsageError(f"--set {text!r}: the value must be a number, string, boolean or tuple")
+        raise UsageError(f"--set {_short(text)}: the value must be a number, string, boolean or tuple")
     return name, value
 
 

@@ -396,13 +396,33 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such checkpoint") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: not a netspec checkpoint, or not a safe one (refused by weights_only loading: "
-                        f"{first[:200]})") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a checkpoint") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError, KeyError,
+            IndexError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a netspec checkpoint, or not a safe one: {_refusal(e)}; nothing in it was "
+                        f"run") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "netspec-checkpoint":
         raise DataError(f"{path}: not a netspec checkpoint")
     return ckpt
+
+
+def _refusal(e: BaseException) -> str:
+    """The line of torch's refusal that says what was refused (not its advice to load unsafely)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("WeightsUnpickler error:", "Unsupported global", "Unsupported operand")):
+            return ln[:200]
+    return (lines[0][:200] if lines else type(e).__name__) if not isinstance(e, KeyError) else "not a torch file"
+
+
+def _load_weights(model: nn.Module, state: dict, path) -> None:
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()
+        detail = " ".join(ln.strip() for ln in first[:3])[:300]
+        raise DataError(f"{path}: its weights do not fit the network built from its spec ({detail})") from None
 
 
 def _env(device: torch.device, precision: str, dist: Dist, channels_last: bool, compiled: bool) -> dict:
@@ -613,7 +633,7 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
     if resume_from is not None:
         if resume_from.get("spec") != text:
             log("--resume: the spec differs from the checkpoint's; continuing with the checkpoint's weights")
-        model.load_state_dict(resume_from["model"])
+        _load_weights(model, resume_from["model"], ckpt_path)
         optimizer.load_state_dict(resume_from["optimizer"])
         # flags given with --resume win over the checkpoint (say, a smaller --lr after a divergence)
         for key in ("lr", "momentum", "weight_decay"):
@@ -713,9 +733,9 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
                 f"test_acc {100 * correct / max(1, total):.2f}% ({correct}/{total})  {seconds:.1f}s  "
                 f"{n_train / seconds:,.0f} img/s")
     except Interrupted:
-        log(f"interrupted: the last finished epoch is saved in {ckpt_path}; continue with\n"
-            f"  netspec train {net.filename or 'SPEC'} --out {out} --resume")
-        raise
+        resume = f"netspec train {net.filename or 'SPEC'} --out {out} --resume"
+        log(f"interrupted: the last finished epoch is saved in {ckpt_path}; continue with\n  {resume}")
+        raise Interrupted(f"interrupted; continue with: {resume}") from None
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
@@ -811,7 +831,11 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
             scaler.update()
         else:
             loss.backward()
-            optimizer.step()
+            try:
+                optimizer.step()
+            except RuntimeError as e:  # e.g. a schedule pushed the rate past what float32 holds
+                raise Diverged(f"the optimizer step failed at epoch {epoch}, step {step + 1} ({str(e)[:120]}): "
+                               f"training diverged (try a smaller --lr)") from None
         if scheduler is not None:
             scheduler.step()
         detached = loss.detach() * (b / dist.world)
@@ -872,7 +896,7 @@ def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str |
         raise DataError(f"{name} has {ds.num_classes} classes of {ds.channels}-channel images; the checkpoint's "
                         f"network takes {net.input[0]} channels and predicts {table.output[0]} classes")
     model = build(net, table)
-    model.load_state_dict(ckpt["model"])
+    _load_weights(model, ckpt["model"], path)
     channels_last = bool(settings.get("channels_last"))
     model = model.to(dev)
     if channels_last:

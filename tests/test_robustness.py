@@ -196,9 +196,6 @@ def test_bad_specs_are_located_errors_for_compile_and_train_too(command, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="parse.py:771 `int(...)` of an integer literal of over 4,300 digits raises Python's "
-                          "ValueError (a traceback), not a located SpecError; parse.py:622 the same for `input`")
 @pytest.mark.parametrize("where", ["argument", "input"])
 def test_integer_of_thousands_of_digits_is_a_located_error(where, tmp_path, capsys):
     digits = "9" * 5000
@@ -209,12 +206,10 @@ def test_integer_of_thousands_of_digits_is_a_located_error(where, tmp_path, caps
     assert_located(*run(capsys, "check", spec), spec)
 
 
-@pytest.mark.xfail(strict=True, reason="parse.py:734 `any(o.name is not None for o in out)` for each positional "
-                                       "argument: quadratic (4,000 arguments take about 2 s, 33,000 about 40 s)")
 def test_many_short_positional_arguments_are_fast(tmp_path, capsys):
     spec = tmp_path / "positional.net"
     spec.write_text(HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(" + ", ".join(["1"] * 4000) + ")\n}\n")
-    code, out, err, seconds = timed(capsys, "check", spec, tries=1)
+    code, out, err, seconds = timed(capsys, "check", spec, tries=3)
     assert_located(code, out, err, spec)
     assert seconds < 1.0, f"{seconds:.2f} s"
 
@@ -598,9 +593,6 @@ def test_resume_without_a_checkpoint_starts_over_and_says_so(tiny, tmp_path, cap
     assert (out / "checkpoint.pt").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="trainer.py:396-403 load_checkpoint catches some exceptions of torch.load but not "
-                          "KeyError, which the weights_only unpickler raises for a text file: a traceback")
 def test_checkpoint_that_is_a_text_file(tmp_path, capsys):
     bad = tmp_path / "checkpoint.pt"
     bad.write_text("hello\n")
@@ -608,10 +600,6 @@ def test_checkpoint_that_is_a_text_file(tmp_path, capsys):
     assert str(bad) in line
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="trainer.py:616 (train --resume) and trainer.py:875 (evaluate) call "
-                          "model.load_state_dict on a checkpoint whose weights do not fit the network: torch's "
-                          "RuntimeError escapes as a traceback")
 def test_resume_with_a_different_network(finished_run, tmp_path, capsys):
     _, run_dir = finished_run
     other = tmp_path / "other.net"
@@ -624,10 +612,6 @@ def test_resume_with_a_different_network(finished_run, tmp_path, capsys):
     assert "checkpoint" in line
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="trainer.py:814 optimizer.step() with a learning rate beyond float32 (an "
-                          "ExponentialLR schedule) raises torch's RuntimeError 'value cannot be converted to type "
-                          "float without overflow': a traceback, not exit 3")
 def test_learning_rate_overflow_is_a_divergence(tmp_path, capsys):
     spec = tmp_path / "wild.net"
     spec.write_text(TINY + "train {\n    epochs 6\n    optimizer SGD(lr=0.01)\n"
