@@ -35,6 +35,11 @@ _FUNCTIONS = {
 }
 
 
+def _writes_in_place(modules) -> bool:
+    """Whether running these modules may overwrite their input: some layer was built with inplace=True."""
+    return any(getattr(m, "inplace", False) for module in modules for m in module.modules())
+
+
 class Residual(nn.Module):
     """out = body(x) + shortcut(x), where shortcut is the identity unless given (a projection when shapes change).
 
@@ -51,9 +56,12 @@ class Residual(nn.Module):
             self.shortcut = shortcut
         else:
             self.shortcut = None
+        # an in-place layer (ReLU(inplace=true) first in the body, ...) would overwrite x before x + body(x) reads
+        # it: such a body gets its own copy of x
+        self._copy_input = _writes_in_place([m for _, m in body] + ([shortcut] if shortcut is not None else []))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x
+        y = x.clone() if self._copy_input else x
         for name in self._body_names:
             y = self._modules[name](y)
         s = x if self.shortcut is None else self.shortcut(x)
@@ -70,6 +78,9 @@ class SpecModel(nn.Module):
             self.add_module(child_name, module)
         # (kind, child name or function name) pairs; kept as plain data so torch.compile traces a simple loop
         self._steps: list[tuple[str, str]] = [(s.op, s.name) for s in steps]
+        # `residual name` steps whose module writes in place: x + name(x) gives the module a copy of x
+        self._copy_input = frozenset(s.name for s in steps if s.op == "residual"
+                                     and _writes_in_place([self._modules[s.name]]))
 
     def _get_name(self) -> str:  # what print(model) shows as the class name
         return self._network_name
@@ -79,7 +90,7 @@ class SpecModel(nn.Module):
             if op == "module":
                 x = self._modules[name](x)
             elif op == "residual":
-                x = x + self._modules[name](x)
+                x = x + self._modules[name](x.clone() if name in self._copy_input else x)
             else:
                 x = _FUNCTIONS[name](x)
         return x
@@ -99,17 +110,23 @@ def _module(node: Node, table: ShapeTable) -> nn.Module:
     children = [(c.name, _module(c, table)) for c in node.children]
     if node.kind == "Sequential":
         seq = nn.Sequential()
-        for name, child in children:
-            _check_name(name, node, seq)
+        for c, (name, child) in zip(node.children, children):
+            _check_name(name, c, seq)
             seq.add_module(name, child)
         return seq
     shortcut = None
     if node.shortcut is not None:
         items = [(c.name, _module(c, table)) for c in node.shortcut]
+        probe = nn.Sequential()
+        for c in node.shortcut:
+            _check_name(c.name, c, probe)
         shortcut = items[0][1] if len(items) == 1 and items[0][0] == "0" else nn.Sequential(OrderedDict(items))
-    for name, _ in children:
-        if name in ("shortcut",) or (hasattr(nn.Module, name)):
-            raise SpecError(f"{name!r} cannot name a layer inside a Residual", node.loc, code="E080")
+    # an instance, not the class: `training`, `_modules`, ... are set in __init__; `shortcut`, `_body_names` by ours
+    probe = Residual([], nn.Identity())
+    for c in node.children:
+        if c.name == "shortcut":
+            raise SpecError("'shortcut' cannot name a layer inside a Residual", c.loc, code="E080")
+        _check_name(c.name, c, probe)
     return Residual(children, shortcut)
 
 
@@ -119,7 +136,7 @@ def build(net: Network, table: ShapeTable | None = None) -> SpecModel:
         table = infer(net)
     try:
         children = []
-        probe = nn.Module()
+        probe = SpecModel(net.name, [], [])  # its own attributes (`_steps`, ...) are taken too
         for node in net.layers:
             _check_name(node.name, node, probe)
             children.append((node.name, _module(node, table)))

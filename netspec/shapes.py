@@ -89,23 +89,35 @@ def _conv2d(cfg: L.Conv2d, shape: Shape):
     if c % cfg.groups or cfg.out_channels % cfg.groups:
         raise ShapeError(f"groups={cfg.groups} must divide both the {c} input channels and the "
                          f"{cfg.out_channels} output channels")
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     if cfg.padding == "same":
         if (sh, sw) != (1, 1):
             raise ShapeError("padding='same' needs stride 1", "use an integer padding with a stride")
+        # torch pads (eh - 1) in all: (eh - 1) // 2 before, the rest (the larger half) after
+        _check_padding_mode(cfg.padding_mode, eh - 1 - (eh - 1) // 2, ew - 1 - (ew - 1) // 2, h, w)
         ho, wo = h, w
     else:
         ph, pw = (0, 0) if cfg.padding == "valid" else _pair(cfg.padding)
-        eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
         if h + 2 * ph < eh or w + 2 * pw < ew:
             raise ShapeError(f"its {eh}x{ew} kernel (with dilation) is larger than the padded "
                              f"{h + 2 * ph}x{w + 2 * pw} input", "use a larger input, more padding or a smaller kernel")
-        if cfg.padding_mode != "zeros" and (ph > h or pw > w):
-            raise ShapeError(f"padding_mode={cfg.padding_mode!r} needs padding no larger than the input")
+        _check_padding_mode(cfg.padding_mode, ph, pw, h, w)
         ho = (h + 2 * ph - eh) // sh + 1
         wo = (w + 2 * pw - ew) // sw + 1
     weight = cfg.out_channels * (c // cfg.groups) * kh * kw
     params = weight + (cfg.out_channels if cfg.bias else 0)
     return (cfg.out_channels, ho, wo), params, params * ho * wo, {"in_channels": c}
+
+
+def _check_padding_mode(mode: str, ph: int, pw: int, h: int, w: int) -> None:
+    """torch's F.pad limits: 'reflect' needs padding < the size, 'circular' padding <= the size; 'replicate' and
+    'zeros' take any padding."""
+    if mode == "reflect" and (ph >= h or pw >= w):
+        raise ShapeError(f"padding_mode='reflect' pads {ph}x{pw}: it needs padding smaller than the {h}x{w} input",
+                         "use padding_mode='replicate' or 'zeros', or a larger input")
+    if mode == "circular" and (ph > h or pw > w):
+        raise ShapeError(f"padding_mode='circular' pads {ph}x{pw}: it needs padding no larger than the {h}x{w} "
+                         "input", "use padding_mode='replicate' or 'zeros', or a larger input")
 
 
 def _batchnorm2d(cfg: L.BatchNorm2d, shape: Shape):
@@ -129,6 +141,11 @@ def _groupnorm(cfg: L.GroupNorm, shape: Shape):
     c = shape[0]
     if c % cfg.num_groups:
         raise ShapeError(f"num_groups={cfg.num_groups} must divide the {c} channels")
+    if c // cfg.num_groups * prod(shape[1:]) == 1:
+        # torch refuses it for one image ("Expected more than 1 value per channel"), in eval mode too; with more
+        # images each group still normalizes a single value, so the layer outputs its bias whatever the input
+        raise ShapeError(f"with num_groups={cfg.num_groups} each group holds a single value per image",
+                         "use fewer groups, or normalize before the spatial size shrinks to 1x1")
     params = 2 * c if cfg.affine else 0
     return shape, params, params, {"num_channels": c}
 
@@ -230,6 +247,7 @@ class _Inferer:
         self.rows: list[Row] = []
         self.inferred: dict[int, dict] = {}
         self.seen: set[int] = set()
+        self.total_params = 0
 
     def fail(self, node_loc: Location, what: str, shape: Shape, err: ShapeError):
         raise SpecError(f"{what} cannot take its {fmt_shape(shape)} input: {err.message}", node_loc,
@@ -248,6 +266,8 @@ class _Inferer:
                                 f"({self.inferred[id(node)]} then {inferred})", node.loc, code="E071")
             self.inferred[id(node)] = inferred
             self.check_size(node, path, out, params)
+            if first_use:
+                self.check_total(node, path, params)
             self.rows.append(Row(path, node.kind, depth, shape, out, params if first_use else 0,
                                  macs, node.loc))
             return out
@@ -260,8 +280,12 @@ class _Inferer:
         if node.kind == "Residual":
             s = shape
             if node.shortcut is not None:
+                # the paths of build.Residual: a lone anonymous layer is the child `shortcut` itself, anything
+                # else an nn.Sequential `shortcut` holding the layers by name
+                lone = len(node.shortcut) == 1 and node.shortcut[0].name == "0"
                 for child in node.shortcut:
-                    s = self.node(child, s, f"{path}.{child.name}", depth + 1)
+                    sub = f"{path}.shortcut" if lone else f"{path}.shortcut.{child.name}"
+                    s = self.node(child, s, sub, depth + 1)
             if s != x:
                 raise SpecError(f"the body of Residual {path!r} turns {fmt_shape(shape)} into {fmt_shape(x)}, "
                                 f"but x + body(x) needs {fmt_shape(s)}", node.loc,
@@ -274,6 +298,15 @@ class _Inferer:
         row.macs = sum(r.macs for r in sub)
         return x
 
+    def check_total(self, node: Node, path: str, params: int) -> None:
+        """Each layer within the limit is not enough: the whole network's weights must fit too."""
+        self.total_params += params
+        if self.total_params > MAX_ELEMENTS:
+            total = self.total_params
+            raise SpecError(f"with {node.kind} {path!r} the network would have {total:,} parameters in all "
+                            f"({total * 4 / 2**30:,.0f} GiB in fp32): more than any machine can train", node.loc,
+                            hint="check the sizes, repeats and constants (--set) of the network", code="E073")
+
     def check_size(self, node: Node, path: str, out: Shape, params: int) -> None:
         if params > MAX_ELEMENTS:
             raise SpecError(f"{node.kind} {path!r} would have {params:,} parameters ({params * 4 / 2**30:,.0f} GiB "
@@ -285,6 +318,9 @@ class _Inferer:
 
     def run(self, input: Shape) -> ShapeTable:
         by_name = {n.name: n for n in self.net.layers}
+        if prod(input) > MAX_ELEMENTS:  # the input is an activation too
+            raise SpecError(f"a {fmt_shape(input)} input has {prod(input):,} values per image: more than fits in "
+                            f"memory", self.net.input_loc, hint="use a smaller input size", code="E073")
         x = input
         for step in self.net.forward:
             if step.op == "function":

@@ -1,0 +1,316 @@
+"""Property tests: random stacks against torch, grammar-generated texts, and mutated real specs.
+
+1. `strategies.stacks()`: random layer stacks (conv/pool/norm/activation/dropout/adaptive/flatten/linear, Sequential
+   and Residual, repeat with the variable in the arguments, blocks used once or twice, constants with arithmetic, an
+   optional `forward` with functions and residual steps) written as spec text. Either netspec compiles it and the
+   oracle holds exactly (shapes, parameters, torchinfo's mult-adds), and the same stack run with torch directly gives
+   the same output and parameter count; or netspec raises a located SpecError and torch refuses the stack too (or
+   netspec is stricter for one of the documented reasons: `strategies.Stricter`).
+2. `hypothesis.extra.lark.from_lark` on the real grammar: every text loads or raises SpecError (located) or
+   UsageError; nothing else escapes, nothing hangs.
+3. The report's specs mutated (characters, lines, tokens deleted/duplicated/swapped, truncation): the same.
+
+Runs are derandomized (profile "netspec-fuzz") so CI is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.lark import from_lark
+
+import netspec
+from netspec.errors import SpecError, UsageError
+
+from strategies import Stricter, TorchFailure, assert_located, oracle, reference, stacks, time_limit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
+              pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning")]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: one thread is ~10x faster than fighting over the shared cores (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SPECS = {p.stem: p.read_text() for p in sorted((ROOT / "specs").glob("*.net"))}
+
+settings.register_profile("netspec-fuzz", derandomize=True, deadline=None, database=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                 HealthCheck.filter_too_much])
+FUZZ = settings.get_profile("netspec-fuzz")
+
+# what a spec may cost to build and run here (mutations can turn 64 channels into 6464)
+MAX_BUILD_PARAMS = 12_000_000
+MAX_RUN_MACS = 300_000_000
+MAX_RUN_ELEMENTS = 2_000_000
+
+
+def _located(err: SpecError, text: str) -> None:
+    assert_located(err, text)
+    assert err.code.startswith("E"), err.code
+
+
+# ---- 1. random stacks against torch ------------------------------------------------------------------------------
+
+
+@settings(FUZZ, max_examples=70)
+@given(case=stacks())
+def test_random_stacks_agree_with_torch(case):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Softmax(dim=None), Dropout2d on odd inputs
+        try:
+            ref = reference(case.items, case.input)
+            ref_err = None
+        except (Stricter, TorchFailure) as e:
+            ref_err = e
+        try:
+            with time_limit(20):
+                compiled = netspec.load(case.text, input=case.load_input)
+        except SpecError as e:
+            _located(e, case.text)
+            assert ref_err is not None, f"netspec refused a stack torch runs:\n{e.render()}\n{case.text}"
+            event(f"refused: {type(ref_err).__name__}")
+            return
+        assert ref_err is None, f"netspec accepted a stack torch refuses ({ref_err}):\n{case.text}"
+        event("compiled")
+        assert compiled.shapes.output == ref.output
+        assert compiled.shapes.total_params == ref.params
+        if not ref.single_image:
+            event("BatchNorm(track_running_stats=False) on one value per channel: no torchinfo")
+        with time_limit(20):
+            oracle(compiled, use_torchinfo=ref.single_image)
+
+
+# ---- 2. texts from the grammar -----------------------------------------------------------------------------------
+
+_KEYWORDS = {"network", "input", "block", "layers", "forward", "train", "repeat", "residual", "shortcut", "in",
+             "Sequential", "Residual", "true", "True", "false", "False", "None", "none"}
+
+
+def _grammar_strategy():
+    """from_lark on the real grammar: whole files, and `layers { ... }` (+ `forward { ... }`) after an input line
+    (whole files rarely hold a layers section). Every terminal is followed by a space (Lark's ignored WS is only
+    added at random, so `network x` would come out as `networkx`), comments end their line, and numbers and names
+    are small (the properties are about errors, not sizes)."""
+    import lark as lark_mod
+
+    # the real grammar, built without netspec's table cache (a cached Lark object has no `.grammar` to walk)
+    text = (ROOT / "netspec" / "grammar.lark").read_text()
+    lark = lark_mod.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                         start=["start", "layers", "forward"])
+    names = st.sampled_from(["a", "b", "x", "i", "id", "conv1", "c_2", "_x", "Conv2d", "ReLU", "Linear", "MaxPool2d",
+                             "Flatten", "BatchNorm2d", "AdaptiveAvgPool2d", "Dropout", "relu", "flatten", "shortcut",
+                             "training", "kernel_size", "padding", "stride", "out_channels", "epochs", "data"])
+    holes = st.builds(lambda a, b: f"{a}{{{b}}}", st.sampled_from(["a", "conv", "r_"]),
+                      st.sampled_from(["i", "1", "i+1", "x*2", "id", "i-1"]))
+    explicit = {
+        "NAME": st.one_of(names, names, names, holes),
+        "INT": st.one_of(st.integers(0, 9), st.integers(0, 70)).map(str),
+        "FLOAT": st.sampled_from(["0.5", "1.0", "1e-3", "2.5e1", "0.0"]),
+        "SIZE": st.sampled_from(["3x32x32", "1x8x8", "3x5x7", "0x4x4", "2x1x1", "3x16x16"]),
+        "STRING": st.sampled_from(["'same'", '"valid"', "'zeros'", "'reflect'", "'x'", "''", '"cifar10"']),
+        "SLASH": st.just("/"),
+        "COMMENT": st.sampled_from(["# c\n", "#\n", "# {(\n"]),
+        "WS": st.sampled_from([" ", "\n", "\t", "\r\n", "  \n  "]),
+    }
+    for t in lark.terminals:
+        if t.name not in explicit and type(t.pattern).__name__ == "PatternStr":
+            explicit[t.name] = st.just(t.pattern.value)
+    explicit = {k: (v if k in ("COMMENT", "WS") else v.map(lambda s: s + " ")) for k, v in explicit.items()}
+
+    def strategy(start):
+        terminals, rules, ignore = lark.grammar.compile([start], ())
+        used = {t.name for t in terminals} | set(ignore) | {
+            sym.name for r in rules for sym in r.expansion if sym.is_term}
+        return from_lark(lark, start=start, explicit={k: v for k, v in explicit.items() if k in used})
+
+    whole, layers, forward = strategy("start"), strategy("layers"), strategy("forward")
+    return st.one_of(whole, st.builds(lambda l, f: "input 3x16x16\n" + l + "\n" + f, layers,
+                                      st.one_of(st.just(""), forward)))
+
+
+def _must_load_or_refuse(text: str, input=None) -> None:
+    """load() returns, or raises a located SpecError or a UsageError: no other exception, no hang."""
+    try:
+        with time_limit(20):
+            net, table = netspec.check(text, input=input)
+            if table.total_params <= MAX_BUILD_PARAMS:
+                from netspec.build import build
+
+                model = build(net, table)
+                biggest = max((max(1, _prod(r.out_shape)) for r in table.rows), default=1)
+                if table.total_macs <= MAX_RUN_MACS and biggest <= MAX_RUN_ELEMENTS:
+                    with torch.no_grad(), warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        out = model.eval()(torch.zeros(1, *table.input))
+                    assert tuple(out.shape[1:]) == table.output
+                    event("ran")
+                else:
+                    event("built")
+            else:
+                event("checked")
+    except SpecError as e:
+        _located(e, text)
+        event(f"SpecError {e.code}")
+    except UsageError as e:
+        event("UsageError")
+        assert str(e)
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+@settings(FUZZ, max_examples=60)
+@given(text=_grammar_strategy())
+def test_grammar_texts_load_or_raise_located_errors(text):
+    _must_load_or_refuse(text + "\n")
+
+
+# ---- 3. the report's specs, mutated ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\d+x\d+x\d+|\d+\.\d+|\w+|'[^'\n]*'|\"[^\"\n]*\"|\.\.|//|\S")
+
+
+@st.composite
+def mutated_specs(draw):
+    name = draw(st.sampled_from(sorted(SPECS)))
+    text = SPECS[name]
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["del_char", "dup_char", "swap_chars", "ins_char", "del_line", "dup_line",
+                                   "swap_lines", "del_token", "dup_token", "swap_tokens", "replace_token",
+                                   "truncate"]))
+        if not text:
+            break
+        if op.endswith("char") or op == "swap_chars":
+            i = draw(st.integers(0, len(text) - 1))
+            if op == "del_char":
+                text = text[:i] + text[i + 1:]
+            elif op == "dup_char":
+                text = text[:i] + text[i] + text[i:]
+            elif op == "ins_char":
+                ch = draw(st.sampled_from(list("{}()[],=.:;'\"#/*+-x0123456789 \n\t") + ["\r", "é", "\u00a0"]))
+                text = text[:i] + ch + text[i:]
+            else:
+                j = draw(st.integers(0, len(text) - 1))
+                a, b = sorted((i, j))
+                if a != b:
+                    text = text[:a] + text[b] + text[a + 1:b] + text[a] + text[b + 1:]
+        elif op.endswith("line") or op == "swap_lines":
+            lines = text.split("\n")
+            i = draw(st.integers(0, len(lines) - 1))
+            if op == "del_line":
+                del lines[i]
+            elif op == "dup_line":
+                lines.insert(i, lines[i])
+            else:
+                j = draw(st.integers(0, len(lines) - 1))
+                lines[i], lines[j] = lines[j], lines[i]
+            text = "\n".join(lines)
+        elif op == "truncate":
+            text = text[:draw(st.integers(0, len(text)))]
+        else:
+            toks = list(_TOKEN.finditer(text))
+            i = draw(st.integers(0, len(toks) - 1))
+            t = toks[i]
+            if op == "del_token":
+                text = text[:t.start()] + text[t.end():]
+            elif op == "dup_token":
+                text = text[:t.end()] + " " + t.group() + text[t.end():]
+            elif op == "replace_token":
+                new = draw(st.sampled_from(["Residual", "Sequential", "repeat", "{", "}", "(", ")", "0", "-1",
+                                            "2**3", "1..2", "x", "'same'", "None", "true", "Linear(4)", "forward",
+                                            "residual", "shortcut", "block", "layers", "input", "7x7x7"]))
+                text = text[:t.start()] + new + text[t.end():]
+            else:
+                u = toks[draw(st.integers(0, len(toks) - 1))]
+                a, b = sorted((t, u), key=lambda m: m.start())
+                if a.start() != b.start():
+                    text = text[:a.start()] + b.group() + text[a.end():b.start()] + a.group() + text[b.end():]
+    return text
+
+
+@settings(FUZZ, max_examples=80)
+@given(text=mutated_specs())
+def test_mutated_specs_load_or_raise_located_errors(text):
+    _must_load_or_refuse(text)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_prefix_of_a_spec_is_handled(name):
+    """Truncation at every line: never anything but a located SpecError (or a network)."""
+    lines = SPECS[name].split("\n")
+    for n in range(len(lines) + 1):
+        text = "\n".join(lines[:n])
+        try:
+            netspec.check(text + "\n")
+        except SpecError as e:
+            _located(e, text + "\n")
+
+
+# ---- known robustness bugs outside this test's files (spec.py / parse.py): pinned, not hidden -------------------
+# Each would make the properties above fail (a hang, a MemoryError or a ValueError instead of a SpecError) if the
+# strategies drew it; they draw small numbers instead, and these tests pin the bugs until they are fixed.
+
+
+@pytest.mark.xfail(reason="spec.py: nested repeats with empty bodies run rows*cols iterations with no MAX_LAYERS "
+                          "check (20000 x 20000 = 4e8 iterations: minutes); the limit counts modules, not iterations",
+                   raises=Exception, strict=False)
+def test_nested_empty_repeats_do_not_hang():
+    for text in ("input 3x8x8\nlayers { r ReLU() repeat i in 1..20000 { repeat j in 1..20000 { } } }\n",
+                 "input 3x8x8\nlayers { r ReLU() }\nforward { r repeat i in 1..20000 { repeat j in 1..20000 { } } }\n"):
+        with time_limit(1):
+            try:
+                netspec.check(text)
+            except SpecError as e:
+                _located(e, text)
+
+
+@pytest.mark.xfail(reason="spec.py evaluate(): string '+' has no size limit: constants that each double a string "
+                          "reach any size (40 of them: 2**40 characters, memory exhaustion) instead of a SpecError",
+                   strict=False)
+def test_string_constants_cannot_grow_without_bound():
+    # 24 doublings (a 32 MB string, well past the 1 MB limit on the source) keep this test cheap
+    consts = "a0 = 'xx'\n" + "".join(f"a{i + 1} = a{i} + a{i}\n" for i in range(24))
+    text = "input 3x8x8\n" + consts + "layers { r ReLU() }\n"
+    with pytest.raises(SpecError) as info:
+        netspec.check(text)
+    _located(info.value, text)
+
+
+def test_huge_integer_literal_is_a_spec_error():
+    text = "input 3x8x8\nk = " + "9" * 5000 + "\nlayers { r ReLU() }\n"
+    with pytest.raises(SpecError) as info:
+        netspec.check(text)
+    _located(info.value, text)
+
+
+@pytest.mark.xfail(reason="spec.py _hole_value()/render_name(): int() and str() of a name hole's integer raise "
+                          "ValueError past Python's 4300-digit limit instead of a SpecError (no MAX_INT check there)",
+                   raises=ValueError, strict=False)
+@pytest.mark.parametrize("text", [
+    "input 3x8x8\nlayers { r{" + "9" * 5000 + "} ReLU() }\n",
+    "input 3x8x8\nk = 4611686018427387904\nlayers { r{" + "*".join(["k"] * 300) + "} ReLU() }\n",
+], ids=["literal-in-a-name", "product-in-a-name"])
+def test_huge_integers_in_names_are_spec_errors(text):
+    try:
+        netspec.check(text)
+    except SpecError as e:
+        _located(e, text)
