@@ -21,6 +21,8 @@ from .parse import (Arg, BinOp, BlockDef, Call, Composite, Const, ConstDef, Expr
                     Program, Ref, Repeat, Step, Str, Template, TupleExpr, did_you_mean, parse)
 
 MAX_LAYERS = 20_000  # after expansion; a guard against `repeat i in 1..10**9`
+MAX_ITERATIONS = 100_000  # every repeat iteration, nested ones multiplied
+MAX_STRING = 10_000  # characters of a string built with +
 MAX_INT = 2**62  # arithmetic stays far from overflow everywhere downstream
 
 
@@ -237,6 +239,9 @@ def evaluate(expr: Expr, scope: Scope, *, symbols: bool = False) -> Any:
                 hint = "there is no '/' for numbers either: write the value itself, such as 0.05"
             raise SpecError("'/' is not integer division", expr.op_loc or expr.loc, hint=hint, code="E022")
         if op == "+" and isinstance(a, str) and isinstance(b, str):
+            if len(a) + len(b) > MAX_STRING:
+                raise SpecError(f"this string would be {len(a) + len(b):,} characters long; the limit is "
+                                f"{MAX_STRING:,}", expr.loc, code="E022")
             return a + b
         a = _number(a, expr.left.loc, op)
         b = _number(b, expr.right.loc, op)
@@ -487,6 +492,8 @@ def _hole_value(text: str, scope: Scope, loc: Location) -> Any:
         value: Any = 1 if len(factors) > 1 else None
         for f in factors:
             if f.isdigit():
+                if len(f) > 19:
+                    raise SpecError(f"the integer in {{{text}}} is too large", loc, code="E040")
                 v: Any = int(f)
             elif re.match(r"^[A-Za-z_]\w*$", f):
                 found, v = scope.lookup(f)
@@ -504,6 +511,8 @@ def _hole_value(text: str, scope: Scope, loc: Location) -> Any:
                 if not isinstance(v, int) or not isinstance(value, int) or isinstance(v, bool):
                     raise SpecError(f"'*' in {{{text}}} needs integers", loc, code="E040")
                 value = value * v
+                if abs(value) > MAX_INT:
+                    raise SpecError(f"{{{text}}} is too large", loc, code="E040")
         if total is None:
             total = value if sign == "+" else -value
         else:
@@ -518,6 +527,7 @@ class _Expander:
         self.prog = prog
         self.constants = constants
         self.count = 0
+        self.iterations = 0
         self.block_stack: list[str] = []
         self.repeat_vars: list[str] = []
         # where a node's name came from: id(node) -> (name template, innermost repeat variable, innermost block)
@@ -599,6 +609,11 @@ class _Expander:
         if stop - start + 1 > MAX_LAYERS:
             raise SpecError(f"the range {start}..{stop} repeats {stop - start + 1:,} times; the limit is "
                             f"{MAX_LAYERS:,}", span, code="E043")
+        # nested repeats multiply: count every iteration, also of bodies that make nothing
+        self.iterations += stop - start + 1
+        if self.iterations > MAX_ITERATIONS:
+            raise SpecError(f"the repeats unroll to more than {MAX_ITERATIONS:,} iterations", span,
+                            hint="nested repeats multiply: keep the product of their ranges small", code="E043")
         return range(start, stop + 1)
 
     def expand_block(self, call: Call, scope: Scope, out: list[Node]) -> None:
@@ -731,11 +746,12 @@ def layer_config(call: CallValue, prog: Program | None = None) -> L.LayerSpec:
 def _forward(prog: Program, layers: list[Node], constants: Constants) -> list[FStep]:
     declared = {n.name: n for n in layers}
     steps: list[FStep] = []
+    ranges = _Expander(prog, constants)  # one counter for every repeat of the section
 
     def walk(items, scope: Scope):
         for it in items:
             if isinstance(it, Repeat):
-                rng = _Expander(prog, constants).range(it, scope)
+                rng = ranges.range(it, scope)
                 for v in rng:
                     walk(it.items, Scope({it.var: v}, scope))
                 continue
