@@ -14,7 +14,7 @@ from math import prod
 
 from . import layers as L
 from .errors import Location, SpecError
-from .spec import FStep, Network, Node
+from .spec import Network, Node
 
 Shape = tuple[int, ...]
 
@@ -216,7 +216,7 @@ def _flatten(cfg: L.Flatten, shape: Shape):
 
 def _linear(cfg: L.Linear, shape: Shape):
     if len(shape) != 1:
-        raise ShapeError(f"Linear needs a flat (F,) input", "add Flatten() before it")
+        raise ShapeError("Linear needs a flat (F,) input", "add Flatten() before it")
     f = shape[0]
     params = f * cfg.out_features + (cfg.out_features if cfg.bias else 0)
     return (cfg.out_features,), params, params, {"in_features": f}

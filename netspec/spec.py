@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from . import layers as L
 from . import settings as S
 from .errors import Location, SpecError, UsageError
-from .parse import (Arg, BinOp, BlockDef, Call, Composite, Const, ConstDef, Expr, ListExpr, Named, Neg, Num,
+from .parse import (BinOp, BlockDef, Call, Composite, Const, ConstDef, Expr, ListExpr, Named, Neg, Num,
                     Program, Ref, Repeat, Step, Str, Template, TupleExpr, did_you_mean, parse)
 
 MAX_LAYERS = 20_000  # after expansion; a guard against `repeat i in 1..10**9`

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import torch
 import torchinfo
 from hypothesis import strategies as st
@@ -913,3 +914,16 @@ def stacks(draw) -> Case:
     parts += tail[:head_n] + [layers] + ([forward] if forward else []) + tail[head_n:]
     text = "\n".join(p for p in parts if p) + "\n"
     return Case(text, items, inp, load_input)
+
+
+# shared by the test modules that run many tiny networks
+WARNING_FILTERS = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
+                   pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning")]
+
+
+def one_torch_thread():
+    """Tiny tensors: one thread is ~10x faster than fighting over the shared cores (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

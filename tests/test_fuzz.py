@@ -28,21 +28,12 @@ from hypothesis.extra.lark import from_lark
 import netspec
 from netspec.errors import SpecError, UsageError
 
-from strategies import Stricter, TorchFailure, assert_located, oracle, reference, stacks, time_limit
+from strategies import WARNING_FILTERS, one_torch_thread, Stricter, TorchFailure, assert_located, oracle, reference, stacks, time_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
-              pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning")]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one thread is ~10x faster than fighting over the shared cores (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = WARNING_FILTERS
+_one_torch_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 
 SPECS = {p.stem: p.read_text() for p in sorted((ROOT / "specs").glob("*.net"))}

@@ -22,22 +22,13 @@ import netspec
 from netspec import layers as Lmod
 from netspec.shapes import MAX_ELEMENTS
 
-from strategies import (Layer, Res, Seq, Stricter, TorchFailure, assert_located, oracle, reference, render_spec,
+from strategies import (WARNING_FILTERS, one_torch_thread, Layer, Res, Seq, Stricter, TorchFailure, assert_located, oracle, reference, render_spec,
                         torch_positional)
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
-              pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning")]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one thread is ~10x faster than fighting over the shared cores (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = WARNING_FILTERS
+_one_torch_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 
 def L(kind, *args, name=None, **kwargs):
