@@ -266,3 +266,20 @@ def test_learning_rate_schedules(tmp_path, schedule, check):
     _train(spec, out, "--train-limit", "64", "--test-limit", "20")
     lrs = [float(r["lr"]) for r in csv.DictReader(open(out / "metrics.csv"))]
     assert check(lrs), lrs
+
+
+def test_ctrl_c_stops_after_saving_and_says_how_to_resume(tiny_spec, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(out), "--epochs",
+                             "50", "--train-limit", "320", "--test-limit", "50", "--quiet"], cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "checkpoint.pt").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"--out {out} --resume" in err and "Traceback" not in err
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert ckpt["epoch"] == len(rows) >= 1 and len(rows) < 50
