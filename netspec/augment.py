@@ -518,10 +518,11 @@ def normalize(
 
     The same ops in the same order as torchvision (`div(255)`, then `sub_(mean).div_(std)`), so equal bit for bit.
     """
+    if not isinstance(std, Tensor) and any(float(torch.tensor(v, dtype=dtype)) == 0 for v in std):
+        # checked on the host: with tensors already on the device (the trainer's), no per-batch sync
+        raise ValueError(f"std evaluated to zero after conversion to {dtype}, leading to division by zero.")
     mean_t = torch.as_tensor(mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
     std_t = torch.as_tensor(std, dtype=dtype, device=x.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
-    if (std_t == 0).any():
-        raise ValueError(f"std evaluated to zero after conversion to {dtype}, leading to division by zero.")
     return x.to(dtype).div(_UINT8_MAX).sub_(mean_t).div_(std_t)  # (N, C, H, W)
 
 

@@ -665,6 +665,8 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
     size = (net.input[1], net.input[2])
     augment = BatchAugment([(a.kind(), a.args()) for a in t.augment], size)
     mean_std = channel_stats(t.normalize.mean, t.normalize.std, data.channels) if t.normalize else None
+    if mean_std is not None:  # on the device once, not copied there every batch
+        mean_std = tuple(torch.tensor(v, dtype=torch.float32, device=device) for v in mean_std)
 
     settings = {
         "spec": net.filename, "network": net.name, "input": list(net.input), "constants": constants,
