@@ -19,8 +19,9 @@ from .spec import Network, load_spec, parse_size
 
 
 def read_source(source: str | os.PathLike) -> tuple[str | bytes, str | None]:
-    """(text, filename): `source` is a path when it names a file (or ends in .net), else spec text."""
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
+    """(text, filename): a Path, or a one-line string that names a file or ends in .net (and holds no `{`, which
+    every spec's `layers { ... }` has), is read as a file; any other string is spec text."""
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source and "{" not in source
                                            and (source.endswith(".net") or Path(source).is_file())):
         path = Path(source)
         if path.is_dir():

@@ -590,7 +590,7 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
             resume_from = load_checkpoint(ckpt_path)
         else:
             log(f"--resume: no checkpoint in {out} yet: starting from the beginning")
-    elif dist.main and out.exists() and (out / "metrics.csv").exists():
+    elif out.exists() and (out / "metrics.csv").exists():  # every rank sees it: none is left waiting
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
