@@ -51,13 +51,6 @@ def _short(text: str) -> str:
     return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text):,} characters)"
 
 
-def _human(n: int) -> str:
-    for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
-
-
 input_option = click.option("--input", "input_", metavar="CxHxW",
                             help="Input size, e.g. 3x64x64 (overrides the spec's `input`).")
 set_option = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
@@ -111,7 +104,10 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
         return
     from .shapes import infer, smallest_inputs
 
-    net, _ = check_spec(Path(spec), None if _has_input(spec) else sizes[0], constants)
+    from .api import read_source
+    from .spec import load_spec
+
+    net = load_spec(*read_source(Path(spec)), input=sizes[0], constants=constants)  # each size is inferred below
     tables = []
     for size in sizes:
         try:
@@ -128,14 +124,6 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
         click.echo(f"smallest input: {fmt_shape(square)} (square); smallest H x W: {fmt_shape(smallest)}")
     if any(isinstance(t, SpecError) for t in tables):
         raise next(t for t in tables if isinstance(t, SpecError))
-
-
-def _has_input(spec: str) -> bool:
-    from .api import read_source
-    from .parse import parse
-
-    text, filename = read_source(Path(spec))
-    return parse(text, filename).input is not None
 
 
 @cli.command(name="compile")
