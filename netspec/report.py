@@ -167,9 +167,9 @@ def compare(paths: list[Path], out: Path | None = None) -> str:
                      f"{res['final_test_loss']:.4f}",
                      f"{100 * res['test_accuracy']:.2f}% ({res['correct']}/{res['total']})",
                      f"{res.get('train_seconds', float('nan')):.1f}"])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    text = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
-    text += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    from .report_text import render_table
+
+    text = [render_table(headers, rows, right={2, 3, 4, 5, 7})]
     target = out or Path("compare.png")
     _compare_plot(target, runs)
     text.append(f"curves: {target}")

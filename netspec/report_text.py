@@ -11,7 +11,7 @@ def _num(n: int) -> str:
     return f"{n:,}"
 
 
-def _render(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+def render_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     def line(cells):
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
@@ -27,7 +27,7 @@ def shape_table(net: Network, table: ShapeTable) -> str:
         rows.append([name, r.kind, fmt_shape(r.out_shape), _num(r.params) if r.is_leaf else f"({_num(r.params)})",
                      _num(r.macs) if r.is_leaf else f"({_num(r.macs)})"])
     head = f"{net.name}: input {fmt_shape(table.input)}, output {fmt_shape(table.output)}"
-    body = _render(["name", "layer", "output", "params", "MACs"], rows, {3, 4})
+    body = render_table(["name", "layer", "output", "params", "MACs"], rows, {3, 4})
     total = f"total: {_num(table.total_params)} parameters, {_num(table.total_macs)} MACs per image"
     return f"{head}\n{body}\n{total}"
 
@@ -59,7 +59,7 @@ def side_by_side(net: Network, sizes, tables: list) -> str:
             total += ["error", "", ""]
     rows.append(total)
     right = {i for i in range(2, len(headers)) if (i - 2) % 3 != 0}
-    out = [f"{net.name}", _render(headers, rows, right)]
+    out = [f"{net.name}", render_table(headers, rows, right)]
     for s, t in zip(sizes, tables):
         if isinstance(t, SpecError):
             out.append(f"at {fmt_shape(s)}: {t.message}")

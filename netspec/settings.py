@@ -175,3 +175,19 @@ class TrainSpec(BaseModel):
 
 
 SETTING_KEYS = tuple(TrainSpec.model_fields)
+
+
+INFERRED_SCHEDULE_ARGS = ("T_max", "max_lr")
+
+
+def infer_schedule(train: TrainSpec, inferred) -> TrainSpec:
+    """Fill the schedule arguments the spec left to follow from other settings (`inferred` names them):
+    CosineAnnealingLR's T_max is the number of epochs, OneCycleLR's max_lr the optimizer's lr. Run again after the
+    command line changes epochs or lr, so an inferred value follows and a written one stays."""
+    s = train.schedule
+    upd = {}
+    if isinstance(s, CosineAnnealingLR) and "T_max" in inferred:
+        upd["T_max"] = train.epochs
+    if isinstance(s, OneCycleLR) and "max_lr" in inferred:
+        upd["max_lr"] = train.optimizer.lr
+    return train.model_copy(update={"schedule": s.model_copy(update=upd)}) if upd else train

@@ -69,6 +69,7 @@ class Network:
     filename: str | None = None
     source: str | None = None
     train_locs: dict[str, Location] = field(default_factory=dict)
+    train_inferred: frozenset[str] = frozenset()  # schedule arguments filled in from epochs / lr
 
 
 @dataclass(frozen=True)
@@ -823,7 +824,8 @@ def _data_name(value: Any, loc: Location) -> str:
                     hint=f"data sets: {', '.join(S.DATA_NAMES)}", code="E061")
 
 
-def _train(prog: Program, constants: Constants, input_hw: tuple[int, int]) -> tuple[S.TrainSpec, dict]:
+def _train(prog: Program, constants: Constants,
+           input_hw: tuple[int, int]) -> tuple[S.TrainSpec, dict, frozenset[str]]:
     values: dict[str, Any] = {}
     locs: dict[str, Location] = {}
     for st in prog.train or ():
@@ -905,11 +907,9 @@ def _train(prog: Program, constants: Constants, input_hw: tuple[int, int]) -> tu
                         f"{len(norm.std)} std{'s' if len(norm.std) != 1 else ''}", locs["normalize"],
                         hint="give one mean and one std per channel: Normalize(mean=(0.5, 0.5, 0.5), "
                              "std=(0.25, 0.25, 0.25))", code="E062")
-    if isinstance(spec.schedule, S.CosineAnnealingLR) and spec.schedule.T_max is None:
-        spec = spec.model_copy(update={"schedule": spec.schedule.model_copy(update={"T_max": spec.epochs})})
-    if isinstance(spec.schedule, S.OneCycleLR) and spec.schedule.max_lr is None:
-        spec = spec.model_copy(update={"schedule": spec.schedule.model_copy(update={"max_lr": spec.optimizer.lr})})
-    return spec, locs
+    inferred = frozenset(k for k in S.INFERRED_SCHEDULE_ARGS
+                         if spec.schedule is not None and getattr(spec.schedule, k, 0) is None)
+    return S.infer_schedule(spec, inferred), locs, inferred
 
 
 def _pair(v) -> tuple[int, int]:
@@ -1013,9 +1013,9 @@ def elaborate(prog: Program, *, input: tuple[int, int, int] | None = None, const
         else:
             steps = [FStep("module", n.name, n.loc) for n in layers]
             explicit = False
-        train, train_locs = _train(prog, consts, (input[1], input[2]))
+        train, train_locs, train_inferred = _train(prog, consts, (input[1], input[2]))
         return Network(prog.network or "Net", tuple(input), prog.input_loc, layers, steps, explicit, train,  # type: ignore[arg-type]
-                       values, filename, source, train_locs)
+                       values, filename, source, train_locs, train_inferred)
     except SpecError as e:
         raise e.attach(filename, source)
     except RecursionError:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from . import settings as S
 from .augment import BatchAugment, normalize
 from .build import build
 from .data import load_data
@@ -245,21 +246,7 @@ def resolve_train(net: Network, opts: TrainOptions):
     if opt_upd:
         upd["optimizer"] = t.optimizer.model_copy(update=opt_upd)
     t = t.model_copy(update=upd)
-    if t.schedule is not None and t.schedule.kind() == "CosineAnnealingLR" and "epochs" in upd:
-        # T_max was inferred from the spec's epochs: follow the override unless the spec wrote it
-        written = any(kw == "T_max" for kw in _schedule_kwargs(net))
-        if not written:
-            t = t.model_copy(update={"schedule": t.schedule.model_copy(update={"T_max": t.epochs})})
-    if t.schedule is not None and t.schedule.kind() == "OneCycleLR" and "lr" in opt_upd:
-        t = t.model_copy(update={"schedule": t.schedule.model_copy(update={"max_lr": t.optimizer.lr})})
-    return t
-
-
-def _schedule_kwargs(net: Network) -> list[str]:
-    import re
-
-    m = re.search(r"schedule\s+\w+\(([^)]*)\)", net.source or "")
-    return re.findall(r"(\w+)\s*=", m.group(1)) if m else []
+    return S.infer_schedule(t, net.train_inferred)  # inferred T_max / max_lr follow the overridden epochs / lr
 
 
 def make_optimizer(spec, params) -> torch.optim.Optimizer:
@@ -280,17 +267,17 @@ def make_schedule(spec, optimizer, epochs: int, steps_per_epoch: int):
         return None, False
     kind = spec.kind()
     a = spec.args()
-    S = torch.optim.lr_scheduler
+    LR = torch.optim.lr_scheduler
     if kind == "StepLR":
-        return S.StepLR(optimizer, a["step_size"], a["gamma"]), False
+        return LR.StepLR(optimizer, a["step_size"], a["gamma"]), False
     if kind == "MultiStepLR":
-        return S.MultiStepLR(optimizer, list(a["milestones"]), a["gamma"]), False
+        return LR.MultiStepLR(optimizer, list(a["milestones"]), a["gamma"]), False
     if kind == "ExponentialLR":
-        return S.ExponentialLR(optimizer, a["gamma"]), False
+        return LR.ExponentialLR(optimizer, a["gamma"]), False
     if kind == "CosineAnnealingLR":
-        return S.CosineAnnealingLR(optimizer, a["T_max"] or epochs, a["eta_min"]), False
+        return LR.CosineAnnealingLR(optimizer, a["T_max"] or epochs, a["eta_min"]), False
     if kind == "OneCycleLR":
-        return S.OneCycleLR(optimizer, max_lr=a["max_lr"], epochs=epochs, steps_per_epoch=steps_per_epoch,
+        return LR.OneCycleLR(optimizer, max_lr=a["max_lr"], epochs=epochs, steps_per_epoch=steps_per_epoch,
                             pct_start=a["pct_start"], anneal_strategy=a["anneal_strategy"],
                             div_factor=a["div_factor"], final_div_factor=a["final_div_factor"]), True
     raise AssertionError(kind)
@@ -787,6 +774,11 @@ def _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net, constants
     }
 
 
+def _diverged(loss: torch.Tensor, epoch: int, step: int) -> Diverged:
+    return Diverged(f"the loss became {float(loss)} at epoch {epoch}, step {step}: training diverged "
+                    f"(try a smaller --lr)")
+
+
 def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch, augment, mean_std,
                  channels_last, device, precision, dist: Dist, opts: TrainOptions, stop,
                  state: dict | None = None) -> float:
@@ -842,12 +834,10 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
             scheduler.step()
         detached = loss.detach() * (b / dist.world)
         if pending_check is not None and not bool(torch.isfinite(pending_check)):
-            raise Diverged(f"the loss became {float(pending_check)} at epoch {epoch}, step {step}: training "
-                           f"diverged (try a smaller --lr)")
+            raise _diverged(pending_check, epoch, step)
         # checked one step later on CUDA so that the check never stalls the GPU; at once on the CPU
         if device.type == "cpu" and not bool(torch.isfinite(detached)):
-            raise Diverged(f"the loss became {float(detached)} at epoch {epoch}, step {step + 1}: training "
-                           f"diverged (try a smaller --lr)")
+            raise _diverged(detached, epoch, step + 1)
         pending_check = detached if device.type != "cpu" else None
         loss_sum += detached.double()
         seen += b
@@ -859,8 +849,7 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
         if stop["flag"]:
             break
     if pending_check is not None and not bool(torch.isfinite(pending_check)):
-        raise Diverged(f"the loss became {float(pending_check)} at epoch {epoch}: training diverged "
-                       f"(try a smaller --lr)")
+        raise _diverged(pending_check, epoch, steps)
     if bar is not None:
         bar.close()
     if dist.enabled:
