@@ -33,6 +33,7 @@ import click
 
 from . import layers as L
 from .errors import Location, SpecError, UsageError
+from .model import Invalid
 
 MAX_TEXT_CHARS = 1_000_000
 MAX_DEPTH = 100
@@ -474,11 +475,9 @@ class _Converter:
         if node.cls in ("MaxPool2d", "AvgPool2d") and "stride" in kept and "kernel_size" in kept \
                 and _same(kept["stride"], kept["kernel_size"]):
             del kept["stride"]
-        from pydantic import ValidationError
-
         try:
             cls.model_validate(kept)
-        except ValidationError as e:
+        except Invalid as e:
             err = e.errors()[0]
             key = str(err["loc"][0]) if err["loc"] else None
             msg = err["msg"][0].lower() + err["msg"][1:]

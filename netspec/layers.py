@@ -1,4 +1,4 @@
-"""The closed table of layers a spec may use, as pydantic models (no torch here).
+"""The closed table of layers a spec may use, as argument models (no torch, no pydantic at import).
 
 Each model holds the arguments a user writes, with PyTorch's own names, types and defaults. Arguments that follow
 from the input (`in_channels`, `num_features`, `in_features`, `num_channels`) are not fields: they are worked out by
@@ -6,25 +6,20 @@ from the input (`in_channels`, `num_features`, `in_features`, `num_channels`) ar
 so `Conv2d(64, 3)` means `out_channels=64, kernel_size=3` exactly as in PyTorch.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from .model import Bounds, Model
 
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Bounds(ge=1)]
+NonNegInt = Annotated[int, Bounds(ge=0)]
 PosPair = Union[PosInt, tuple[PosInt, PosInt]]
 NonNegPair = Union[NonNegInt, tuple[NonNegInt, NonNegInt]]
-Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-PosFloat = Annotated[float, Field(gt=0.0)]
+Prob = Annotated[float, Bounds(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Bounds(gt=0.0)]
 
 
-class LayerSpec(BaseModel):
-    """Base of every layer model: strict types, unknown arguments refused."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
-                              defer_build=True)  # schemas are built on first use: `check` stays fast
+class LayerSpec(Model):
+    """Base of every layer model: strict types, unknown arguments refused, immutable (see `netspec.model`)."""
 
     POSITIONAL: ClassVar[tuple[str, ...]] = ()
     INFERRED: ClassVar[tuple[str, ...]] = ()

@@ -1,26 +1,23 @@
-"""The `train` section as pydantic models (no torch): optimizer, schedule, augmentation, normalization.
+"""The `train` section as argument models (see `netspec.model`): optimizer, schedule, augmentation, normalization.
 
 Names and arguments are PyTorch's and torchvision's own (`SGD(lr=0.01, momentum=0.9)`, `RandomCrop(padding=4)`).
 Sizes that follow from the input (RandomCrop's `size`, CosineAnnealingLR's `T_max`, OneCycleLR's `max_lr`) may be
 left out and are filled in here.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from .model import Bounds, Factory, Model
 
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0.0)]
-NonNegFloat = Annotated[float, Field(ge=0.0)]
-Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+PosInt = Annotated[int, Bounds(ge=1)]
+NonNegInt = Annotated[int, Bounds(ge=0)]
+PosFloat = Annotated[float, Bounds(gt=0.0)]
+NonNegFloat = Annotated[float, Bounds(ge=0.0)]
+Prob = Annotated[float, Bounds(ge=0.0, le=1.0)]
 Size2 = Union[PosInt, tuple[PosInt, PosInt]]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+class _Model(Model):
     POSITIONAL: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -114,7 +111,7 @@ class ColorJitter(_Model):
     brightness: NonNegFloat = 0.0
     contrast: NonNegFloat = 0.0
     saturation: NonNegFloat = 0.0
-    hue: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    hue: Annotated[float, Bounds(ge=0.0, le=0.5)] = 0.0
 
 
 class RandomRotation(_Model):
@@ -137,28 +134,26 @@ IMPLICIT_TRANSFORMS = ("ToTensor", "ToPILImage", "PILToTensor", "ToImage", "ToDt
 class Normalize(_Model):
     POSITIONAL = ("mean", "std")
     mean: tuple[float, ...]
-    std: tuple[Annotated[float, Field(gt=0.0)], ...]
+    std: tuple[Annotated[float, Bounds(gt=0.0)], ...]
 
 
 DATA_NAMES = ("cifar10", "cifar100", "mnist", "fashion-mnist", "tiny-imagenet", "shapes")
 
 
-class TrainSpec(BaseModel):
+class TrainSpec(Model):
     """A run's settings. Every field has a default so a spec without a `train` section still trains."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     data: str = "shapes"
     epochs: PosInt = 10
     batch_size: PosInt = 128
     test_batch_size: PosInt = 1000
-    optimizer: Union[SGD, Adam, AdamW] = Field(default_factory=lambda: SGD(lr=0.01, momentum=0.9))
+    optimizer: Union[SGD, Adam, AdamW] = Factory(lambda: SGD(lr=0.01, momentum=0.9))
     schedule: Optional[Union[StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR]] = None
     seed: NonNegInt = 0
     augment: tuple[Union[RandomCrop, RandomHorizontalFlip, RandomVerticalFlip, ColorJitter, RandomRotation,
                          Resize], ...] = ()
     normalize: Optional[Normalize] = None
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    label_smoothing: Annotated[float, Bounds(ge=0.0, lt=1.0)] = 0.0
 
     def describe(self) -> dict:
         """A plain-JSON view of the settings (for settings.json and reports)."""

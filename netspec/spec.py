@@ -1,8 +1,8 @@
 """Stage 2: syntax tree -> a validated network description (no torch).
 
 Here constants are evaluated (integer arithmetic in our own code, never `eval`), blocks are expanded, `repeat` is
-unrolled, name templates are filled in, every layer's arguments are validated by its pydantic model, `forward` is
-resolved against the declared names, and the `train` section becomes a `TrainSpec`. Every error is a `SpecError` at
+unrolled, name templates are filled in, every layer's arguments are validated against its model (pydantic has the
+last word on any mistake: see `netspec.model`), `forward` is resolved against the declared names, and the `train` section becomes a `TrainSpec`. Every error is a `SpecError` at
 the place in the file that caused it.
 """
 
@@ -12,11 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from . import layers as L
 from . import settings as S
 from .errors import Location, SpecError, UsageError
+from .model import Invalid
 from .parse import (BinOp, BlockDef, Call, Composite, Const, ConstDef, Expr, ListExpr, Named, Neg, Num,
                     Program, Ref, Repeat, Step, Str, Template, TupleExpr, did_you_mean, parse)
 
@@ -280,7 +279,7 @@ def evaluate(expr: Expr, scope: Scope, *, symbols: bool = False) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Calls -> pydantic models
+# Calls -> argument models
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -324,7 +323,7 @@ def _validated(model_cls, call: CallValue, what: str, inferred: tuple[str, ...] 
                             hint=_type_hint(model_cls, name), code="E034")
     try:
         return model_cls.model_validate(values)
-    except ValidationError as e:
+    except Invalid as e:
         err = _best_error(e.errors(), values)
         field_name = str(err["loc"][0]) if err["loc"] else None
         loc = locs.get(field_name, call.name_loc) if field_name else call.name_loc
@@ -893,7 +892,7 @@ def _train(prog: Program, constants: Constants,
     try:
         # strict: `batch_size '128'` is a mistake, not 128
         spec = S.TrainSpec.model_validate(out, strict=True)
-    except ValidationError as e:
+    except Invalid as e:
         err = e.errors()[0]
         key = str(err["loc"][0])
         field = S.TrainSpec.model_fields.get(key)
