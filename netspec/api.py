@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import UsageError
+from .record import Record
 from .shapes import ShapeTable, infer
 from .spec import Network, load_spec, parse_size
 
@@ -53,8 +53,7 @@ def check(source: str | os.PathLike, input=None, constants: Mapping[str, Any] | 
     return net, infer(net)
 
 
-@dataclass
-class Compiled:
+class Compiled(Record):
     """What `netspec.load` returns: the validated network, its shape table, and the torch module."""
 
     network: Network

@@ -60,7 +60,12 @@ set_option = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
 class LazyGroup(click.Group):
     """Commands whose modules are imported only when they run (or when --help lists them), keeping `check` light."""
 
-    lazy: dict[str, tuple[str, str]] = {"import": ("netspec.importer", "import_command")}
+    lazy: dict[str, tuple[str, str]] = {
+        "train": ("netspec.commands", "train"),
+        "evaluate": ("netspec.commands", "evaluate"),
+        "compare": ("netspec.commands", "compare"),
+        "import": ("netspec.importer", "import_command"),
+    }
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
@@ -160,8 +165,6 @@ _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, render netspec's errors, and choose the exit code."""
-    from . import commands  # noqa: F401  (registers train, evaluate, compare, import)
-
     try:
         cli.main(args=argv, prog_name="netspec", standalone_mode=False)
     except click.exceptions.Exit as e:

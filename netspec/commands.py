@@ -1,6 +1,7 @@
-"""Commands that need torch (train, evaluate, compare, import), registered on the group that `check` lives in.
+"""Commands that need torch: train, evaluate, compare (and `import`, in `importer`).
 
-Their modules are imported only when the command runs, so `netspec check` stays torch-free and fast.
+The CLI group imports this module only when one of them runs or `--help` lists them (`cli.LazyGroup`), so
+`netspec check` stays torch-free and fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .cli import cli, set_option
+from .cli import set_option
 from .errors import UsageError
 
 
@@ -27,7 +28,7 @@ def _data_options(f):
     return f
 
 
-@cli.command()
+@click.command()
 @click.argument("spec")
 @_data_options
 @click.option("--epochs", type=int, metavar="N", help="Override the spec's epochs.")
@@ -77,7 +78,7 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
     run(Path(spec), opts)
 
 
-@cli.command()
+@click.command()
 @click.argument("run", metavar="RUN_DIR|CHECKPOINT")
 @_data_options
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Test batch size.")
@@ -108,7 +109,7 @@ def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, o
             click.echo(f"  {name[:12]:>12} " + "".join(str(v).rjust(width) for v in row))
 
 
-@cli.command()
+@click.command()
 @click.argument("runs", nargs=-1, required=True, metavar="RUN_DIR...")
 @click.option("--out", metavar="FILE", default="compare.png", show_default=True, help="Where to write the curves.")
 def compare(runs, out):

@@ -6,11 +6,10 @@ like rustc does and exits 1. `DataError` is the same idea for data sets (no spec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import Record
 
 
-@dataclass
-class Location:
+class Location(Record):
     """A place in a spec file: 1-based line and column; `end_column` marks the end of the caret span."""
 
     line: int

@@ -23,6 +23,8 @@ from __future__ import annotations
 import types
 from typing import Annotated, Any, Callable, ClassVar, Literal, Union, get_args, get_origin
 
+from .record import Factory
+
 __all__ = ["Bounds", "Factory", "FieldSpec", "Invalid", "Model", "pydantic_model"]
 
 REFERENCE_ONLY = False  # True: every validation goes through pydantic (the tests compare both ways)
@@ -41,15 +43,6 @@ class Bounds:
 
     def __repr__(self) -> str:
         return f"Bounds({', '.join(f'{k}={v!r}' for k, v in self.items().items())})"
-
-
-class Factory:
-    """A default made fresh for each instance (pydantic's `default_factory`)."""
-
-    __slots__ = ("make",)
-
-    def __init__(self, make: Callable[[], Any]):
-        self.make = make
 
 
 class Invalid(ValueError):

@@ -9,11 +9,11 @@ PyTorch's own formulas; `tests/test_shapes.py` checks them against torch for eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from math import prod
 
 from . import layers as L
 from .errors import Location, SpecError
+from .record import Factory, Record
 from .spec import Network, Node
 
 Shape = tuple[int, ...]
@@ -30,8 +30,7 @@ class ShapeError(Exception):
         self.hint = hint
 
 
-@dataclass
-class Row:
+class Row(Record):
     path: str  # "conv1", "resblock1_1.0"
     kind: str  # "Conv2d", "Sequential", "relu()", "x + resblock1_1(x)"
     depth: int
@@ -43,12 +42,11 @@ class Row:
     is_leaf: bool = True
 
 
-@dataclass
-class ShapeTable:
+class ShapeTable(Record):
     input: Shape
     output: Shape
     rows: list[Row]
-    inferred: dict[int, dict] = field(default_factory=dict)  # id(node) -> {"in_channels": 3, ...}
+    inferred: dict[int, dict] = Factory(dict)  # id(node) -> {"in_channels": 3, ...}
 
     @property
     def total_params(self) -> int:

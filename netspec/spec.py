@@ -9,7 +9,6 @@ the place in the file that caused it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import layers as L
@@ -18,6 +17,7 @@ from .errors import Location, SpecError, UsageError
 from .model import Invalid
 from .parse import (BinOp, BlockDef, Call, Composite, Const, ConstDef, Expr, ListExpr, Named, Neg, Num,
                     Program, Ref, Repeat, Step, Str, Template, TupleExpr, did_you_mean, parse)
+from .record import Factory, Record
 
 MAX_LAYERS = 20_000  # after expansion; a guard against `repeat i in 1..10**9`
 MAX_ITERATIONS = 100_000  # every repeat iteration, nested ones multiplied
@@ -30,15 +30,14 @@ MAX_INT = 2**62  # arithmetic stays far from overflow everywhere downstream
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Node:
+class Node(Record):
     """One module of the network: a layer (`config` set) or a composite (`children` set)."""
 
     name: str
     kind: str  # "Conv2d", ..., "Sequential", "Residual"
     loc: Location  # the name (or the call, for an anonymous layer)
     config: L.LayerSpec | None = None
-    children: list["Node"] = field(default_factory=list)
+    children: list["Node"] = Factory(list)
     shortcut: list["Node"] | None = None
 
     @property
@@ -46,8 +45,7 @@ class Node:
         return self.config is None
 
 
-@dataclass(frozen=True)
-class FStep:
+class FStep(Record, frozen=True):
     """One step of the run order: `module` (a declared child), `residual` (x + child(x)) or `function` (relu...)."""
 
     op: str
@@ -55,8 +53,7 @@ class FStep:
     loc: Location
 
 
-@dataclass
-class Network:
+class Network(Record):
     name: str
     input: tuple[int, int, int]
     input_loc: Location | None
@@ -67,12 +64,11 @@ class Network:
     constants: dict[str, Any]
     filename: str | None = None
     source: str | None = None
-    train_locs: dict[str, Location] = field(default_factory=dict)
+    train_locs: dict[str, Location] = Factory(dict)
     train_inferred: frozenset[str] = frozenset()  # schedule arguments filled in from epochs / lr
 
 
-@dataclass(frozen=True)
-class CallValue:
+class CallValue(Record, frozen=True):
     """A call written as a value (in `train`): `SGD(lr=0.1)`, `RandomCrop(padding=4)`."""
 
     name: str
@@ -82,8 +78,7 @@ class CallValue:
     name_loc: Location
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(Record, frozen=True):
     """A bare word that names no constant (`data cifar10`): allowed only where a setting takes a name."""
 
     name: str

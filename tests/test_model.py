@@ -8,9 +8,12 @@ import pickle
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from netspec import layers as L, model as M, settings as S
+from netspec import layers as L
+from netspec import model as M
+from netspec import settings as S
 from netspec.api import check
 
 ROOT = Path(__file__).resolve().parents[1]
