@@ -4,10 +4,12 @@
     python benchmarks/check_speed.py --runs 30 examples/lenet5.net
 
 Each run is a fresh process of the installed `netspec` console script (the one next to this Python; `python -m
-netspec` if there is none), timed from start to exit. One untimed run first fills Lark's table cache and Python's
-bytecode cache. Besides the specs it times two floors on the same machine: `python -c pass` (the interpreter and this
-installation's site hooks) and `python -c "import click, lark"` (the two libraries `check` cannot do without). It
-prints min / median / max per spec and the modules of torch and pydantic that a run imported (there should be none).
+netspec` if there is none), timed from start to exit, with a cache folder of its own (`NETSPEC_CACHE`). One
+untimed run first builds Lark's tables and Python's bytecode cache. Two rows per spec: the first check of the spec
+(its parsed tree removed from the cache before each run: Lark parses it) and a check of an unchanged spec (the tree
+read from the cache: Lark is not imported). Two floors on the same machine: `python -c pass` (the interpreter and
+this installation's site hooks) and `python -c "import click"`. It prints min / median / max and the modules of
+torch, pydantic and Lark that a repeated check imported (there should be none).
 
 PYTHONDONTWRITEBYTECODE=1 (set on some machines, this one included) keeps Python from caching netspec's bytecode in
 an editable install, so every run compiles netspec's modules again; `--no-bytecode-cache` measures that case too.
@@ -31,7 +33,7 @@ SPECS = [ROOT / "specs" / f"{n}.net" for n in ("cifar_best", "cifar_worst", "tin
 
 PROBE = ("import sys, runpy; sys.argv = ['netspec', 'check', %r]\n"
          "try:\n    runpy.run_module('netspec', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic', 'pydantic_core'}))")
+         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic', 'pydantic_core', 'lark'}))")
 
 
 def netspec_command() -> list[str]:
@@ -39,10 +41,12 @@ def netspec_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "netspec"]
 
 
-def timed(cmd: list[str], runs: int, env: dict) -> list[float]:
+def timed(cmd: list[str], runs: int, env: dict, forget: Path | None = None) -> list[float]:
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm the caches
     times = []
     for _ in range(runs):
+        if forget is not None:
+            shutil.rmtree(forget, ignore_errors=True)
         t = time.perf_counter()
         proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         times.append(time.perf_counter() - t)
@@ -68,8 +72,9 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}; command: {' '.join(cmd)} check SPEC")
     modes = [("bytecode cached", False)] + ([("no bytecode cache", True)] if args.no_bytecode_cache else [])
+    cache = Path(tempfile.mkdtemp(prefix="netspec-bench-cache-"))
     for label, no_cache in modes:
-        env = dict(os.environ)
+        env = dict(os.environ, NETSPEC_CACHE=str(cache))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         if no_cache:
             env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -77,14 +82,17 @@ def main() -> None:
                 shutil.rmtree(cache, ignore_errors=True)
         print(f"\n{label}, {args.runs} runs each\n\n| run | min | median | max |\n| --- | --- | --- | --- |")
         print(row("`python -c pass`", timed([sys.executable, "-c", "pass"], args.runs, env)))
-        print(row("`python -c 'import click, lark'`",
-                  timed([sys.executable, "-c", "import click, lark"], args.runs, env)))
+        print(row("`python -c 'import click'`", timed([sys.executable, "-c", "import click"], args.runs, env)))
         for spec in args.specs:
-            print(row(f"`netspec check {spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec}`",
-                      timed(cmd + ["check", str(spec)], args.runs, env)), flush=True)
-    with tempfile.TemporaryDirectory():
-        heavy = subprocess.run([sys.executable, "-c", PROBE % str(args.specs[0])], capture_output=True, text=True)
-    print(f"\nheavy modules imported by a check: {heavy.stdout.strip().splitlines()[-1]}")
+            name = spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec
+            print(row(f"`netspec check {name}`, first check", timed(cmd + ["check", str(spec)], args.runs, env,
+                                                                   forget=cache / "parsed")), flush=True)
+            print(row(f"`netspec check {name}`, unchanged spec", timed(cmd + ["check", str(spec)], args.runs, env)),
+                  flush=True)
+    heavy = subprocess.run([sys.executable, "-c", PROBE % str(args.specs[0])], capture_output=True, text=True,
+                           env=dict(os.environ, NETSPEC_CACHE=str(cache)))
+    shutil.rmtree(cache, ignore_errors=True)
+    print(f"\nmodules of torch, pydantic and Lark imported by a repeated check: {heavy.stdout.strip().splitlines()[-1]}")
 
 
 if __name__ == "__main__":

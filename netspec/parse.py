@@ -183,6 +183,11 @@ MAX_SOURCE_CHARS = 1_000_000
 MAX_INPUT_DIM = 65_536  # the same limit as the command line's --input
 
 
+def cache_dir() -> Path:
+    """netspec's own cache folder: Lark's tables and parsed specs (`$NETSPEC_CACHE`, else ~/.cache/netspec)."""
+    return Path(os.environ.get("NETSPEC_CACHE") or Path.home() / ".cache" / "netspec")
+
+
 @functools.lru_cache(maxsize=1)
 def _parser():
     import lark  # imported lazily: `netspec --help` stays fast
@@ -192,10 +197,10 @@ def _parser():
     # Building the LALR tables takes ~0.3 s; Lark caches them in a file keyed by the grammar, the options and Lark's
     # version. The file lives in our own cache folder (not a shared temp dir), so no other user can plant one.
     key = hashlib.sha256(f"{text}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()[:16]
-    cache_dir = Path(os.environ.get("NETSPEC_CACHE") or Path.home() / ".cache" / "netspec")
+    folder = cache_dir()
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        return lark.Lark(text, cache=str(cache_dir / f"grammar-{key}.lark"), **options)
+        folder.mkdir(parents=True, exist_ok=True)
+        return lark.Lark(text, cache=str(folder / f"grammar-{key}.lark"), **options)
     except OSError:  # a read-only home: build the tables every time
         return lark.Lark(text, **options)
 
@@ -252,9 +257,10 @@ def normalize_source(text: str | bytes) -> str:
 
 
 def parse(text: str | bytes, filename: str | None = None) -> Program:
-    """Parse spec text into a `Program`. Raises `SpecError` (with file, line and column) on any syntax error."""
-    import lark
+    """Parse spec text into a `Program`. Raises `SpecError` (with file, line and column) on any syntax error.
 
+    A spec file's tree (`filename` given) is kept in `netspec.parsecache`, and an unchanged file is not parsed again.
+    """
     src = text
     try:
         text = normalize_source(text)
@@ -262,6 +268,21 @@ def parse(text: str | bytes, filename: str | None = None) -> Program:
         shown = src if isinstance(src, str) else src.decode("utf-8", "replace")
         raise e.attach(filename, shown.replace("\r\n", "\n").replace("\r", "\n"))
     _check_nesting(text, filename)
+    if filename is not None:
+        from . import parsecache
+
+        prog = parsecache.load(text)
+        if prog is not None:
+            return prog
+    prog = _parse(text, filename)
+    if filename is not None:
+        parsecache.store(text, prog)
+    return prog
+
+
+def _parse(text: str, filename: str | None) -> Program:
+    import lark
+
     try:
         tree = _parser().parse(text)
     except lark.UnexpectedInput as err:

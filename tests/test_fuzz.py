@@ -15,6 +15,7 @@ Runs are derandomized (profile "netspec-fuzz") so CI is deterministic.
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -26,7 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
 import netspec
+from netspec import parsecache
 from netspec.errors import SpecError, UsageError
+from netspec.parse import parse
 
 from strategies import WARNING_FILTERS, one_torch_thread, Stricter, TorchFailure, assert_located, oracle, reference, stacks, time_limit
 
@@ -134,8 +137,19 @@ def _grammar_strategy():
                                       st.one_of(st.just(""), forward)))
 
 
+def _cached_tree_is_the_tree(text: str) -> None:
+    """What the parse cache stores and reads back is the parsed tree itself (netspec.parsecache)."""
+    try:
+        prog = parse(text)
+        stored = json.dumps(parsecache._encode(prog))
+    except (SpecError, RecursionError):
+        return  # nothing to cache (and a tree too deep for JSON is not cached)
+    assert parsecache._decode(json.loads(stored)) == prog
+
+
 def _must_load_or_refuse(text: str, input=None) -> None:
     """load() returns, or raises a located SpecError or a UsageError: no other exception, no hang."""
+    _cached_tree_is_the_tree(text)
     try:
         with time_limit(20):
             net, table = netspec.check(text, input=input)
