@@ -92,7 +92,8 @@ def main() -> None:
         heavy = subprocess.run([sys.executable, "-c", PROBE % str(args.specs[0])], capture_output=True, text=True,
                                env=dict(os.environ, NETSPEC_CACHE=str(cache)))
     shutil.rmtree(cache, ignore_errors=True)
-    print(f"\nmodules of torch, pydantic and Lark imported by a repeated check: {heavy.stdout.strip().splitlines()[-1]}")
+    imported = heavy.stdout.strip().splitlines()[-1]
+    print(f"\nmodules of torch, pydantic and Lark imported by a repeated check: {imported}")
 
 
 if __name__ == "__main__":

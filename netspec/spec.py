@@ -2,8 +2,8 @@
 
 Here constants are evaluated (integer arithmetic in our own code, never `eval`), blocks are expanded, `repeat` is
 unrolled, name templates are filled in, every layer's arguments are validated against its model (pydantic has the
-last word on any mistake: see `netspec.model`), `forward` is resolved against the declared names, and the `train` section becomes a `TrainSpec`. Every error is a `SpecError` at
-the place in the file that caused it.
+last word on any mistake: see `netspec.model`), `forward` is resolved against the declared names, and the `train`
+section becomes a `TrainSpec`. Every error is a `SpecError` at the place in the file that caused it.
 """
 
 from __future__ import annotations
