@@ -939,10 +939,7 @@ class _Folder:
         skel: list = []
 
         def name(parts):
-            if parts is None or idsub is None:
-                return parts
-            k = _find(parts, idsub)
-            return parts[:k] + (Ref("id"),) + parts[k + len(idsub):]
+            return _with_id(parts, idsub)
 
         def walk(it):
             if isinstance(it, ILayer):
@@ -1048,10 +1045,7 @@ class _Folder:
             return Ref(slot_param[j]) if j in slot_param else v
 
         def name(parts):
-            if parts is None or id0 is None:
-                return parts
-            k = _find(parts, id0)
-            return parts[:k] + (Ref("id"),) + parts[k + len(id0):]
+            return _with_id(parts, id0)
 
         def walk(it):
             if isinstance(it, ILayer):
@@ -1166,6 +1160,14 @@ class _Folder:
                 it = IRep(it.var, it.lo, it.hi, self.fold(list(it.items), indent + 4, reserved | {it.var}, False))
             out_items.append(it)
         return tuple(out_items)
+
+
+def _with_id(parts: tuple | None, sub: tuple | None) -> tuple | None:
+    """A name's parts with its block id `sub` replaced by the block's `id` parameter."""
+    if parts is None or sub is None:
+        return parts
+    k = _find(parts, sub)
+    return parts[:k] + (Ref("id"),) + parts[k + len(sub):]
 
 
 def _find(parts: tuple, sub: tuple) -> int:

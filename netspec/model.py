@@ -110,9 +110,7 @@ class Model:
     def model_validate(cls, values: dict):
         """Validate a dict of field values (always strictly: `'128'` is not 128); raises `Invalid` with pydantic's
         errors."""
-        obj = object.__new__(cls)
-        object.__setattr__(obj, "__dict__", cls._validate(values))
-        return obj
+        return cls(**values)
 
     @classmethod
     def _validate(cls, values: dict) -> dict:
@@ -175,15 +173,6 @@ class Model:
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
-
-    def __reduce__(self):
-        return _rebuild, (type(self), self.__dict__)
-
-
-def _rebuild(cls, fields):
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", dict(fields))
-    return obj
 
 
 # ---------------------------------------------------------------------------------------------------------------
