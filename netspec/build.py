@@ -69,11 +69,17 @@ class Residual(nn.Module):
 
 
 class SpecModel(nn.Module):
-    """The compiled network: children named as in the spec, run in the spec's `forward` order."""
+    """The compiled network: children named as in the spec, run in the spec's `forward` order.
+
+    `build` returns an instance of a subclass named after the network (`CifarNet`), made for it, so that
+    `print(model)`, torchinfo and profilers show the network's name. Such a class exists only in the process that
+    built it: `deepcopy`, `state_dict`, `torch.compile` and DDP work, but `pickle.dumps(model)` (and
+    `torch.save(model)`) fails with "Can't pickle <class 'netspec.build.CifarNet'>". Save `model.state_dict()`
+    and rebuild the model from its spec, as netspec's checkpoints do.
+    """
 
     def __init__(self, name: str, children: list[tuple[str, nn.Module]], steps: list[FStep]):
         super().__init__()
-        self._network_name = name
         for child_name, module in children:
             self.add_module(child_name, module)
         # (kind, child name or function name) pairs; kept as plain data so torch.compile traces a simple loop
@@ -81,9 +87,6 @@ class SpecModel(nn.Module):
         # `residual name` steps whose module writes in place: x + name(x) gives the module a copy of x
         self._copy_input = frozenset(s.name for s in steps if s.op == "residual"
                                      and _writes_in_place([self._modules[s.name]]))
-
-    def _get_name(self) -> str:  # what print(model) shows as the class name
-        return self._network_name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for op, name in self._steps:
@@ -140,6 +143,7 @@ def build(net: Network, table: ShapeTable | None = None) -> SpecModel:
         for node in net.layers:
             _check_name(node.name, node, probe)
             children.append((node.name, _module(node, table)))
-        return SpecModel(net.name, children, net.forward)
+        cls = type(net.name, (SpecModel,), {"__doc__": f"The network {net.name}, compiled by netspec."})
+        return cls(net.name, children, net.forward)
     except SpecError as e:
         raise e.attach(net.filename, net.source)

@@ -70,6 +70,16 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
 
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if args and self.get_command(ctx, name) is None and not name.startswith("-"):
+            from .parse import did_you_mean
+
+            hint = did_you_mean(name, self.list_commands(ctx))
+            raise click.UsageError(f"no command {name!r}" + (f" ({hint})" if hint else "") + "; the commands are "
+                                   + ", ".join(self.list_commands(ctx)), ctx)
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx, name):
         if name in self.lazy and name not in self.commands:
             import importlib
@@ -156,7 +166,12 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
 
     stats = torchinfo.summary(module, input_size=(1, *table.input), verbose=0, device="cpu",
                               col_names=("output_size", "num_params", "mult_adds"), depth=4)
-    click.echo(str(stats))
+    text = str(stats)
+    # torchinfo 1.8 formats its `Units` (a str Enum) with an f-string, which since Python 3.11 gives the member's
+    # name ("Units.GIGABYTES") instead of its value ("G")
+    for unit in torchinfo.Units:
+        text = text.replace(f"({unit.__class__.__name__}.{unit.name})", f"({unit.value})")
+    click.echo(text)
 
 
 # click >= 8.2 raises this UsageError (its message being the whole help) for a group called without arguments

@@ -29,7 +29,7 @@ def _data_options(f):
 
 
 @click.command()
-@click.argument("spec")
+@click.argument("spec", required=False)
 @_data_options
 @click.option("--epochs", type=int, metavar="N", help="Override the spec's epochs.")
 @click.option("--batch-size", type=int, metavar="N", help="Global batch size (all processes together).")
@@ -48,8 +48,10 @@ def _data_options(f):
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across processes (NCCL only).")
 @click.option("--out", metavar="DIR", help="Run folder (default: a new folder under runs/).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last finished epoch.")
-@click.option("--quiet", is_flag=True, help="No progress bar, no per-epoch lines.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last finished epoch, with its own settings (SPEC may be left "
+                   "out).")
+@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; the final result line stays.")
 def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_size, test_batch_size, lr, momentum,
           weight_decay, seed, train_limit, input_, sets, precision, channels_last, compile_, sync_bn, out, resume,
           quiet):
@@ -63,10 +65,13 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
 
     if resume and not out:
         raise UsageError("--resume needs --out DIR (the run folder to continue)")
+    if spec is None and not resume:
+        raise click.UsageError("Missing argument 'SPEC'.")
     sizes = _sizes(input_)
     if sizes and len(sizes) > 1:
         raise UsageError("train takes one --input size")
-    check_spec(Path(spec), sizes[0] if sizes else None, _overrides(sets))  # a bad spec fails before torch loads
+    if not resume:  # a resumed run's spec is the one in its folder, checked against SPEC by the trainer
+        check_spec(Path(spec), sizes[0] if sizes else None, _overrides(sets))  # a bad spec fails before torch loads
     from .trainer import TrainOptions, run
 
     opts = TrainOptions(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
@@ -75,28 +80,35 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
                         constants=_overrides(sets), device=device, precision=precision, channels_last=channels_last,
                         compile=compile_, sync_bn=sync_bn, out=out, resume=resume, download=not no_download,
                         quiet=quiet, progress=not quiet)
-    run(Path(spec), opts)
+    run(Path(spec) if spec is not None else None, opts)
 
 
 @click.command()
 @click.argument("run", metavar="RUN_DIR|CHECKPOINT")
 @_data_options
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Test batch size.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="Default: the precision the run trained in.")
 @click.option("--out", metavar="DIR", help="Also write evaluation.json and confusion_matrix.png here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, out, as_json):
-    """Evaluate a trained model: test loss, accuracy, per-class accuracy, confusion matrix."""
+def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, precision, out, as_json):
+    """Evaluate a trained model: test loss, accuracy, per-class accuracy, confusion matrix.
+
+    By default it tests as the run did: the run's data set, test limit and precision.
+    """
     from .report import pct
     from .trainer import evaluate as evaluate_run
 
     if not Path(run).exists():
         raise UsageError(f"{run}: no such run folder or checkpoint")
     r = evaluate_run(run, data=data, data_dir=data_dir, test_limit=test_limit, batch_size=batch_size,
-                     device=device, download=not no_download, out=out)
+                     device=device, precision=precision, download=not no_download, out=out)
     if as_json:
         click.echo(json.dumps(r, indent=2))
         return
-    click.echo(f"checkpoint: {r['checkpoint']} (epoch {r['epoch']}), data: {r['data']}")
+    limit = f"the first {r['test_limit']:,} test images" if r["test_limit"] else "every test image"
+    click.echo(f"checkpoint: {r['checkpoint']} (epoch {r['epoch']})")
+    click.echo(f"data: {r['data']}, {limit} ({r['total']:,}); precision: {r['precision']}")
     click.echo(f"test loss: {r['test_loss']:.4f}")
     click.echo(f"test accuracy: {pct(r['test_accuracy'])}% ({r['correct']}/{r['total']})")
     for name, acc in r["per_class_accuracy"].items():

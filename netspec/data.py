@@ -129,7 +129,7 @@ def load_data(name: str, data_dir: str | Path | None = None, *, size: tuple[int,
     train_limit = _check_limit("train_limit", train_limit)
     test_limit = _check_limit("test_limit", test_limit)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    key = _dataset_key(name)
+    key = dataset_key(name)
     if key is None:
         data = _load_image_folder(Path(name).expanduser(), str(name), size, train_limit, test_limit)
     elif key == "shapes":
@@ -148,7 +148,7 @@ def load_data(name: str, data_dir: str | Path | None = None, *, size: tuple[int,
     return _checked(data)
 
 
-def _dataset_key(name: str) -> str | None:
+def dataset_key(name: str) -> str | None:
     """The canonical data set name, or None when `name` is a folder path. Built-in names win over same-named folders
     in the current directory (write `./shapes` for the folder)."""
     if not isinstance(name, (str, os.PathLike)):
@@ -160,8 +160,12 @@ def _dataset_key(name: str) -> str | None:
         return key
     if "/" in text or os.sep in text or os.path.isdir(text):
         return None
-    raise UsageError(f"unknown data set {text!r}: expected one of {', '.join(DATASETS)}, "
-                     f"or the path of an image folder with train/ and test/ subfolders")
+    from .parse import did_you_mean
+
+    hint = did_you_mean(key, DATASETS)
+    raise UsageError(f"unknown data set {text!r}: " + (f"{hint} (" if hint else "") + f"expected one of "
+                     f"{', '.join(DATASETS)}, or the path of an image folder with train/ and test/ subfolders"
+                     + (")" if hint else ""))
 
 
 def _check_size(size: Any) -> tuple[int, int] | None:

@@ -16,13 +16,18 @@ def _plt():
     return plt
 
 
-def _curve(path: Path, epochs, series: dict[str, list[float]], ylabel: str, title: str) -> None:
+def _curve(path: Path, epochs, series: dict[str, list[float]], ylabel: str, title: str, log_y: bool = False) -> None:
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for label, ys in series.items():
         ax.plot(epochs[:len(ys)], ys, marker="o", markersize=3, label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(ylabel)
+    if log_y and all(v > 0 for ys in series.values() for v in ys):
+        ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if len(series) > 1:
@@ -32,7 +37,14 @@ def _curve(path: Path, epochs, series: dict[str, list[float]], ylabel: str, titl
     plt.close(fig)
 
 
-def confusion_plot(path: Path, confusion: list[list[int]], classes: list[str]) -> None:
+def run_title(settings: dict) -> str:
+    """What a run's plots are of: `cifar_best.net on shapes`."""
+    spec = Path(settings.get("spec") or "").name or settings.get("network", "network")
+    return f"{spec} on {Path(str(settings.get('data', '?'))).name}"
+
+
+def confusion_plot(path: Path, confusion: list[list[int]], classes: list[str],
+                   title: str = "confusion matrix (row-normalized)") -> None:
     import numpy as np
 
     plt = _plt()
@@ -53,21 +65,30 @@ def confusion_plot(path: Path, confusion: list[list[int]], classes: list[str]) -
                             color="white" if frac[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("confusion matrix (row-normalized)")
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def write_plots(out: Path, metrics: list[dict], confusion: list[list[int]], classes: list[str]) -> None:
+PLOTS = ("train_loss.png", "test_loss.png", "test_accuracy.png", "learning_rate.png", "confusion_matrix.png")
+
+
+def write_plots(out: Path, settings: dict, metrics: list[dict], confusion: list[list[int]],
+                classes: list[str]) -> None:
     epochs = [int(r["epoch"]) for r in metrics]
+    name = run_title(settings)
     _curve(out / "train_loss.png", epochs, {"train": [float(r["train_loss"]) for r in metrics]}, "loss",
-           "train loss")
-    _curve(out / "test_loss.png", epochs, {"test": [float(r["test_loss"]) for r in metrics]}, "loss", "test loss")
+           f"train loss: {name}")
+    _curve(out / "test_loss.png", epochs, {"test": [float(r["test_loss"]) for r in metrics]}, "loss",
+           f"test loss: {name}")
     _curve(out / "test_accuracy.png", epochs, {"test": [100 * float(r["test_accuracy"]) for r in metrics]},
-           "accuracy (%)", "test accuracy")
-    confusion_plot(out / "confusion_matrix.png", confusion, classes)
+           "accuracy (%)", f"test accuracy: {name}")
+    # metrics.csv's lr is the rate of each epoch's last step
+    _curve(out / "learning_rate.png", epochs, {"lr": [float(r["lr"]) for r in metrics if r.get("lr")]},
+           "learning rate (last step of the epoch)", f"learning rate: {name}")
+    confusion_plot(out / "confusion_matrix.png", confusion, classes, f"confusion matrix (row-normalized): {name}")
 
 
 def pct(x: float) -> str:
@@ -102,17 +123,18 @@ def report_markdown(settings: dict, results: dict) -> str:
     lines.append(f"Input = {'x'.join(map(str, settings.get('input', [])))}")
     lines.append("")
     augs = settings.get("augment") or []
-    lines.append("Augmentations:")
+    lines.append("Augmentations (training images only):")
     lines.append("")
-    n = 0
     for n, a in enumerate(augs, 1):
         args = ", ".join(f"{k}={v}" for k, v in a.items() if k != "name")
         lines.append(f"{n}. {a['name']}({args})")
-    norm = settings.get("normalize")
-    if norm:
-        lines.append(f"{n + 1}. Normalize({tuple(norm['mean'])}, {tuple(norm['std'])})")
-    if not augs and not norm:
+    if not augs:
         lines.append("none")
+    lines.append("")
+    norm = settings.get("normalize")
+    # Normalize is no augmentation: it applies to every image, training and test alike
+    lines.append(f"Normalization = Normalize(mean={tuple(norm['mean'])}, std={tuple(norm['std'])})" if norm else
+                 "Normalization = none (pixels scaled to [0, 1])")
     lines += ["", "Performance:", ""]
     lines.append(f"Final train loss is **{results['final_train_loss']:.6f}**")
     lines.append("")
@@ -125,12 +147,12 @@ def report_markdown(settings: dict, results: dict) -> str:
         lines.append(f"Accuracy of {name}: {pct(acc)} %")
         lines.append("")
     lines += ["![train loss](train_loss.png) ![test loss](test_loss.png) ![test accuracy](test_accuracy.png)", "",
-              "![confusion matrix](confusion_matrix.png)", ""]
+              "![learning rate](learning_rate.png) ![confusion matrix](confusion_matrix.png)", ""]
     return "\n".join(lines)
 
 
 def write_report(out: Path, settings: dict, metrics: list[dict], results: dict) -> None:
-    write_plots(out, metrics, results["confusion_matrix"], results["classes"])
+    write_plots(out, settings, metrics, results["confusion_matrix"], results["classes"])
     (out / "report.md").write_text(report_markdown(settings, results))
 
 
@@ -156,20 +178,33 @@ def load_run(path: Path) -> dict:
     return {"path": path, "results": results, "settings": settings, "metrics": metrics}
 
 
+def _limit(value) -> str:
+    return "all" if value in (None, "") else f"{int(value):,}"
+
+
 def compare(paths: list[Path], out: Path | None = None) -> str:
     runs = [load_run(Path(p)) for p in paths]
-    headers = ["run", "spec", "params", "MACs", "train loss", "test loss", "accuracy", "time (s)"]
+    headers = ["run", "spec", "data", "train", "test", "input", "epochs", "precision", "params", "MACs",
+               "train loss", "test loss", "accuracy", "time (s)"]
     rows = []
     for r in runs:
         s, res = r["settings"], r["results"]
-        rows.append([Path(r["path"]).name, Path(s.get("spec") or "-").name, f"{s.get('params', 0):,}",
-                     f"{s.get('macs_per_image', 0):,}", f"{res['final_train_loss']:.4f}",
+        rows.append([Path(r["path"]).name, Path(s.get("spec") or "-").name, Path(str(s.get("data"))).name,
+                     f"{s.get('train_images', 0):,}", f"{res['total']:,}", "x".join(map(str, s.get("input", []))),
+                     str(res.get("epochs", s.get("epochs"))), str(s.get("precision", "?")),
+                     f"{s.get('params', 0):,}", f"{s.get('macs_per_image', 0):,}", f"{res['final_train_loss']:.4f}",
                      f"{res['final_test_loss']:.4f}",
                      f"{100 * res['test_accuracy']:.2f}% ({res['correct']}/{res['total']})",
                      f"{res.get('train_seconds', float('nan')):.1f}"])
     from .report_text import render_table
 
-    text = [render_table(headers, rows, right={2, 3, 4, 5, 7})]
+    text = [render_table(headers, rows, right={3, 4, 6, 8, 9, 10, 11, 13})]
+    test_sets = {(str(r["settings"].get("data")), r["results"]["total"], _limit(r["settings"].get("test_limit")))
+                 for r in runs}
+    if len(test_sets) > 1:
+        text.append("warning: these runs were tested on different data ("
+                    + "; ".join(f"{d}, {n:,} test images" for d, n, _ in sorted(test_sets))
+                    + "): their test numbers are not comparable")
     target = out or Path("compare.png")
     _compare_plot(target, runs)
     text.append(f"curves: {target}")
@@ -178,9 +213,11 @@ def compare(paths: list[Path], out: Path | None = None) -> str:
 
 def _compare_plot(path: Path, runs: list[dict]) -> None:
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), dpi=100)
     for r in runs:
-        label = Path(r["path"]).name
+        label = f"{Path(r['path']).name} ({run_title(r['settings'])})"
         ep = [int(m["epoch"]) for m in r["metrics"]]
         axes[0].plot(ep, [float(m["train_loss"]) for m in r["metrics"]], marker="o", markersize=3, label=label)
         axes[1].plot(ep, [float(m["test_loss"]) for m in r["metrics"]], marker="o", markersize=3, label=label)
@@ -189,9 +226,10 @@ def _compare_plot(path: Path, runs: list[dict]) -> None:
     for ax, title, ylabel in zip(axes, ("train loss", "test loss", "test accuracy"), ("loss", "loss", "%")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    axes[2].legend(fontsize=8)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import random
+import shlex
 import signal
 import sys
 import time
@@ -56,7 +57,7 @@ class Interrupted(NetspecError):
 
 @dataclass
 class TrainOptions:
-    """Command-line overrides; None means "the spec's `train` section decides"."""
+    """Command-line overrides; None means "the spec's `train` section decides" (or, with `resume`, "the run's")."""
 
     data: str | None = None
     data_dir: str | None = None
@@ -290,6 +291,7 @@ def make_schedule(spec, optimizer, epochs: int, steps_per_epoch: int):
 
 class Log:
     def __init__(self, quiet: bool, main: bool, path: Path | None = None):
+        self.main = main
         self.quiet = quiet or not main
         self.path = path
         self.lines: list[str] = []
@@ -300,21 +302,48 @@ class Log:
         with open(path, "a") as f:
             f.writelines(line + "\n" for line in self.lines)
 
+    def result(self, msg: str) -> None:
+        """The run's result: on stdout, even when quiet (the main process only)."""
+        if self.main:
+            print(msg, flush=True)
+        self._write(msg)
+
+    def warn(self, msg: str) -> None:
+        """A warning: on stderr, even when quiet (the main process only)."""
+        if self.main:
+            print(f"warning: {msg}", file=sys.stderr, flush=True)
+        self._write(f"warning: {msg}")
+
     def __call__(self, msg: str) -> None:
-        self.lines.append(msg)
         if not self.quiet:
             print(msg, file=sys.stderr, flush=True)
+        self._write(msg)
+
+    def _write(self, msg: str) -> None:
+        self.lines.append(msg)
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(msg + "\n")
 
 
-def prepare(spec: str | os.PathLike, opts: TrainOptions, log: Log):
-    """Spec + data -> (network, shapes, train settings, data), with the data's classes and channels applied."""
-    text, filename = _read_spec(spec)
+@dataclass
+class Prepared:
+    """The spec elaborated for the data: network, shape table, train settings, the data, and what was asked for."""
+
+    net: Network
+    table: Any
+    train: Any
+    data: Any
+    constants: dict[str, Any]  # the --set values, plus `classes` when the data set decided it
+    requested_input: tuple[int, int, int]  # --input, or the spec's; the data set may change its channels
+
+
+def prepare(text: str, filename: str | None, opts: TrainOptions, log: Log) -> Prepared:
+    """Spec + data -> network, shapes, train settings and data, with the data's classes and channels applied."""
     constants = dict(opts.constants)
     input_ = parse_size(opts.input) if isinstance(opts.input, str) else opts.input
     net = load_spec(text, filename, input=input_, constants=constants)
+    requested = tuple(net.input)
     infer(net)  # the spec as written (with --set) must hold before any data is read: fail fast, and statically
     t = resolve_train(net, opts)
     h, w = net.input[1], net.input[2]
@@ -346,7 +375,7 @@ def prepare(spec: str | os.PathLike, opts: TrainOptions, log: Log):
             and not (len(set(t.normalize.mean)) == 1 and len(set(t.normalize.std)) == 1):
         raise SpecError(f"normalize has {len(t.normalize.mean)} means for {data.channels}-channel images",
                         net.train_locs.get("normalize"), code="E091").attach(net.filename, net.source)
-    return net, table, t, data, constants
+    return Prepared(net, table, t, data, constants, requested)  # type: ignore[arg-type]
 
 
 def _new_run_dir(spec_path: str | None, data_name: str) -> Path:
@@ -357,6 +386,135 @@ def _new_run_dir(spec_path: str | None, data_name: str) -> Path:
         i += 1
         out = Path(f"{base}-{i}")
     return out
+
+
+# What makes a run the run it is: `--resume` restores these from settings.json's "options", and a flag given with
+# --resume must agree with the stored value. Every other flag may differ: --data-dir (the data moved), --device,
+# --compile, --channels-last, --quiet, --no-download, the optimizer overrides --lr/--momentum/--weight-decay, and
+# --precision (with a warning). --epochs may grow, unless the schedule's length follows from it.
+RUN_OPTIONS = ("data", "train_limit", "test_limit", "input", "batch_size", "test_batch_size", "seed", "sync_bn")
+OVERRIDES = ("lr", "momentum", "weight_decay")
+
+
+@dataclass
+class Resumed:
+    """A run folder to continue: its spec text, its options, its checkpoint (None: killed before the first one)."""
+
+    out: Path
+    text: str
+    filename: str
+    opts: TrainOptions
+    stored_epochs: int
+    checkpoint: dict | None
+
+    @property
+    def done(self) -> int:
+        return int(self.checkpoint["epoch"]) if self.checkpoint is not None else 0
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _first_difference(a: str, b: str) -> tuple[int, str, str]:
+    la, lb = a.split("\n"), b.split("\n")
+    for i in range(max(len(la), len(lb))):
+        x = la[i] if i < len(la) else "<end of file>"
+        y = lb[i] if i < len(lb) else "<end of file>"
+        if x != y:
+            return i + 1, x.strip(), y.strip()
+    return 0, "", ""  # pragma: no cover - only called on different texts
+
+
+def restore_run(spec: str | os.PathLike | None, opts: TrainOptions, log: Log) -> Resumed:
+    """The run in `opts.out`, with the flags of `opts` checked against it: the same run continues, or nothing does."""
+    from .data import dataset_key
+
+    out = Path(opts.out)
+    settings_path = out / "settings.json"
+    if not out.is_dir():
+        raise UsageError(f"--resume: {out}: no such run folder")
+    try:
+        settings = json.loads(settings_path.read_text())
+        stored: dict = settings["options"]
+        stored_text = (out / "spec.net").read_text()
+    except FileNotFoundError:
+        raise UsageError(f"--resume: {out} holds no run (no settings.json or spec.net); start it without "
+                         f"--resume") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UsageError(f"--resume: {settings_path} is not the settings of a netspec run") from None
+    filename = str(out / "spec.net")
+    if spec is not None:
+        text, given_name = _read_spec(spec)
+        if text != stored_text:
+            line, ours, theirs = _first_difference(text, stored_text)
+            raise UsageError(f"--resume: {spec} is not the spec of the run in {out}: line {line} is {ours!r} there "
+                             f"and {theirs!r} in {filename} (resume with {filename}, or start a new run)")
+        filename = given_name or filename
+
+    def same(key: str, given: Any, run_value: Any) -> bool:
+        if key == "data":
+            a, b = dataset_key(str(given)), dataset_key(str(run_value))
+            return a == b if a is not None or b is not None else Path(given).resolve() == Path(run_value).resolve()
+        if key == "input":
+            return tuple(parse_size(given) if isinstance(given, str) else given) == tuple(run_value)
+        return given == run_value
+
+    for key in RUN_OPTIONS:
+        given = getattr(opts, key)
+        if given is None or (key == "sync_bn" and given is False):
+            continue
+        if not same(key, given, stored[key]):
+            shown = "x".join(map(str, stored[key])) if key == "input" else stored[key]
+            raise UsageError(f"--resume: {_flag(key)} {given} contradicts the run in {out}, which has "
+                             f"{key.replace('_', ' ')} {shown} (leave the flag out to continue the same run)")
+    run_constants = settings.get("constant_values", {})
+    for name, given in opts.constants.items():
+        if name in run_constants and _jsonable(given) != run_constants[name]:
+            raise UsageError(f"--resume: --set {name}={given} contradicts the run in {out}, which has {name} = "
+                             f"{run_constants[name]}")
+    if opts.precision not in ("auto", stored["precision"]):
+        log.warn(f"--resume with --precision {opts.precision}: the run trained in {stored['precision']}, so its "
+                 f"numbers will no longer match an uninterrupted run")
+    merged = TrainOptions(**{**asdict(opts), **{k: stored[k] for k in RUN_OPTIONS}})
+    merged.input = tuple(stored["input"])
+    merged.constants = {**stored["constants"], **opts.constants}
+    merged.epochs = opts.epochs if opts.epochs is not None else stored["epochs"]
+    merged.data_dir = opts.data_dir if opts.data_dir is not None else stored.get("data_dir")
+    merged.precision = stored["precision"] if opts.precision == "auto" else opts.precision
+    for key in OVERRIDES:
+        if getattr(opts, key) is None:
+            setattr(merged, key, stored.get(key))
+    ckpt_path = out / "checkpoint.pt"
+    checkpoint = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if checkpoint is None:
+        log(f"--resume: {out} has no checkpoint yet: starting its run again from the beginning")
+    elif checkpoint.get("spec") != stored_text:
+        raise DataError(f"{ckpt_path}: its spec differs from {out / 'spec.net'}; the folder holds two runs")
+    resumed = Resumed(out, stored_text, filename, merged, int(stored["epochs"]), checkpoint)
+    if merged.epochs < resumed.done:
+        raise UsageError(f"--resume: --epochs {merged.epochs} is fewer than the {resumed.done} epochs the run in "
+                         f"{out} has already done")
+    return resumed
+
+
+def check_schedule_length(resumed: Resumed, train, inferred: frozenset[str]) -> None:
+    """A schedule whose length was inferred from the epoch count cannot be stretched half-way through a run."""
+    from .settings import CosineAnnealingLR, OneCycleLR
+
+    if train.epochs == resumed.stored_epochs:
+        return
+    s = train.schedule
+    if isinstance(s, OneCycleLR) or (isinstance(s, CosineAnnealingLR) and "T_max" in inferred):
+        length = "total_steps" if isinstance(s, OneCycleLR) else "T_max"
+        raise UsageError(f"--resume: --epochs {train.epochs} would change the run's {s.kind()}, whose length "
+                         f"({length}) follows from its {resumed.stored_epochs} epochs: the learning rate already "
+                         f"used would no longer match the schedule. Start a new run with --epochs {train.epochs}"
+                         + (", or write T_max in the spec" if length == "T_max" else ""))
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -444,6 +602,8 @@ class Results:
     epochs: int
     train_seconds: float
     out: str
+    confusion_matrix: list[list[int]]  # [true class][predicted class]
+    classes: list[str]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -558,26 +718,34 @@ def run(spec: str | os.PathLike, opts: TrainOptions) -> Results:
                 tdist.destroy_process_group()
 
 
-def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
+def _run(spec: str | os.PathLike | None, opts: TrainOptions, dist: Dist) -> Results:
     log = Log(opts.quiet, dist.main)
     device = resolve_device(opts.device, dist)
+    resumed = None
+    if opts.resume:
+        if not opts.out:
+            raise UsageError("--resume needs --out DIR (the run folder to continue)")
+        resumed = restore_run(spec, opts, log)
+        opts, text, filename = resumed.opts, resumed.text, resumed.filename
+    elif spec is None:
+        raise UsageError("no spec to train: give a SPEC file (or --resume with --out)")
+    else:
+        text, filename = _read_spec(spec)
     precision = resolve_precision(opts.precision, device)
     if device.type == "cpu" and dist.enabled and "OMP_NUM_THREADS" not in os.environ:
         # processes sharing a CPU: split the cores instead of oversubscribing them (spinning threads are slow)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world))
-    net, table, t, data, constants = prepare(spec, opts, log)
-    text = net.source or ""
+    p = prepare(text, filename, opts, log)
+    net, table, t, data, constants = p.net, p.table, p.train, p.data, p.constants
+    if resumed is not None:
+        check_schedule_length(resumed, t, net.train_inferred)
 
     # ---- the run folder --------------------------------------------------------------------------------------
     out = Path(opts.out) if opts.out else _new_run_dir(net.filename, t.data)
     ckpt_path = out / "checkpoint.pt"
-    resume_from = None
-    if opts.resume:
-        if ckpt_path.exists():
-            resume_from = load_checkpoint(ckpt_path)
-        else:
-            log(f"--resume: no checkpoint in {out} yet: starting from the beginning")
-    elif out.exists() and (out / "metrics.csv").exists():  # every rank sees it: none is left waiting
+    resume_from = resumed.checkpoint if resumed is not None else None
+    if resumed is None and any((out / f).exists() for f in ("settings.json", "metrics.csv")):
+        # every rank sees it: none is left waiting
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -618,8 +786,6 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
     start_epoch = 1
     metrics: list[dict] = []
     if resume_from is not None:
-        if resume_from.get("spec") != text:
-            log("--resume: the spec differs from the checkpoint's; continuing with the checkpoint's weights")
         _load_weights(model, resume_from["model"], ckpt_path)
         optimizer.load_state_dict(resume_from["optimizer"])
         # flags given with --resume win over the checkpoint (say, a smaller --lr after a divergence)
@@ -662,9 +828,16 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
         "test_limit": opts.test_limit, "device": str(device), "precision": precision,
         "channels_last": channels_last, "compile": opts.compile, "world_size": dist.world,
         "params": table.total_params, "macs_per_image": table.total_macs,
+        # what --resume restores (trainer.RUN_OPTIONS): the run's options as resolved, and every constant's value
+        "options": {"data": t.data, "data_dir": opts.data_dir, "train_limit": opts.train_limit,
+                    "test_limit": opts.test_limit, "input": list(p.requested_input), "constants": constants,
+                    "epochs": t.epochs, "batch_size": t.batch_size, "test_batch_size": t.test_batch_size,
+                    "seed": t.seed, "precision": precision, "sync_bn": opts.sync_bn,
+                    **{k: getattr(opts, k) for k in OVERRIDES}},
+        "constant_values": _jsonable(net.constants),
     }
     if dist.main:
-        (out / "spec.net").write_text(_spec_as_run(text, net, constants))
+        (out / "spec.net").write_text(text)  # exactly the text that ran; --resume compares SPEC with it
         _write_json(out / "settings.json", settings)
         _write_json(out / "env.json", _env(device, precision, dist, channels_last, opts.compile))
     log(f"{net.name}: {table.total_params:,} parameters, {table.total_macs:,} MACs per image at "
@@ -722,7 +895,8 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
                 f"test_acc {100 * correct / max(1, total):.2f}% ({correct}/{total})  {seconds:.1f}s  "
                 f"{n_train / seconds:,.0f} img/s")
     except Interrupted:
-        resume = f"netspec train {net.filename or 'SPEC'} --out {out} --resume"
+        resume = shlex.join(["netspec", "train", net.filename or str(out / "spec.net"), "--out", str(out),
+                             "--resume"])
         log(f"interrupted: the last finished epoch is saved in {ckpt_path}; continue with\n  {resume}")
         raise Interrupted(f"interrupted; continue with: {resume}") from None
     finally:
@@ -735,17 +909,16 @@ def _run(spec: str | os.PathLike, opts: TrainOptions, dist: Dist) -> Results:
                                                               channels_last, dist)
     final_train = float(metrics[-1]["train_loss"]) if metrics else float("nan")
     results = Results(final_train, test_loss, correct / max(1, total), correct, total,
-                      _per_class(confusion, data.classes), t.epochs, train_seconds, str(out))
+                      _per_class(confusion, data.classes), t.epochs, train_seconds, str(out), confusion.tolist(),
+                      list(data.classes))
     if dist.main:
         payload = results.as_dict()
-        payload["confusion_matrix"] = confusion.tolist()
-        payload["classes"] = data.classes
         _write_json(out / "results.json", payload)
         from .report import write_report
 
         write_report(out, settings, metrics, payload)
-        log(f"final: train loss {final_train:.6f}, test loss {test_loss:.4f}, test accuracy "
-            f"{round(100 * correct / max(1, total))}% ({correct}/{total}); report: {out / 'report.md'}")
+        log.result(f"final: train loss {final_train:.6f}, test loss {test_loss:.4f}, test accuracy "
+                   f"{100 * correct / max(1, total):.2f}% ({correct}/{total}); report: {out / 'report.md'}")
     return results
 
 
@@ -753,12 +926,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _spec_as_run(text: str, net: Network, constants: dict) -> str:
-    head = ["# the spec as run by netspec " + __version__]
-    head.append(f"# input {'x'.join(map(str, net.input))}" + (f"; constants {constants}" if constants else ""))
-    return "\n".join(head) + "\n" + text
 
 
 def _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net, constants, settings, classes,
@@ -793,7 +960,8 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
     bar = None
-    if opts.progress and dist.main and not opts.quiet:
+    # a bar of \r frames only on a terminal: in a log file the per-epoch line is the progress
+    if opts.progress and dist.main and not opts.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=n, desc=f"epoch {epoch}/{t.epochs}", unit="img", leave=False, dynamic_ncols=True,
@@ -866,20 +1034,29 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
 
 def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str | None = None,
              test_limit: int | None = None, batch_size: int | None = None, device: str = "auto",
-             precision: str = "fp32", download: bool = True, out: str | None = None) -> dict:
-    """Test loss, accuracy, per-class accuracy and the confusion matrix of a checkpoint (or a run folder's)."""
+             precision: str | None = None, download: bool = True, out: str | None = None) -> dict:
+    """Test loss, accuracy, per-class accuracy and the confusion matrix of a checkpoint (or a run folder's).
+
+    By default it tests as the run did: the run's data set, test limit, data folder and precision.
+    """
     path = Path(source)
     if path.is_dir():
         path = path / "checkpoint.pt"
     ckpt = load_checkpoint(path)
     settings = json.loads(ckpt["settings"])
+    run_options = settings.get("options", {})
     constants = json.loads(ckpt["constants"])
     net = load_spec(ckpt["spec"], ckpt.get("filename") or str(path), input=tuple(ckpt["input"]),
                     constants=constants)
     table = infer(net)
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
+    prec = resolve_precision(precision or run_options.get("precision") or settings.get("precision", "fp32"), dev)
     name = data or settings["data"]
+    same_data = data is None
+    if same_data and test_limit is None:
+        test_limit = run_options.get("test_limit")
+    if same_data and data_dir is None:
+        data_dir = run_options.get("data_dir")
     h, w = net.input[1], net.input[2]
     ds = load_data(name, data_dir, size=(h, w), train_limit=1, test_limit=test_limit, download=download,
                    seed=int(settings.get("seed", 0)))
@@ -897,7 +1074,8 @@ def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str |
     loss, correct, total, confusion = evaluate_model(model, ds.test_images, ds.test_labels, ds.num_classes,
                                                      batch_size or int(settings.get("test_batch_size", 256)), dev,
                                                      prec, mean_std, channels_last)
-    result = {"checkpoint": str(path), "data": ds.name, "epoch": int(ckpt["epoch"]), "test_loss": loss,
+    result = {"checkpoint": str(path), "data": ds.name, "test_limit": test_limit, "precision": prec,
+              "epoch": int(ckpt["epoch"]), "test_loss": loss,
               "test_accuracy": correct / max(1, total), "correct": correct, "total": total,
               "per_class_accuracy": _per_class(confusion, ds.classes), "confusion_matrix": confusion.tolist(),
               "classes": ds.classes}

@@ -84,7 +84,7 @@ def test_spec_error_exit_1_with_location(tmp_path, capsys):
     (["check", BEST, "--set", "classes"], "expected NAME=VALUE"),
     (["compile", BEST, "--input", "3x32x32,3x64x64"], "one --input"),
     (["train", BEST, "--resume"], "--resume needs --out"),
-    (["nosuchcommand"], "No such command"),
+    (["nosuchcommand"], "no command 'nosuchcommand'"),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, args, message):
     import os

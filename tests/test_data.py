@@ -478,8 +478,8 @@ def test_usage_errors(tmp_path):
 
 def test_names_and_defaults(monkeypatch, tmp_path):
     assert DATASETS == ("cifar10", "cifar100", "mnist", "fashion-mnist", "tiny-imagenet", "shapes")
-    assert nd._dataset_key("CIFAR-10") == "cifar10" and nd._dataset_key("fashion_mnist") == "fashion-mnist"
-    assert nd._dataset_key("some/dir") is None and nd._dataset_key(str(tmp_path)) is None
+    assert nd.dataset_key("CIFAR-10") == "cifar10" and nd.dataset_key("fashion_mnist") == "fashion-mnist"
+    assert nd.dataset_key("some/dir") is None and nd.dataset_key(str(tmp_path)) is None
     monkeypatch.setenv("NETSPEC_DATA", str(tmp_path / "d"))
     assert default_data_dir() == tmp_path / "d"
     monkeypatch.delenv("NETSPEC_DATA")

@@ -424,7 +424,7 @@ def _usage_cases() -> list[tuple[str, list[str], str]]:
         ("train", ["train", spec, "--data", "cifar11"], "unknown data set 'cifar11'"),
         ("evaluate", ["evaluate", "no/such/run"], "no/such/run: no such run folder or checkpoint"),
         ("compare", ["compare", "specs"], "specs: not a finished run"),
-        ("netspec", ["nosuchcommand"], "No such command 'nosuchcommand'"),
+        ("netspec", ["nosuchcommand"], "no command 'nosuchcommand'"),
     ]
     return cases
 
