@@ -94,6 +94,17 @@ ENTRIES: dict[str, Entry] = {
     "syntax_missing_brace": Entry("syntax", "A '{' never closed",
                                   "Add the missing `}`; the error points at the `{` that is still open.",
                                   {10: "    fc     Linear(10)\n}"}, show="5-10"),
+    "syntax_unclosed_layers_before_train": Entry("syntax", "A '{' never closed, before the next section",
+                                                 "Add the missing `}` where the error says. The parser notices only "
+                                                 "at `train`, which cannot be a layer; the error points at the `{` "
+                                                 "left open instead.",
+                                                 {9: "    fc     Linear(10)\n}"}, show="5-11"),
+    "syntax_unclosed_inner_brace": Entry("syntax", "A nested '{' never closed",
+                                         "Close the shortcut where its layers end. The `}` on line 13 was read as "
+                                         "the shortcut's, so the parser notices only at `layers`; indentation "
+                                         "tells which `{` was left open: the one whose `}` lines up with an outer "
+                                         "brace.",
+                                         {11: "        BatchNorm2d()\n    }"}, show="5-15"),
     "syntax_stray_brace": Entry("syntax", "A '}' too many", "Remove the extra `}`.", {10: None}, show="9-10"),
     "syntax_missing_paren": Entry("syntax", "A '(' never closed", "Close the call on its line.", {6: CONV}),
     "syntax_missing_comma": Entry("syntax", "A missing comma", "Separate arguments with commas.", {6: CONV}),

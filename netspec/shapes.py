@@ -269,32 +269,44 @@ class _Inferer:
             self.rows.append(Row(path, node.kind, depth, shape, out, params if first_use else 0,
                                  macs, node.loc))
             return out
-        row = Row(path, node.kind, depth, shape, shape, 0, 0, node.loc, is_leaf=False)
-        start = len(self.rows) + 1
-        self.rows.append(row)
-        x = shape
-        for child in node.children:
-            x = self.node(child, x, f"{path}.{child.name}", depth + 1)
+        at = len(self.rows)
+        x = self.group(node.children, shape, path, node.kind, depth, node.loc)
         if node.kind == "Residual":
             s = shape
             if node.shortcut is not None:
                 # the paths of build.Residual: a lone anonymous layer is the child `shortcut` itself, anything
-                # else an nn.Sequential `shortcut` holding the layers by name
-                lone = len(node.shortcut) == 1 and node.shortcut[0].name == "0"
-                for child in node.shortcut:
-                    sub = f"{path}.shortcut" if lone else f"{path}.shortcut.{child.name}"
-                    s = self.node(child, s, sub, depth + 1)
+                # else an nn.Sequential `shortcut` holding the layers by name, which gets a row of its own so the
+                # table shows the shortcut's layers under it, as print(model) does
+                if len(node.shortcut) == 1 and node.shortcut[0].name == "0":
+                    s = self.node(node.shortcut[0], s, f"{path}.shortcut", depth + 1)
+                else:
+                    s = self.group(node.shortcut, s, f"{path}.shortcut", "Sequential", depth + 1, node.loc)
             if s != x:
                 raise SpecError(f"the body of Residual {path!r} turns {fmt_shape(shape)} into {fmt_shape(x)}, "
                                 f"but x + body(x) needs {fmt_shape(s)}", node.loc,
                                 hint="keep the shape in the body, or add a projection: "
                                      "Residual { ... } shortcut { Conv2d(C, kernel_size=1, stride=S) }",
                                 code="E072")
-        row.out_shape = x
-        sub = [r for r in self.rows[start:] if r.is_leaf]
+            self.total(at)  # the body's and the shortcut's
+        return x
+
+    def group(self, children: list[Node], shape: Shape, path: str, kind: str, depth: int, loc: Location) -> Shape:
+        """A composite's row, then its children's rows one level deeper; its params and MACs are theirs summed."""
+        at = len(self.rows)
+        self.rows.append(Row(path, kind, depth, shape, shape, 0, 0, loc, is_leaf=False))
+        x = shape
+        for child in children:
+            x = self.node(child, x, f"{path}.{child.name}", depth + 1)
+        self.rows[at].out_shape = x
+        self.total(at)
+        return x
+
+    def total(self, at: int) -> None:
+        """Sum the params and MACs of the leaf rows after the composite row `at` into it."""
+        row = self.rows[at]
+        sub = [r for r in self.rows[at + 1:] if r.is_leaf]
         row.params = sum(r.params for r in sub)
         row.macs = sum(r.macs for r in sub)
-        return x
 
     def check_total(self, node: Node, path: str, params: int) -> None:
         """Each layer within the limit is not enough: the whole network's weights must fit too."""

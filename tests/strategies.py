@@ -89,8 +89,6 @@ def oracle(compiled, *, batch: int = 2, use_torchinfo: bool = True) -> None:
             assert not any(True for _ in mod.children()), f"{row.path}: a leaf row on a composite module"
             assert row.macs == _torchinfo_macs(mod, (1, *real_out)), (row.path, row.kind, row.macs)
     for path, got in calls.items():
-        if seen[path] == 0 and path.endswith(".shortcut") and any(True for _ in modules[path].children()):
-            continue  # the nn.Sequential that holds a shortcut of several layers has no row of its own
         assert seen[path] == len(got), f"module {path!r} ran {len(got)} times but has {seen[path]} rows"
 
     # the top-level rows chain input -> output

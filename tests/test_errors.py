@@ -108,6 +108,44 @@ def test_tabs_keep_the_caret_under_the_token():
     assert caret.count("^") == len("kernal_size")
 
 
+# ---- a '{' never closed: indentation picks the brace --------------------------------------------------------------
+
+_HEAD = "network Tiny\ninput 3x32x32\n"
+_TAIL = "    flat Flatten()\n    fc Linear(10)\n"
+
+
+@pytest.mark.parametrize("body,where,message,hint", [
+    # a '}' at column 1 closed the repeat: the repeat's '}' is the one missing, before the first line back at its indent
+    ("layers {\n    repeat i in 1..3 {\n        c{i} Conv2d(16, 3, padding=1)\n" + _TAIL +
+     "}\ntrain {\n    epochs 5\n}\n",
+     (4, 22), "this '{' of `repeat` is never closed", "add the missing '}' before line 6"),
+    ("layers {\n" + _TAIL + "}\nforward {\n    flat\n    fc\ntrain {\n    epochs 5\n}\n",
+     (7, 9), "this '{' of `forward` is never closed", "add the missing '}' before line 10"),
+    ("train {\n    epochs 5\nlayers {\n" + _TAIL + "}\n",
+     (3, 7), "this '{' of `train` is never closed", "add the missing '}' before line 5"),
+    ("block b(c) {\n    conv Conv2d(c, 3)\n\nlayers {\n    b(16)\n" + _TAIL + "}\n",
+     (3, 12), "this '{' of block b is never closed", "add the missing '}' before line 6"),
+    # both still open at `classes = 10`: the innermost one indented at least as much as that line
+    ("layers {\n    seq Sequential {\n        ReLU()\n" + _TAIL + "\nclasses = 10\n",
+     (4, 20), "this '{' of `Sequential` is never closed", "add the missing '}' before line 6"),
+    # at the end of the file too, when a '}' lined up with an outer brace
+    ("layers {\n    seq Sequential {\n        ReLU()\n" + _TAIL + "}\n",
+     (4, 20), "unexpected end of file: this '{' of `Sequential` is never closed", "add the missing '}' before line 6"),
+    # `train` indented inside layers, or a body without indentation: indentation says nothing, the message is as before
+    ("layers {\n" + _TAIL + "    train {\n        epochs 5\n    }\n}\n",
+     (6, 5), "unexpected keyword 'train'", None),
+    ("layers {\nflat Flatten()\nfc Linear(10)\ntrain {\nepochs 5\n}\n",
+     (6, 1), "unexpected keyword 'train'", None),
+])
+def test_a_brace_never_closed_is_found_by_indentation(body, where, message, hint):
+    with pytest.raises(SpecError) as info:
+        load_spec(_HEAD + body, "x.net")
+    e = info.value
+    assert ((e.loc.line, e.loc.column), e.message) == (where, message)
+    if hint is not None:
+        assert e.hint == hint
+
+
 # ---- usage errors: one line, exit 2 ------------------------------------------------------------------------------
 
 

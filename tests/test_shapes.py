@@ -432,6 +432,37 @@ layers {
     assert row.out_shape == (16, 16, 16) and row.params == 448 + 32 + 2320 + 64
 
 
+def test_shortcut_of_several_layers_has_a_row_of_its_own():
+    """The nn.Sequential `shortcut` is a row, its layers under it: the paths are the module's, and `check` shows
+    the shortcut's layers apart from the body's."""
+    from netspec.report_text import shape_table
+
+    c = netspec.load(ROOT / "examples" / "resnet_small.net")
+    oracle(c)
+    paths = [r.path for r in c.shapes.rows if r.path.startswith("res2_1")]
+    assert paths == ["res2_1"] + [f"res2_1.{i}" for i in range(5)] + \
+                    ["res2_1.shortcut", "res2_1.shortcut.0", "res2_1.shortcut.1"]
+    modules = dict(c.module.named_modules())
+    assert all(p in modules for p in paths)
+    assert {k.rsplit(".", 1)[0] for k in c.module.state_dict() if k.startswith("res2_1.shortcut")} == \
+           {"res2_1.shortcut.0", "res2_1.shortcut.1"}
+    lines = shape_table(*netspec.check(ROOT / "examples" / "resnet_small.net")).splitlines()
+    start = lines.index(next(ln for ln in lines if ln.startswith("res2_1 ")))
+    assert lines[start: start + 10] == [
+        "res2_1      Residual           32x16x16  (14,528)  (3,670,208)",
+        "  0         Conv2d             32x16x16     4,608    1,179,648",
+        "  1         BatchNorm2d        32x16x16        64           64",
+        "  2         ReLU               32x16x16         0            0",
+        "  3         Conv2d             32x16x16     9,216    2,359,296",
+        "  4         BatchNorm2d        32x16x16        64           64",
+        "  shortcut  Sequential         32x16x16     (576)    (131,136)",
+        "    0       Conv2d             32x16x16       512      131,072",
+        "    1       BatchNorm2d        32x16x16        64           64",
+        "relu2_1     ReLU               32x16x16         0            0",
+    ]
+    assert lines[-1] == "total: 272,474 parameters, 40,814,762 MACs per image"
+
+
 # ---- the report's specs at several sizes ----------------------------------------------------------------------
 
 SPEC_SIZES = [
