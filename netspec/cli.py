@@ -71,13 +71,9 @@ class LazyGroup(click.Group):
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
 
     def resolve_command(self, ctx, args):
-        name = args[0] if args else ""
-        if args and self.get_command(ctx, name) is None and not name.startswith("-"):
-            from .parse import did_you_mean
-
-            hint = did_you_mean(name, self.list_commands(ctx))
-            raise click.UsageError(f"no command {name!r}" + (f" ({hint})" if hint else "") + "; the commands are "
-                                   + ", ".join(self.list_commands(ctx)), ctx)
+        # click suggests among the commands it has loaded: offer it every command, lazy ones included
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=self.list_commands(ctx), ctx=ctx)
         return super().resolve_command(ctx, args)
 
     def get_command(self, ctx, name):

@@ -35,7 +35,35 @@ def test_compile_prints_exactly_the_module(capsys):
 def test_compile_summary_is_torchinfos(capsys):
     code, out, _ = run(capsys, "compile", BEST, "--summary")
     assert code == 0
-    assert "Total params: 2,441,728" in out and "Total mult-adds" in out
+    assert "Total params: 2,441,728" in out and "Total mult-adds (M): 285.24" in out
+    assert "Units." not in out
+    # torchinfo names the model by its class: the network's own name, not netspec's base class
+    assert any(line.split()[:2] == ["CifarNet", "[1,"] for line in out.splitlines())
+    assert "SpecModel" not in out
+
+
+def test_the_compiled_class_is_named_after_the_network_and_behaves_like_a_module():
+    import copy
+    import pickle
+
+    import torch
+
+    model = netspec.load(BEST).module
+    assert type(model).__name__ == "CifarNet" and isinstance(model, netspec.build.SpecModel)
+    twin = copy.deepcopy(model)
+    assert type(twin) is type(model) and str(twin) == str(model)
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    model.eval(), twin.eval()
+    assert torch.equal(model(x), twin(x))
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # documented: save the state_dict instead
+        pickle.dumps(model)
+
+
+def test_a_mistyped_command_gets_a_suggestion(capsys):
+    code, _, err = run(capsys, "trian", BEST)
+    assert code == 2
+    assert err.strip() == "netspec: error: No such command 'trian'. Did you mean 'train'? (see --help)"
 
 
 def test_check_table_and_totals(capsys):
@@ -84,7 +112,7 @@ def test_spec_error_exit_1_with_location(tmp_path, capsys):
     (["check", BEST, "--set", "classes"], "expected NAME=VALUE"),
     (["compile", BEST, "--input", "3x32x32,3x64x64"], "one --input"),
     (["train", BEST, "--resume"], "--resume needs --out"),
-    (["nosuchcommand"], "no command 'nosuchcommand'"),
+    (["nosuchcommand"], "No such command 'nosuchcommand'"),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, args, message):
     import os

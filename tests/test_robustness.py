@@ -294,15 +294,19 @@ def test_crafted_checkpoint_is_refused_by_evaluate(tmp_path, capsys):
 
 
 def test_crafted_checkpoint_is_refused_by_train_resume(tmp_path, capsys):
+    import shutil
+
     marker = tmp_path / "PWNED"
     spec = tmp_path / "tiny.net"
     spec.write_text(TINY)
+    good = tmp_path / "good"
+    assert run(capsys, "train", spec, "--data", "shapes", "--out", good, *TRAIN_QUICK)[0] == 0
     for ckpt in _evil_checkpoints(tmp_path / "ckpts", marker):
         run_dir = tmp_path / f"run_{ckpt.stem}"
-        run_dir.mkdir()
+        shutil.copytree(good, run_dir)
+        (run_dir / "metrics.csv").unlink()
         (run_dir / "checkpoint.pt").write_bytes(ckpt.read_bytes())
-        line = assert_one_line(*run(capsys, "train", spec, "--data", "shapes", "--out", run_dir, "--resume",
-                                    *TRAIN_QUICK), expect=1)
+        line = assert_one_line(*run(capsys, "train", spec, "--out", run_dir, "--resume"), expect=1)
         assert f"{run_dir / 'checkpoint.pt'}: not a netspec checkpoint, or not a safe one" in line, line
         assert not marker.exists()
         assert not (run_dir / "metrics.csv").exists()
@@ -424,7 +428,7 @@ def _usage_cases() -> list[tuple[str, list[str], str]]:
         ("train", ["train", spec, "--data", "cifar11"], "unknown data set 'cifar11'"),
         ("evaluate", ["evaluate", "no/such/run"], "no/such/run: no such run folder or checkpoint"),
         ("compare", ["compare", "specs"], "specs: not a finished run"),
-        ("netspec", ["nosuchcommand"], "no command 'nosuchcommand'"),
+        ("netspec", ["nosuchcommand"], "No such command 'nosuchcommand'"),
     ]
     return cases
 
@@ -582,14 +586,13 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
     return spec, folder / "run"
 
 
-def test_resume_without_a_checkpoint_starts_over_and_says_so(tiny, tmp_path, capsys):
+def test_resume_of_a_folder_without_a_run_is_a_usage_error(tiny, tmp_path, capsys):
     out = tmp_path / "fresh"
     out.mkdir()
-    code, _, err = run(capsys, "train", tiny, "--data", "shapes", "--out", out, "--resume",
-                       *[a for a in TRAIN_QUICK if a != "--quiet"])
-    assert code == 0, err
-    assert f"--resume: no checkpoint in {out} yet: starting from the beginning" in err
-    assert (out / "checkpoint.pt").exists()
+    line = assert_one_line(*run(capsys, "train", tiny, "--data", "shapes", "--out", out, "--resume", *TRAIN_QUICK))
+    assert line == (f"netspec: error: --resume: {out} holds no run (no settings.json or spec.net); start it without "
+                    f"--resume")
+    assert list(out.iterdir()) == []
 
 
 def test_checkpoint_that_is_a_text_file(tmp_path, capsys):
@@ -600,15 +603,20 @@ def test_checkpoint_that_is_a_text_file(tmp_path, capsys):
 
 
 def test_resume_with_a_different_network(finished_run, tmp_path, capsys):
+    import shutil
+
     _, run_dir = finished_run
     other = tmp_path / "other.net"
     other.write_text(TINY.replace("    fc    Linear(classes)", "    fc1   Linear(20)\n    fc    Linear(classes)"))
-    resumed = tmp_path / "run"
-    resumed.mkdir()
-    (resumed / "checkpoint.pt").write_bytes((run_dir / "checkpoint.pt").read_bytes())
-    line = assert_one_line(*run(capsys, "train", other, "--data", "shapes", "--out", resumed, "--resume",
-                                "--train-limit", "32", "--test-limit", "16", "--epochs", "2", "--quiet"), expect=1)
-    assert "checkpoint" in line
+    resumed = shutil.copytree(run_dir, tmp_path / "run")
+    line = assert_one_line(*run(capsys, "train", other, "--out", resumed, "--resume", "--epochs", "2"))
+    assert f"--resume: {other} is not the spec of the run in {resumed}: line 6 is 'fc1   Linear(20)' there" in line
+    # a checkpoint of another network dropped into a run folder: refused, not half-loaded
+    foreign = tmp_path / "foreign"
+    assert run(capsys, "train", other, "--data", "shapes", "--out", foreign, *TRAIN_QUICK)[0] == 0
+    shutil.copy(foreign / "checkpoint.pt", resumed / "checkpoint.pt")
+    line = assert_one_line(*run(capsys, "train", "--out", resumed, "--resume", "--epochs", "2"), expect=1)
+    assert f"{resumed / 'checkpoint.pt'}: its spec differs from {resumed / 'spec.net'}" in line
 
 
 def test_learning_rate_overflow_is_a_divergence(tmp_path, capsys):

@@ -541,7 +541,7 @@ def test_build_refuses_torch_attribute_names_by_itself():
     from netspec.build import build
 
     cases = {
-        "top": ("input 3x4x4\nlayers { a ReLU() }\n", lambda net: net.layers[0], ["_steps", "_network_name",
+        "top": ("input 3x4x4\nlayers { a ReLU() }\n", lambda net: net.layers[0], ["_steps",
                                                                                    "training", "forward"]),
         "residual": ("input 3x4x4\nlayers { r Residual { a ReLU() } }\n", lambda net: net.layers[0].children[0],
                      ["training", "_body_names", "shortcut", "_modules"]),

@@ -121,7 +121,24 @@ def test_python_api_returns_results(tiny_spec, tmp_path):
     r = netspec.train(str(tiny_spec), epochs=1, train_limit=64, test_limit=32, out=str(tmp_path / "api"),
                       quiet=True)
     assert r["total"] == 32 and 0.0 <= r["test_accuracy"] <= 1.0
-    assert Path(r["out"]).joinpath("results.json").exists()
+    assert r == json.loads(Path(r["out"]).joinpath("results.json").read_text())  # every key of results.json
+
+
+def test_output_without_a_terminal_is_one_line_per_epoch(tiny_spec, tmp_path):
+    # stderr is a pipe here: no progress-bar frames, one line per epoch; the result line goes to stdout
+    proc = subprocess.run([sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(tmp_path / "run"),
+                           "--train-limit", "64", "--test-limit", "20", "--precision", "fp32"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    assert [ln.split()[:2] for ln in proc.stderr.splitlines() if ln.startswith("epoch")] == [["epoch", "1/2"],
+                                                                                            ["epoch", "2/2"]]
+    assert proc.stdout.startswith("final: train loss ") and len(proc.stdout.splitlines()) == 1
+
+
+def test_a_mistyped_data_set_gets_a_suggestion(tiny_spec, tmp_path, capsys):
+    _train(tiny_spec, tmp_path / "run", "--data", "fashion-mnst", expect=2)
+    assert "unknown data set 'fashion-mnst': did you mean 'fashion-mnist'?" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
