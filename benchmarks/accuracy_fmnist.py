@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import netspec  # noqa: E402
-from netspec.data import load_data  # noqa: E402
+from netspec.training.data import load_data  # noqa: E402
 
 AUGMENT = "    augment     [RandomCrop(padding=2), RandomHorizontalFlip()]\n"
 

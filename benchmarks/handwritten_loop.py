@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 import netspec
-from netspec.data import load_data
+from netspec.training.data import load_data
 
 
 class PILDataset(Dataset):

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import netspec  # noqa: E402
-from netspec.trainer import cpu_has_native_bf16  # noqa: E402
+from netspec.training.run import cpu_has_native_bf16  # noqa: E402
 
 WORKLOADS = {
     "lenet5": dict(spec=ROOT / "examples" / "lenet5.net", options={}),

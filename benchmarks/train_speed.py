@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 def write_cifar_format(folder: Path, n_train: int, n_test: int) -> None:
     """CIFAR-10's real layout: cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta (python pickles)."""
-    from netspec.data import load_data
+    from netspec.training.data import load_data
 
     data = load_data("shapes", size=(32, 32), train_limit=n_train, test_limit=n_test, seed=0)
     out = folder / "cifar-10-batches-py"
@@ -84,9 +84,9 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, repeat: int = 20) -> float:
 def in_process(spec: str, data_dir: Path, n: int, batch: int) -> dict:
     """netspec's epoch (augmentation, normalization, steps) vs the model's steps alone on identical batches."""
     import netspec
-    from netspec.augment import BatchAugment
-    from netspec.data import load_data
-    from netspec.trainer import (TrainOptions, Dist, _autocast, _prepare_batch, _train_epoch, make_optimizer,
+    from netspec.training.augment import BatchAugment
+    from netspec.training.data import load_data
+    from netspec.training.run import (TrainOptions, Dist, _autocast, _prepare_batch, _train_epoch, make_optimizer,
                                  resolve_precision)
 
     compiled = netspec.load(spec)

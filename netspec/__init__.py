@@ -14,7 +14,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name == "train":
-        from .trainer import train
+        from .training.run import train
 
         return train
     raise AttributeError(f"module 'netspec' has no attribute {name!r}")

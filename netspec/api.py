@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from .errors import UsageError
 from .record import Record
 from .shapes import ShapeTable, infer
-from .spec import Network, load_spec, parse_size
+from .lang.elaborate import Network, load_spec, parse_size
 
 
 def read_source(source: str | os.PathLike) -> tuple[str | bytes, str | None]:

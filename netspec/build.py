@@ -14,7 +14,7 @@ from torch import nn
 
 from .errors import SpecError
 from .shapes import ShapeTable, infer
-from .spec import FStep, Network, Node
+from .lang.elaborate import FStep, Network, Node
 
 TORCH_LAYERS: dict[str, type[nn.Module]] = {
     "Conv2d": nn.Conv2d, "BatchNorm2d": nn.BatchNorm2d, "BatchNorm1d": nn.BatchNorm1d, "GroupNorm": nn.GroupNorm,

@@ -17,7 +17,7 @@ from .errors import NetspecError, SpecError, UsageError
 
 
 def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
-    from .spec import parse_size
+    from .lang.elaborate import parse_size
 
     if text is None:
         return None
@@ -34,7 +34,7 @@ def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
 
 
 def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
-    from .spec import parse_override
+    from .lang.elaborate import parse_override
 
     out = {}
     for s in items:
@@ -64,7 +64,7 @@ class LazyGroup(click.Group):
         "train": ("netspec.commands", "train"),
         "evaluate": ("netspec.commands", "evaluate"),
         "compare": ("netspec.commands", "compare"),
-        "import": ("netspec.importer", "import_command"),
+        "import": ("netspec.importer.core", "import_command"),
     }
 
     def list_commands(self, ctx):
@@ -105,7 +105,7 @@ def cli() -> None:
 def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
     """Parse, validate and infer every shape of SPEC; print the layer table. Needs no torch."""
     from .api import check as check_spec
-    from .report_text import shape_table, side_by_side
+    from .table import shape_table, side_by_side
 
     sizes = _sizes(input_)
     constants = _overrides(sets)
@@ -116,7 +116,7 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
     from .shapes import infer, smallest_inputs
 
     from .api import read_source
-    from .spec import load_spec
+    from .lang.elaborate import load_spec
 
     net = load_spec(*read_source(Path(spec)), input=sizes[0], constants=constants)  # each size is inferred below
     tables = []

@@ -72,7 +72,7 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
         raise UsageError("train takes one --input size")
     if not resume:  # a resumed run's spec is the one in its folder, checked against SPEC by the trainer
         check_spec(Path(spec), sizes[0] if sizes else None, _overrides(sets))  # a bad spec fails before torch loads
-    from .trainer import TrainOptions, run
+    from .training.run import TrainOptions, run
 
     opts = TrainOptions(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                         test_batch_size=test_batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
@@ -96,8 +96,8 @@ def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, p
 
     By default it tests as the run did: the run's data set, test limit and precision.
     """
-    from .report import pct
-    from .trainer import evaluate as evaluate_run
+    from .training.report import pct
+    from .training.run import evaluate as evaluate_run
 
     if not Path(run).exists():
         raise UsageError(f"{run}: no such run folder or checkpoint")
@@ -126,6 +126,6 @@ def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, p
 @click.option("--out", metavar="FILE", default="compare.png", show_default=True, help="Where to write the curves.")
 def compare(runs, out):
     """Compare finished runs side by side: a table and overlaid curves."""
-    from .report import compare as compare_runs
+    from .training.report import compare as compare_runs
 
     click.echo(compare_runs([Path(r) for r in runs], Path(out)))

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from math import prod
 
-from . import layers as L
+from .lang import layers as L
 from .errors import Location, SpecError
 from .record import Factory, Record
-from .spec import Network, Node
+from .lang.elaborate import Network, Node
 
 Shape = tuple[int, ...]
 

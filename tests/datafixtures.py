@@ -1,4 +1,4 @@
-"""Miniature copies of the on-disk data set formats that `netspec.data` reads, for tests (ours and the trainer's).
+"""Miniature copies of the on-disk data set formats that `netspec.training.data` reads, for tests (ours and the trainer's).
 
 Every `make_*` writes a few random images under `root` in exactly the layout of the real data set (same file names,
 same encodings) and returns a `Written` holding the arrays it wrote, in the order `load_data` returns them, so a test

@@ -108,7 +108,7 @@ def oracle(compiled, *, batch: int = 2, use_torchinfo: bool = True) -> None:
 
 def line_count(text: str) -> int:
     """Lines of the text as the parser numbers them (CRLF and CR are line breaks; a final newline adds none)."""
-    from netspec.parse import normalize_source
+    from netspec.lang.syntax import normalize_source
 
     try:
         norm = normalize_source(text)

@@ -16,7 +16,7 @@ from torchvision.transforms import functional as TF1
 from torchvision.transforms.v2 import ColorJitter, InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from netspec import augment as A
+from netspec.training import augment as A
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

@@ -1,4 +1,4 @@
-"""Tests for netspec.data: every reader against miniature copies of the real formats (tests/datafixtures.py).
+"""Tests for netspec.training.data: every reader against miniature copies of the real formats (tests/datafixtures.py).
 
 No test touches the network: loads pass download=False, or torchvision's download classes are replaced.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from netspec import data as nd
-from netspec.data import DATASETS, ImageData, default_data_dir, load_data, make_shapes
+from netspec.training import data as nd
+from netspec.training.data import DATASETS, ImageData, default_data_dir, load_data, make_shapes
 from netspec.errors import DataError, UsageError
 
 try:

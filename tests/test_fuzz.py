@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
 import netspec
-from netspec import parsecache
+from netspec.lang import parsecache
 from netspec.errors import SpecError, UsageError
-from netspec.parse import parse
+from netspec.lang.syntax import parse
 
 from strategies import WARNING_FILTERS, one_torch_thread, Stricter, TorchFailure, assert_located, oracle, reference, stacks, time_limit
 
@@ -103,7 +103,7 @@ def _grammar_strategy():
     import lark as lark_mod
 
     # the real grammar, built without netspec's table cache (a cached Lark object has no `.grammar` to walk)
-    text = (ROOT / "netspec" / "grammar.lark").read_text()
+    text = (ROOT / "netspec" / "lang" / "grammar.lark").read_text()
     lark = lark_mod.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
                          start=["start", "layers", "forward"])
     names = st.sampled_from(["a", "b", "x", "i", "id", "conv1", "c_2", "_x", "Conv2d", "ReLU", "Linear", "MaxPool2d",
@@ -138,7 +138,7 @@ def _grammar_strategy():
 
 
 def _cached_tree_is_the_tree(text: str) -> None:
-    """What the parse cache stores and reads back is the parsed tree itself (netspec.parsecache)."""
+    """What the parse cache stores and reads back is the parsed tree itself (netspec.lang.parsecache)."""
     try:
         prog = parse(text)
         stored = json.dumps(parsecache._encode(prog))

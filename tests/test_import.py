@@ -13,7 +13,7 @@ import pytest
 import netspec
 from netspec.cli import cli, main
 from netspec.errors import SpecError
-from netspec.importer import ModuleImportError, from_module, import_command, import_text, layer_call
+from netspec.importer.core import ModuleImportError, from_module, import_command, import_text, layer_call
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import netspec
-from netspec import layers as L
+from netspec.lang import layers as L
 from netspec.errors import SpecError, UsageError
-from netspec.parse import parse
-from netspec.spec import (MODULE_ATTRIBUTES, SEQUENTIAL_ATTRIBUTES, _show, describe_type, load_spec,
+from netspec.lang.syntax import parse
+from netspec.lang.elaborate import (MODULE_ATTRIBUTES, SEQUENTIAL_ATTRIBUTES, _show, describe_type, load_spec,
                           parse_override)
 
 ROOT = Path(__file__).resolve().parents[1]

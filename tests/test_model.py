@@ -1,4 +1,4 @@
-"""netspec.model: the fast path accepts only what the pydantic models accept, returns what they return, and accepts
+"""netspec.lang.validate: the fast path accepts only what the pydantic models accept, returns what they return, and accepts
 everything they would return; pydantic judges every mistake."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netspec import layers as L
-from netspec import model as M
-from netspec import settings as S
+from netspec.lang import layers as L
+from netspec.lang import validate as M
+from netspec.lang import train_section as S
 from netspec.api import check
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""netspec.parsecache: a spec file is parsed once; the stored tree is the tree; a bad cache is never trusted."""
+"""netspec.lang.parsecache: a spec file is parsed once; the stored tree is the tree; a bad cache is never trusted."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from netspec import parsecache
+from netspec.lang import parsecache
 from netspec.api import check
 from netspec.errors import SpecError
-from netspec.parse import normalize_source, parse
+from netspec.lang.syntax import normalize_source, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((*(ROOT / "specs").glob("*.net"), *(ROOT / "examples").glob("*.net")))

@@ -478,9 +478,9 @@ def _train_data(capsys, spec: Path, tmp_path: Path, *data_args) -> str:
     ("tiny-imagenet", ["Tiny ImageNet not found", "tiny-imagenet-200.zip", "tiny-imagenet-200/"]),
 ])
 def test_missing_data_set_offline_names_where_the_files_go(name, expect, tiny, tmp_path, capsys, monkeypatch):
-    import netspec.data
+    import netspec.training.data
 
-    monkeypatch.setattr(netspec.data, "SYSTEM_DIRS", {})  # Debian's dataset-fashion-mnist may be installed here
+    monkeypatch.setattr(netspec.training.data, "SYSTEM_DIRS", {})  # Debian's dataset-fashion-mnist may be installed here
     empty = tmp_path / "EMPTY"
     empty.mkdir()
     err = _train_data(capsys, tiny, tmp_path, "--data", name, "--data-dir", empty)

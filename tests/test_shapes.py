@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import netspec
-from netspec import layers as Lmod
+from netspec.lang import layers as Lmod
 from netspec.shapes import MAX_ELEMENTS
 
 from strategies import (WARNING_FILTERS, one_torch_thread, Layer, Res, Seq, Stricter, TorchFailure, assert_located, oracle, reference, render_spec,
@@ -435,7 +435,7 @@ layers {
 def test_shortcut_of_several_layers_has_a_row_of_its_own():
     """The nn.Sequential `shortcut` is a row, its layers under it: the paths are the module's, and `check` shows
     the shortcut's layers apart from the body's."""
-    from netspec.report_text import shape_table
+    from netspec.table import shape_table
 
     c = netspec.load(ROOT / "examples" / "resnet_small.net")
     oracle(c)

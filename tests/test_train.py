@@ -194,7 +194,7 @@ def test_plots_name_the_run_and_count_whole_epochs(tiny_spec, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from netspec.report import _curve, run_title
+    from netspec.training.report import _curve, run_title
 
     assert run_title({"spec": "specs/cifar_best.net", "data": "cifar10"}) == "cifar_best.net on cifar10"
     import matplotlib.pyplot as plt

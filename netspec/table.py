@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import SpecError
 from .shapes import ShapeTable, fmt_shape
-from .spec import Network
+from .lang.elaborate import Network
 
 
 def _num(n: int) -> str:

@@ -32,14 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__
-from . import settings as S
+from .. import __version__
+from ..lang import train_section as S
 from .augment import BatchAugment, normalize
-from .build import build
+from ..build import build
 from .data import load_data
-from .errors import DataError, NetspecError, SpecError, UsageError
-from .shapes import infer
-from .spec import Network, load_spec, parse_size
+from ..errors import DataError, NetspecError, SpecError, UsageError
+from ..shapes import infer
+from ..lang.elaborate import Network, load_spec, parse_size
 
 CHECKPOINT_VERSION = 1
 METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_s", "lr"]
@@ -216,8 +216,8 @@ def epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 
 def _read_spec(spec: str | os.PathLike) -> tuple[str, str | None]:
-    from .api import read_source
-    from .parse import normalize_source
+    from ..api import read_source
+    from ..lang.syntax import normalize_source
 
     text, filename = read_source(spec)
     return normalize_source(text), filename
@@ -500,7 +500,7 @@ def restore_run(spec: str | os.PathLike | None, opts: TrainOptions, log: Log) ->
 
 def check_schedule_length(resumed: Resumed, train, inferred: frozenset[str]) -> None:
     """A schedule whose length was inferred from the epoch count cannot be stretched half-way through a run."""
-    from .settings import CosineAnnealingLR, OneCycleLR
+    from ..lang.train_section import CosineAnnealingLR, OneCycleLR
 
     if train.epochs == resumed.stored_epochs:
         return

@@ -8,7 +8,7 @@ so `Conv2d(64, 3)` means `out_channels=64, kernel_size=3` exactly as in PyTorch.
 
 from typing import Annotated, ClassVar, Literal, Optional, Union
 
-from .model import Bounds, Model
+from .validate import Bounds, Model
 
 PosInt = Annotated[int, Bounds(ge=1)]
 NonNegInt = Annotated[int, Bounds(ge=0)]

@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import parse as P
-from .errors import Location
-from .record import Record
+from . import syntax as P
+from ..errors import Location
+from ..record import Record
 
 FORMAT = 1
 MAX_ENTRIES = 500  # the oldest trees go beyond this: a spec edited for months leaves one entry per saved version
@@ -40,7 +40,7 @@ def _key(text: str) -> str:
     if _code_hash is None:
         h = hashlib.sha256(f"netspec-parse-{FORMAT}".encode())
         here = Path(__file__).parent
-        for name in ("grammar.lark", "parse.py", "errors.py", "record.py"):
+        for name in ("grammar.lark", "syntax.py", "../errors.py", "../record.py"):
             h.update((here / name).read_bytes())
         _code_hash = h.hexdigest()
     return hashlib.sha256(f"{_code_hash}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -12,12 +12,12 @@ import re
 from typing import Any
 
 from . import layers as L
-from . import settings as S
-from .errors import Location, SpecError, UsageError
-from .model import Invalid
-from .parse import (BinOp, BlockDef, Call, Composite, Const, ConstDef, Expr, ListExpr, Named, Neg, Num,
+from . import train_section as S
+from ..errors import Location, SpecError, UsageError
+from .validate import Invalid
+from .syntax import (BinOp, BlockDef, Call, Composite, Const, ConstDef, Expr, ListExpr, Named, Neg, Num,
                     Program, Ref, Repeat, Step, Str, Template, TupleExpr, did_you_mean, parse)
-from .record import Factory, Record
+from ..record import Factory, Record
 
 MAX_LAYERS = 20_000  # after expansion; a guard against `repeat i in 1..10**9`
 MAX_ITERATIONS = 100_000  # every repeat iteration, nested ones multiplied
@@ -1021,6 +1021,6 @@ def elaborate(prog: Program, *, input: tuple[int, int, int] | None = None, const
 def load_spec(source: str | bytes, filename: str | None = None, *, input=None, constants=None) -> Network:
     """Parse and elaborate spec text."""
     prog = parse(source, filename)
-    from .parse import normalize_source
+    from .syntax import normalize_source
 
     return elaborate(prog, input=input, constants=constants, filename=filename, source=normalize_source(source))

@@ -31,9 +31,9 @@ from typing import Any
 
 import click
 
-from . import layers as L
-from .errors import Location, SpecError, UsageError
-from .model import Invalid
+from ..lang import layers as L
+from ..errors import Location, SpecError, UsageError
+from ..lang.validate import Invalid
 
 MAX_TEXT_CHARS = 1_000_000
 MAX_DEPTH = 100
@@ -412,7 +412,7 @@ class _Converter:
                     node.shortcut = [s]
             return
         if node.cls not in L.LAYERS:
-            from .parse import did_you_mean
+            from ..lang.syntax import did_you_mean
 
             if not node.is_leaf:
                 raise self.err(f"cannot import {node.path!r}: {node.cls} is not a Sequential, and a printed module "
@@ -1213,7 +1213,7 @@ def _flat_items(nodes: list[PNode], classes: PNode | None) -> list:
 
 
 def _flat(top: list[PNode], steps: list[tuple[str, str, PNode | None]] | None, name: str) -> _Flat:
-    from .spec import load_spec
+    from ..lang.elaborate import load_spec
 
     lines = [f"network {name}", "input 1x1x1", "layers {"]
     line_map: dict[int, PNode] = {}
@@ -1286,7 +1286,7 @@ class _Fit:
 
 def _fit(flat: _Flat, size: tuple[int, int, int]) -> _Fit:
     """How far into the run order the printed sizes fit at this input size."""
-    from .shapes import _Inferer, fmt_shape
+    from ..shapes import _Inferer, fmt_shape
 
     inferer = _Inferer(flat.net)
     err: SpecError | None = None
@@ -1349,7 +1349,7 @@ class _Search:
 
 def _solve(flat: _Flat, given: tuple[int, int, int] | None, sides=None) -> _Search:
     """The input size: the smallest square that fits, else the smallest H x W found; else the furthest failure."""
-    from .shapes import fmt_shape
+    from ..shapes import fmt_shape
 
     total = len(flat.runorder)
     if given is not None:
@@ -1460,8 +1460,8 @@ def _insert_flattens(top: list[PNode]) -> list[tuple[PNode, str]]:
 
 def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> list[tuple[str, str, PNode | None]]:
     """The run order from a `forward { ... }` section: (op, name, printed child) steps, repeats unrolled."""
-    from .parse import Repeat, did_you_mean, normalize_source, parse
-    from .spec import Constants, Scope, evaluate, render_name
+    from ..lang.syntax import Repeat, did_you_mean, normalize_source, parse
+    from ..lang.elaborate import Constants, Scope, evaluate, render_name
 
     src = normalize_source(text)
     shift = 0  # lines added in front of the file's text
@@ -1582,7 +1582,7 @@ def import_text(text: str | bytes, filename: str | None = None, *, name: str | N
     input size to use instead of the smallest that fits ("3x32x32" or (3, 32, 32)); `source` says where the text
     came from, for the header comment (default: the file name); `live` is set by `from_module`.
     """
-    from .spec import load_spec
+    from ..lang.elaborate import load_spec
 
     text = _normalize(text, filename)
     reader = _Reader(text, filename)
@@ -1595,7 +1595,7 @@ def import_text(text: str | bytes, filename: str | None = None, *, name: str | N
         net_name = "Net"
     given = None
     if input is not None:
-        from .api import _input
+        from ..api import _input
 
         given = _input(input)
     top = list(root.children)
@@ -1671,7 +1671,7 @@ def import_text(text: str | bytes, filename: str | None = None, *, name: str | N
 
 def normalize_order(order: str | bytes) -> str | None:
     """The order text as a `forward { ... }` section (comments kept), for writing verbatim."""
-    from .parse import normalize_source
+    from ..lang.syntax import normalize_source
 
     src = normalize_source(order).strip("\n")
     return src if re.search(r"\bforward\b", src) else "forward {\n" + src + "\n}"
@@ -1685,7 +1685,7 @@ def _short(filename: str | None) -> str | None:
 
 def _render(header: list[str], net_name: str, size, top: list[PNode], steps, classes: PNode | None, fold: bool,
             verbatim: str | None = None) -> str | None:
-    from .shapes import fmt_shape
+    from ..shapes import fmt_shape
 
     items = _flat_items(top, classes)
     out = header + [f"network {net_name}", f"input {fmt_shape(size)}"]
@@ -1721,7 +1721,7 @@ def _render(header: list[str], net_name: str, size, top: list[PNode], steps, cla
 def _no_fit(search: _Search, flat: _Flat, top: list[PNode], steps, given, reader: _Reader,
             warns: list[str]) -> SpecError:
     """The error for a printed module that no input size fits; names modules registered out of their run order."""
-    from .shapes import fmt_shape
+    from ..shapes import fmt_shape
 
     best = search.best
     pn = best.pnode
@@ -1828,7 +1828,7 @@ def from_module(module, input=None, name: str | None = None) -> str:
     """
     from torch import nn
 
-    from .build import TORCH_LAYERS, Residual
+    from ..build import TORCH_LAYERS, Residual
 
     def fail(path: str, message: str) -> ModuleImportError:
         return ModuleImportError(f"cannot express {path!r}: {message}", None, code="E104",
@@ -1874,7 +1874,7 @@ def _check_hidden(module, text: str) -> None:
     their defaults, or the spec would build a different layer: compare every layer's plain attributes."""
     import torch
 
-    from .build import TORCH_LAYERS
+    from ..build import TORCH_LAYERS
 
     reader = _Reader(text, None)
     root = reader.read()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import types
 from typing import Annotated, Any, Callable, ClassVar, Literal, Union, get_args, get_origin
 
-from .record import Factory
+from ..record import Factory
 
 __all__ = ["Bounds", "Factory", "FieldSpec", "Invalid", "Model", "pydantic_model"]
 

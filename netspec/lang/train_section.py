@@ -7,7 +7,7 @@ left out and are filled in here.
 
 from typing import Annotated, ClassVar, Literal, Optional, Union
 
-from .model import Bounds, Factory, Model
+from .validate import Bounds, Factory, Model
 
 PosInt = Annotated[int, Bounds(ge=1)]
 NonNegInt = Annotated[int, Bounds(ge=0)]

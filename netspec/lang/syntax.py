@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Union
 
-from .errors import Location, SpecError
-from .record import Factory, Record
+from ..errors import Location, SpecError
+from ..record import Factory, Record
 
 # ---------------------------------------------------------------------------------------------------------------
 # Syntax tree
@@ -192,7 +192,7 @@ def cache_dir() -> Path:
 def _parser():
     import lark  # imported lazily: `netspec --help` stays fast
 
-    text = resources.files("netspec").joinpath("grammar.lark").read_text(encoding="utf-8")
+    text = resources.files("netspec.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
     options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True)
     # Building the LALR tables takes ~0.3 s; Lark caches them in a file keyed by the grammar, the options and Lark's
     # version. The file lives in our own cache folder (not a shared temp dir), so no other user can plant one.

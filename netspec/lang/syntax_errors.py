@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from .errors import Location, SpecError
-from .parse import _parser, _span
+from ..errors import Location, SpecError
+from .syntax import _parser, _span
 
 # How a terminal is named in "expected ..." hints; keywords and punctuation are shown as written.
 _TERMINAL_NAMES = {

@@ -160,7 +160,7 @@ def write_report(out: Path, settings: dict, metrics: list[dict], results: dict) 
 
 
 def load_run(path: Path) -> dict:
-    from .errors import UsageError
+    from ..errors import UsageError
 
     if not path.is_dir():
         raise UsageError(f"{path}: not a run folder")
@@ -196,7 +196,7 @@ def compare(paths: list[Path], out: Path | None = None) -> str:
                      f"{res['final_test_loss']:.4f}",
                      f"{100 * res['test_accuracy']:.2f}% ({res['correct']}/{res['total']})",
                      f"{res.get('train_seconds', float('nan')):.1f}"])
-    from .report_text import render_table
+    from ..table import render_table
 
     text = [render_table(headers, rows, right={3, 4, 6, 8, 9, 10, 11, 13})]
     test_sets = {(str(r["settings"].get("data")), r["results"]["total"], _limit(r["settings"].get("test_limit")))

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DataError, UsageError
+from ..errors import DataError, UsageError
 
 log = logging.getLogger("netspec.data")
 
@@ -160,7 +160,7 @@ def dataset_key(name: str) -> str | None:
         return key
     if "/" in text or os.sep in text or os.path.isdir(text):
         return None
-    from .parse import did_you_mean
+    from ..lang.syntax import did_you_mean
 
     hint = did_you_mean(key, DATASETS)
     raise UsageError(f"unknown data set {text!r}: " + (f"{hint} (" if hint else "") + f"expected one of "

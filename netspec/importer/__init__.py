@@ -1,0 +1,1 @@
+"""Printed PyTorch modules (and live ones) to specs."""

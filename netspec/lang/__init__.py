@@ -1,0 +1,1 @@
+"""The spec language: grammar, syntax tree, values, validation and elaboration. Needs no torch."""

@@ -1,0 +1,1 @@
+"""The shared trainer: data sets, augmentation, the training loop, run folders and reports."""
