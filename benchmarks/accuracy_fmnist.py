@@ -33,8 +33,8 @@ from torchvision import transforms
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import netspec  # noqa: E402
-from netspec.training.data import load_data  # noqa: E402
+import netspec
+from netspec.training.data import load_data
 
 AUGMENT = "    augment     [RandomCrop(padding=2), RandomHorizontalFlip()]\n"
 
@@ -55,12 +55,18 @@ class PILDataset(Dataset):
 def usual_loop(spec_text: str, data, epochs: int, seed: int, batch: int, lr: float, momentum: float) -> float:
     torch.manual_seed(seed)
     norm = transforms.Normalize((0.2860,), (0.3530,))
-    train_tf = transforms.Compose([transforms.RandomCrop(28, padding=2), transforms.RandomHorizontalFlip(),
-                                   transforms.ToTensor(), norm])
+    train_tf = transforms.Compose(
+        [transforms.RandomCrop(28, padding=2), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm]
+    )
     test_tf = transforms.Compose([transforms.ToTensor(), norm])
     g = torch.Generator().manual_seed(seed)
-    train = DataLoader(PILDataset(data.train_images, data.train_labels, train_tf), batch_size=batch, shuffle=True,
-                       num_workers=2, generator=g)
+    train = DataLoader(
+        PILDataset(data.train_images, data.train_labels, train_tf),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=2,
+        generator=g,
+    )
     test = DataLoader(PILDataset(data.test_images, data.test_labels, test_tf), batch_size=1000, num_workers=2)
     model = netspec.load(spec_text).module
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -89,24 +95,43 @@ def main() -> None:
     spec_text = spec_text.replace("    normalize", AUGMENT + "    normalize", 1)
     train_spec = netspec.load(spec_text).train
     data = load_data("fashion-mnist", args.data_dir, download=False)
-    print(f"Fashion-MNIST: {len(data.train_labels)} train / {len(data.test_labels)} test images; "
-          f"{args.epochs} epochs; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"Fashion-MNIST: {len(data.train_labels)} train / {len(data.test_labels)} test images; "
+        f"{args.epochs} epochs; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     ours, theirs = [], []
     tmp = Path(tempfile.mkdtemp(prefix="netspec-acc-"))
     for seed in args.seeds:
         spec_file = tmp / "lenet5_aug.net"
         spec_file.write_text(spec_text)
         t0 = time.perf_counter()
-        r = netspec.train(str(spec_file), data="fashion-mnist", data_dir=args.data_dir, epochs=args.epochs,
-                          seed=seed, out=str(tmp / f"ours{seed}"), quiet=True, download=False)
+        r = netspec.train(
+            str(spec_file),
+            data="fashion-mnist",
+            data_dir=args.data_dir,
+            epochs=args.epochs,
+            seed=seed,
+            out=str(tmp / f"ours{seed}"),
+            quiet=True,
+            download=False,
+        )
         t1 = time.perf_counter()
-        acc = usual_loop(spec_text, data, args.epochs, seed, train_spec.batch_size, train_spec.optimizer.lr,
-                         train_spec.optimizer.momentum)
+        acc = usual_loop(
+            spec_text,
+            data,
+            args.epochs,
+            seed,
+            train_spec.batch_size,
+            train_spec.optimizer.lr,
+            train_spec.optimizer.momentum,
+        )
         t2 = time.perf_counter()
         ours.append(100 * r["test_accuracy"])
         theirs.append(100 * acc)
-        print(f"seed {seed}: netspec {ours[-1]:.2f}% ({t1 - t0:.0f} s), usual loop {theirs[-1]:.2f}% "
-              f"({t2 - t1:.0f} s)", flush=True)
+        print(
+            f"seed {seed}: netspec {ours[-1]:.2f}% ({t1 - t0:.0f} s), usual loop {theirs[-1]:.2f}% ({t2 - t1:.0f} s)",
+            flush=True,
+        )
     mo, mt = statistics.mean(ours), statistics.mean(theirs)
     so = statistics.stdev(ours) if len(ours) > 1 else 0.0
     st = statistics.stdev(theirs) if len(theirs) > 1 else 0.0
@@ -114,8 +139,10 @@ def main() -> None:
     print("| | netspec defaults | usual loop, fp32 |")
     print("| --- | --- | --- |")
     print(f"| mean test accuracy | {mo:.2f}% | {mt:.2f}% |")
-    print(f"| spread (stdev; min..max) | {so:.2f} ({min(ours):.2f}..{max(ours):.2f}) | "
-          f"{st:.2f} ({min(theirs):.2f}..{max(theirs):.2f}) |")
+    print(
+        f"| spread (stdev; min..max) | {so:.2f} ({min(ours):.2f}..{max(ours):.2f}) | "
+        f"{st:.2f} ({min(theirs):.2f}..{max(theirs):.2f}) |"
+    )
     print(f"\ndifference of the means: {mo - mt:+.2f} points (target: within 0.5)")
 
 

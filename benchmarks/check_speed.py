@@ -31,9 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = [ROOT / "specs" / f"{n}.net" for n in ("cifar_best", "cifar_worst", "tiny_best", "tiny_deep")]
 
-PROBE = ("import sys, runpy; sys.argv = ['netspec', 'check', %r]\n"
-         "try:\n    runpy.run_module('netspec', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic', 'pydantic_core', 'lark'}))")
+PROBE = (
+    "import sys, runpy; sys.argv = ['netspec', 'check', %r]\n"
+    "try:\n    runpy.run_module('netspec', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+    "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic', 'pydantic_core', 'lark'}))"
+)
 
 
 def netspec_command() -> list[str]:
@@ -56,21 +58,27 @@ def timed(cmd: list[str], runs: int, env: dict, forget: Path | None = None) -> l
 
 
 def row(name: str, times: list[float]) -> str:
-    return (f"| {name} | {min(times) * 1e3:.0f} ms | {statistics.median(times) * 1e3:.0f} ms | "
-            f"{max(times) * 1e3:.0f} ms |")
+    return (
+        f"| {name} | {min(times) * 1e3:.0f} ms | {statistics.median(times) * 1e3:.0f} ms | {max(times) * 1e3:.0f} ms |"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("specs", nargs="*", type=Path, default=SPECS)
     ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--no-bytecode-cache", action="store_true",
-                    help="also time with PYTHONDONTWRITEBYTECODE=1 and no cached bytecode of netspec")
+    ap.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="also time with PYTHONDONTWRITEBYTECODE=1 and no cached bytecode of netspec",
+    )
     args = ap.parse_args()
 
     cmd = netspec_command()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}; command: {' '.join(cmd)} check SPEC")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}; command: {' '.join(cmd)} check SPEC"
+    )
     modes = [("bytecode cached", False)] + ([("no bytecode cache", True)] if args.no_bytecode_cache else [])
     cache = Path(tempfile.mkdtemp(prefix="netspec-bench-cache-"))
     for label, no_cache in modes:
@@ -84,13 +92,24 @@ def main() -> None:
         print(row("`python -c 'import click'`", timed([sys.executable, "-c", "import click"], args.runs, env)))
         for spec in args.specs:
             name = spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec
-            print(row(f"`netspec check {name}`, first check", timed(cmd + ["check", str(spec)], args.runs, env,
-                                                                   forget=cache / "parsed")), flush=True)
-            print(row(f"`netspec check {name}`, unchanged spec", timed(cmd + ["check", str(spec)], args.runs, env)),
-                  flush=True)
+            print(
+                row(
+                    f"`netspec check {name}`, first check",
+                    timed(cmd + ["check", str(spec)], args.runs, env, forget=cache / "parsed"),
+                ),
+                flush=True,
+            )
+            print(
+                row(f"`netspec check {name}`, unchanged spec", timed(cmd + ["check", str(spec)], args.runs, env)),
+                flush=True,
+            )
     for _ in range(2):  # the first run stores the tree that the second reads
-        heavy = subprocess.run([sys.executable, "-c", PROBE % str(args.specs[0])], capture_output=True, text=True,
-                               env=dict(os.environ, NETSPEC_CACHE=str(cache)))
+        heavy = subprocess.run(
+            [sys.executable, "-c", PROBE % str(args.specs[0])],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, NETSPEC_CACHE=str(cache)),
+        )
     shutil.rmtree(cache, ignore_errors=True)
     imported = heavy.stdout.strip().splitlines()[-1]
     print(f"\nmodules of torch, pydantic and Lark imported by a repeated check: {imported}")

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import netspec
 import torch
 import torch.nn.functional as F
+from netspec.training.data import load_data
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
-
-import netspec
-from netspec.training.data import load_data
 
 
 class PILDataset(Dataset):
@@ -50,13 +49,20 @@ def main() -> None:
     torch.manual_seed(args.seed)
     data = load_data("cifar10", args.data_dir, train_limit=args.images, test_limit=args.test, download=False)
     norm = transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    train_tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                   transforms.ToTensor(), norm])
+    train_tf = transforms.Compose(
+        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm]
+    )
     test_tf = transforms.Compose([transforms.ToTensor(), norm])
-    train_loader = DataLoader(PILDataset(data.train_images, data.train_labels, train_tf), batch_size=256,
-                              shuffle=True, num_workers=args.workers, persistent_workers=False)
-    test_loader = DataLoader(PILDataset(data.test_images, data.test_labels, test_tf), batch_size=10,
-                             num_workers=args.workers)
+    train_loader = DataLoader(
+        PILDataset(data.train_images, data.train_labels, train_tf),
+        batch_size=256,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=False,
+    )
+    test_loader = DataLoader(
+        PILDataset(data.test_images, data.test_labels, test_tf), batch_size=10, num_workers=args.workers
+    )
     model = netspec.load(args.spec, constants={"classes": data.num_classes}).module
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     for epoch in range(args.epochs):
@@ -80,8 +86,11 @@ def main() -> None:
                 test_loss += F.cross_entropy(logits, y, reduction="sum").item()
                 correct += int((logits.argmax(1) == y).sum())
                 n += len(y)
-        print(f"epoch {epoch + 1}: train_loss {loss_sum / total:.4f} test_loss {test_loss / n:.4f} "
-              f"acc {correct}/{n} train {train_s:.1f}s {total / train_s:.1f} img/s", flush=True)
+        print(
+            f"epoch {epoch + 1}: train_loss {loss_sum / total:.4f} test_loss {test_loss / n:.4f} "
+            f"acc {correct}/{n} train {train_s:.1f}s {total / train_s:.1f} img/s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -26,15 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-
-import netspec  # noqa: E402
-from netspec.training.run import cpu_has_native_bf16  # noqa: E402
+import netspec
+import torch
+from netspec.training.run import cpu_has_native_bf16
 
 WORKLOADS = {
     "lenet5": dict(spec=ROOT / "examples" / "lenet5.net", options={}),
-    "cifar_best": dict(spec=ROOT / "specs" / "cifar_best.net",
-                       options=dict(input="1x32x32", train_limit=5000, test_limit=2000, batch_size=128)),
+    "cifar_best": dict(
+        spec=ROOT / "specs" / "cifar_best.net",
+        options=dict(input="1x32x32", train_limit=5000, test_limit=2000, batch_size=128),
+    ),
 }
 
 
@@ -60,16 +61,35 @@ def main() -> None:
         for precision in ("fp32", "bf16"):
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                r = netspec.train(str(w["spec"]), data="fashion-mnist", data_dir=args.data_dir, epochs=args.epochs,
-                                  seed=seed, precision=precision, out=str(tmp / f"{name}-{precision}-{seed}"),
-                                  quiet=True, progress=False, download=False, **w["options"])
+                r = netspec.train(
+                    str(w["spec"]),
+                    data="fashion-mnist",
+                    data_dir=args.data_dir,
+                    epochs=args.epochs,
+                    seed=seed,
+                    precision=precision,
+                    out=str(tmp / f"{name}-{precision}-{seed}"),
+                    quiet=True,
+                    progress=False,
+                    download=False,
+                    **w["options"],
+                )
                 secs[precision].append(time.perf_counter() - t0)
                 acc[precision].append(100 * r["test_accuracy"])
-                print(f"{name} {precision} seed {seed}: {acc[precision][-1]:.2f}% in {secs[precision][-1]:.0f} s",
-                      flush=True)
+                print(
+                    f"{name} {precision} seed {seed}: {acc[precision][-1]:.2f}% in {secs[precision][-1]:.0f} s",
+                    flush=True,
+                )
         diff = statistics.mean(acc["bf16"]) - statistics.mean(acc["fp32"])
-        rows.append((name, _summary(acc["fp32"]), _summary(acc["bf16"]), diff,
-                     statistics.median(secs["fp32"]) / statistics.median(secs["bf16"])))
+        rows.append(
+            (
+                name,
+                _summary(acc["fp32"]),
+                _summary(acc["bf16"]),
+                diff,
+                statistics.median(secs["fp32"]) / statistics.median(secs["bf16"]),
+            )
+        )
     print()
     print(f"{args.epochs} epochs, seeds {' '.join(map(str, args.seeds))}; mean ± stdev (min..max) test accuracy")
     print()

@@ -46,15 +46,21 @@ def write_cifar_format(folder: Path, n_train: int, n_test: int) -> None:
     labels = data.train_labels.tolist()
     parts = np.array_split(np.arange(n_train), 5)
     for i, idx in enumerate(parts, 1):
-        batch = {b"batch_label": f"training batch {i} of 5".encode(), b"labels": [labels[j] for j in idx],
-                 b"data": train[idx], b"filenames": [f"{j}.png".encode() for j in idx]}
+        batch = {
+            b"batch_label": f"training batch {i} of 5".encode(),
+            b"labels": [labels[j] for j in idx],
+            b"data": train[idx],
+            b"filenames": [f"{j}.png".encode() for j in idx],
+        }
         (out / f"data_batch_{i}").write_bytes(pickle.dumps(batch, protocol=2))
-    test = {b"batch_label": b"testing batch 1 of 1", b"labels": data.test_labels.tolist(),
-            b"data": data.test_images.reshape(n_test, -1).numpy(),
-            b"filenames": [f"{j}.png".encode() for j in range(n_test)]}
+    test = {
+        b"batch_label": b"testing batch 1 of 1",
+        b"labels": data.test_labels.tolist(),
+        b"data": data.test_images.reshape(n_test, -1).numpy(),
+        b"filenames": [f"{j}.png".encode() for j in range(n_test)],
+    }
     (out / "test_batch").write_bytes(pickle.dumps(test, protocol=2))
-    meta = {b"label_names": [c.encode() for c in data.classes], b"num_cases_per_batch": n_train // 5,
-            b"num_vis": 3072}
+    meta = {b"label_names": [c.encode() for c in data.classes], b"num_cases_per_batch": n_train // 5, b"num_vis": 3072}
     (out / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
 
 
@@ -86,8 +92,15 @@ def in_process(spec: str, data_dir: Path, n: int, batch: int) -> dict:
     import netspec
     from netspec.training.augment import BatchAugment
     from netspec.training.data import load_data
-    from netspec.training.run import (TrainOptions, Dist, _autocast, _prepare_batch, _train_epoch, make_optimizer,
-                                 resolve_precision)
+    from netspec.training.run import (
+        Dist,
+        TrainOptions,
+        _autocast,
+        _prepare_batch,
+        _train_epoch,
+        make_optimizer,
+        resolve_precision,
+    )
 
     compiled = netspec.load(spec)
     t = compiled.train.model_copy(update={"batch_size": batch})
@@ -100,14 +113,46 @@ def in_process(spec: str, data_dir: Path, n: int, batch: int) -> dict:
     mean_std = (t.normalize.mean, t.normalize.std)
     opts = TrainOptions(progress=False, quiet=True)
     # warm up once (oneDNN primitive caches)
-    _train_epoch(model, opt, None, None, data.train_images[:batch], data.train_labels[:batch], t, 1, augment,
-                 mean_std, True, device, precision, Dist(), opts, {"flag": False})
+    _train_epoch(
+        model,
+        opt,
+        None,
+        None,
+        data.train_images[:batch],
+        data.train_labels[:batch],
+        t,
+        1,
+        augment,
+        mean_std,
+        True,
+        device,
+        precision,
+        Dist(),
+        opts,
+        {"flag": False},
+    )
     t0 = time.perf_counter()
-    _train_epoch(model, opt, None, None, data.train_images, data.train_labels, t, 1, augment, mean_std, True,
-                 device, precision, Dist(), opts, {"flag": False})
+    _train_epoch(
+        model,
+        opt,
+        None,
+        None,
+        data.train_images,
+        data.train_labels,
+        t,
+        1,
+        augment,
+        mean_std,
+        True,
+        device,
+        precision,
+        Dist(),
+        opts,
+        {"flag": False},
+    )
     epoch_s = time.perf_counter() - t0
-    batches = [_prepare_batch(data.train_images[i:i + batch], mean_std, True) for i in range(0, n, batch)]
-    labels = [data.train_labels[i:i + batch] for i in range(0, n, batch)]
+    batches = [_prepare_batch(data.train_images[i : i + batch], mean_std, True) for i in range(0, n, batch)]
+    labels = [data.train_labels[i : i + batch] for i in range(0, n, batch)]
     t0 = time.perf_counter()
     for x, y in zip(batches, labels):
         with _autocast(device, precision):
@@ -136,20 +181,59 @@ def main() -> None:
         data_dir = tmp / "data"
         write_cifar_format(data_dir, args.images, args.test)
         print(f"data: CIFAR-10 format written to {data_dir} ({args.images} train / {args.test} test images)")
-    print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}")
+    print(
+        f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}"
+    )
 
     rows = []
     if not args.skip_end_to_end:
         ours, theirs = [], []
         for r in range(args.runs):
             out = tmp / f"run{r}"
-            ours.append(timed([sys.executable, "-m", "netspec", "train", args.spec, "--data", "cifar10",
-                               "--data-dir", str(data_dir), "--epochs", "1", "--train-limit", str(args.images),
-                               "--test-limit", str(args.test), "--out", str(out), "--quiet", "--no-download"], ROOT))
-            theirs.append(timed([sys.executable, str(ROOT / "benchmarks" / "handwritten_loop.py"), "--data-dir",
-                                 str(data_dir), "--spec", args.spec, "--images", str(args.images), "--test",
-                                 str(args.test)], ROOT))
+            ours.append(
+                timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "netspec",
+                        "train",
+                        args.spec,
+                        "--data",
+                        "cifar10",
+                        "--data-dir",
+                        str(data_dir),
+                        "--epochs",
+                        "1",
+                        "--train-limit",
+                        str(args.images),
+                        "--test-limit",
+                        str(args.test),
+                        "--out",
+                        str(out),
+                        "--quiet",
+                        "--no-download",
+                    ],
+                    ROOT,
+                )
+            )
+            theirs.append(
+                timed(
+                    [
+                        sys.executable,
+                        str(ROOT / "benchmarks" / "handwritten_loop.py"),
+                        "--data-dir",
+                        str(data_dir),
+                        "--spec",
+                        args.spec,
+                        "--images",
+                        str(args.images),
+                        "--test",
+                        str(args.test),
+                    ],
+                    ROOT,
+                )
+            )
             print(f"run {r + 1}: netspec {ours[-1]:.1f} s, hand-written loop {theirs[-1]:.1f} s", flush=True)
         a, b = statistics.median(ours), statistics.median(theirs)
         rows.append(("end to end (median, whole process)", f"{a:.1f} s", f"{b:.1f} s", f"{b / a:.2f}x"))
@@ -169,10 +253,14 @@ def main() -> None:
         print("| " + " | ".join(row) + " |")
     print()
     print(f"matmul rate ({m['precision']}): {rate / 1e9:.1f} GFLOP/s; forward MACs per image: {m['macs']:,}")
-    print(f"machine limit: {limit:.1f} images/s; netspec trains at {ours_rate:.1f} images/s = "
-          f"{100 * ours_rate / limit:.0f}% of it")
-    print(f"epoch {m['epoch_s']:.2f} s, model steps alone {m['model_s']:.2f} s: "
-          f"{100 * max(0.0, outside):.1f}% of epoch time outside forward/backward")
+    print(
+        f"machine limit: {limit:.1f} images/s; netspec trains at {ours_rate:.1f} images/s = "
+        f"{100 * ours_rate / limit:.0f}% of it"
+    )
+    print(
+        f"epoch {m['epoch_s']:.2f} s, model steps alone {m['model_s']:.2f} s: "
+        f"{100 * max(0.0, outside):.1f}% of epoch time outside forward/backward"
+    )
 
 
 if __name__ == "__main__":

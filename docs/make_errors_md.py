@@ -61,228 +61,435 @@ MINIMAL = "network Tiny\ninput 3x32x32\n\nlayers {\n    flat   Flatten()\n    fc
 
 ENTRIES: dict[str, Entry] = {
     # ---- the file and its top level ---------------------------------------------------------------------------
-    "empty_file": Entry("file", "Empty file",
-                        "Write the spec: at least an `input` size and a `layers` section.", {1: MINIMAL}),
-    "comments_only": Entry("file", "A file of comments only",
-                           "A commented-out spec is an empty one: uncomment it, and give it layers.",
-                           {"2-3": MINIMAL.split("\n\n")[0] + "\n\nlayers {\n    flat   Flatten()\n"
-                                                              "    fc     Linear(10)\n}"}, show="1-3"),
-    "not_utf8": Entry("file", "A file that is not UTF-8",
-                      "Save the file as UTF-8 (for a Latin-1 file: `iconv -f latin1 -t utf-8 old.net > new.net`). The "
-                      "column is that of the first byte that is not UTF-8.",
-                      {1: "# A file saved in Latin-1: caf\u00e9 is not UTF-8."}),
-    "crlf_unknown_layer": Entry("file", "Windows (CRLF) line endings",
-                                "Nothing to fix about the line endings: CRLF and CR files are read as LF, and errors "
-                                "report the same line and column. The mistake itself is the unknown layer "
-                                "([below](#unknown_layer)).", {6: "    conv1  Conv2d(16, kernel_size=3, padding=1)"}),
-    "tabs_unknown_argument": Entry("file", "Tabs in the file",
-                                   "Tabs are fine: a tab counts as one column in the position, and the source line "
-                                   "is shown with tabs expanded and the caret moved to match. The mistake itself is "
-                                   "the misspelt argument ([below](#unknown_argument)).",
-                                   {6: "\tconv1\tConv2d(16, kernel_size=3, padding=1)"}),
-    "no_input": Entry("file", "No input size",
-                      "Add an `input CxHxW` line, or pass `--input CxHxW` on the command line.",
-                      {2: "network Tiny\ninput 3x32x32"}),
-    "no_layers": Entry("file", "No layers section",
-                       "Every spec needs exactly one `layers { ... }` section.",
-                       {4: "classes = 10\n\nlayers {\n    flat   Flatten()\n    fc     Linear(classes)\n}"}, show="2-4"),
-    "duplicate_section": Entry("file", "A section written twice",
-                               "Merge the two sections into one (the same holds for `layers`, `forward`, `network` "
-                               "and `input`).",
-                               {"10-16": "train {\n    epochs 5\n    batch_size 64\n}"}, show="10-16"),
+    "empty_file": Entry(
+        "file", "Empty file", "Write the spec: at least an `input` size and a `layers` section.", {1: MINIMAL}
+    ),
+    "comments_only": Entry(
+        "file",
+        "A file of comments only",
+        "A commented-out spec is an empty one: uncomment it, and give it layers.",
+        {"2-3": MINIMAL.split("\n\n")[0] + "\n\nlayers {\n    flat   Flatten()\n    fc     Linear(10)\n}"},
+        show="1-3",
+    ),
+    "not_utf8": Entry(
+        "file",
+        "A file that is not UTF-8",
+        "Save the file as UTF-8 (for a Latin-1 file: `iconv -f latin1 -t utf-8 old.net > new.net`). The "
+        "column is that of the first byte that is not UTF-8.",
+        {1: "# A file saved in Latin-1: caf\u00e9 is not UTF-8."},
+    ),
+    "crlf_unknown_layer": Entry(
+        "file",
+        "Windows (CRLF) line endings",
+        "Nothing to fix about the line endings: CRLF and CR files are read as LF, and errors "
+        "report the same line and column. The mistake itself is the unknown layer "
+        "([below](#unknown_layer)).",
+        {6: "    conv1  Conv2d(16, kernel_size=3, padding=1)"},
+    ),
+    "tabs_unknown_argument": Entry(
+        "file",
+        "Tabs in the file",
+        "Tabs are fine: a tab counts as one column in the position, and the source line "
+        "is shown with tabs expanded and the caret moved to match. The mistake itself is "
+        "the misspelt argument ([below](#unknown_argument)).",
+        {6: "\tconv1\tConv2d(16, kernel_size=3, padding=1)"},
+    ),
+    "no_input": Entry(
+        "file",
+        "No input size",
+        "Add an `input CxHxW` line, or pass `--input CxHxW` on the command line.",
+        {2: "network Tiny\ninput 3x32x32"},
+    ),
+    "no_layers": Entry(
+        "file",
+        "No layers section",
+        "Every spec needs exactly one `layers { ... }` section.",
+        {4: "classes = 10\n\nlayers {\n    flat   Flatten()\n    fc     Linear(classes)\n}"},
+        show="2-4",
+    ),
+    "duplicate_section": Entry(
+        "file",
+        "A section written twice",
+        "Merge the two sections into one (the same holds for `layers`, `forward`, `network` and `input`).",
+        {"10-16": "train {\n    epochs 5\n    batch_size 64\n}"},
+        show="10-16",
+    ),
     # ---- syntax -------------------------------------------------------------------------------------------------
-    "syntax_missing_brace": Entry("syntax", "A '{' never closed",
-                                  "Add the missing `}`; the error points at the `{` that is still open.",
-                                  {10: "    fc     Linear(10)\n}"}, show="5-10"),
-    "syntax_unclosed_layers_before_train": Entry("syntax", "A '{' never closed, before the next section",
-                                                 "Add the missing `}` where the error says. The parser notices only "
-                                                 "at `train`, which cannot be a layer; the error points at the `{` "
-                                                 "left open instead.",
-                                                 {9: "    fc     Linear(10)\n}"}, show="5-11"),
-    "syntax_unclosed_inner_brace": Entry("syntax", "A nested '{' never closed",
-                                         "Close the shortcut where its layers end. The `}` on line 13 was read as "
-                                         "the shortcut's, so the parser notices only at `layers`; indentation "
-                                         "tells which `{` was left open: the one whose `}` lines up with an outer "
-                                         "brace.",
-                                         {11: "        BatchNorm2d()\n    }"}, show="5-15"),
+    "syntax_missing_brace": Entry(
+        "syntax",
+        "A '{' never closed",
+        "Add the missing `}`; the error points at the `{` that is still open.",
+        {10: "    fc     Linear(10)\n}"},
+        show="5-10",
+    ),
+    "syntax_unclosed_layers_before_train": Entry(
+        "syntax",
+        "A '{' never closed, before the next section",
+        "Add the missing `}` where the error says. The parser notices only "
+        "at `train`, which cannot be a layer; the error points at the `{` "
+        "left open instead.",
+        {9: "    fc     Linear(10)\n}"},
+        show="5-11",
+    ),
+    "syntax_unclosed_inner_brace": Entry(
+        "syntax",
+        "A nested '{' never closed",
+        "Close the shortcut where its layers end. The `}` on line 13 was read as "
+        "the shortcut's, so the parser notices only at `layers`; indentation "
+        "tells which `{` was left open: the one whose `}` lines up with an outer "
+        "brace.",
+        {11: "        BatchNorm2d()\n    }"},
+        show="5-15",
+    ),
     "syntax_stray_brace": Entry("syntax", "A '}' too many", "Remove the extra `}`.", {10: None}, show="9-10"),
     "syntax_missing_paren": Entry("syntax", "A '(' never closed", "Close the call on its line.", {6: CONV}),
     "syntax_missing_comma": Entry("syntax", "A missing comma", "Separate arguments with commas.", {6: CONV}),
-    "syntax_missing_call_parens": Entry("syntax", "A layer without parentheses",
-                                        "A layer is always called, even without arguments.",
-                                        {7: "    relu1  ReLU()"}),
-    "syntax_positional_after_keyword": Entry("syntax", "A positional argument after a keyword argument",
-                                             "Put positional arguments first, or name this one.",
-                                             {6: "    conv1  Conv2d(16, kernel_size=3, stride=1)"}),
-    "syntax_equals_in_layers": Entry("syntax", "`name = Layer(...)` inside layers",
-                                     "A layer is `name Layer(args)`; `=` defines constants, at the top level only.",
-                                     {6: "    conv1   Conv2d(16, kernel_size=3, padding=1)"}),
-    "syntax_stray_colon": Entry("syntax", "`name: Layer(...)`, as in YAML",
-                                "Drop the colon: `name Layer(args)`; a setting is `key value`.", {6: CONV}),
-    "syntax_slash_division": Entry("syntax", "`/` instead of `//`",
-                                   "Sizes are integers: use `//`, integer division.", {5: "half = width // 2"}),
-    "syntax_unterminated_string": Entry("syntax", "An unterminated string",
-                                        "Close the string on the same line.",
-                                        {6: "    conv1  Conv2d(16, kernel_size=3, padding='same')"}),
-    "sequential_as_call": Entry("syntax", "`Sequential(...)` with arguments",
-                                "`Sequential` holds its layers in braces (named or anonymous), not as arguments.",
-                                {6: "    body   Sequential { Conv2d(16, kernel_size=3, padding=1)  ReLU() }"}),
-    "syntax_dotted_name": Entry("syntax", "A dotted Python path",
-                                "Write the layer's own name: layers come from netspec's table, never from an "
-                                "import or a dotted path.", {6: CONV}),
-    "syntax_import": Entry("syntax", "`import` in a spec",
-                           "Delete it: a spec is data and nothing in it runs as Python. (This spec also lacks a "
-                           "Flatten() before its Linear, the next error it would report.)",
-                           {2: None, 8: "    flat Flatten()\n    fc Linear(10)"}, show="2"),
-    "python_eval": Entry("syntax", "Python's eval (or any Python) as a layer",
-                         "Write the layer itself; nothing in a spec is evaluated as Python.",
-                         {6: "    conv1  Conv2d(16, kernel_size=3)"}),
+    "syntax_missing_call_parens": Entry(
+        "syntax",
+        "A layer without parentheses",
+        "A layer is always called, even without arguments.",
+        {7: "    relu1  ReLU()"},
+    ),
+    "syntax_positional_after_keyword": Entry(
+        "syntax",
+        "A positional argument after a keyword argument",
+        "Put positional arguments first, or name this one.",
+        {6: "    conv1  Conv2d(16, kernel_size=3, stride=1)"},
+    ),
+    "syntax_equals_in_layers": Entry(
+        "syntax",
+        "`name = Layer(...)` inside layers",
+        "A layer is `name Layer(args)`; `=` defines constants, at the top level only.",
+        {6: "    conv1   Conv2d(16, kernel_size=3, padding=1)"},
+    ),
+    "syntax_stray_colon": Entry(
+        "syntax",
+        "`name: Layer(...)`, as in YAML",
+        "Drop the colon: `name Layer(args)`; a setting is `key value`.",
+        {6: CONV},
+    ),
+    "syntax_slash_division": Entry(
+        "syntax", "`/` instead of `//`", "Sizes are integers: use `//`, integer division.", {5: "half = width // 2"}
+    ),
+    "syntax_unterminated_string": Entry(
+        "syntax",
+        "An unterminated string",
+        "Close the string on the same line.",
+        {6: "    conv1  Conv2d(16, kernel_size=3, padding='same')"},
+    ),
+    "sequential_as_call": Entry(
+        "syntax",
+        "`Sequential(...)` with arguments",
+        "`Sequential` holds its layers in braces (named or anonymous), not as arguments.",
+        {6: "    body   Sequential { Conv2d(16, kernel_size=3, padding=1)  ReLU() }"},
+    ),
+    "syntax_dotted_name": Entry(
+        "syntax",
+        "A dotted Python path",
+        "Write the layer's own name: layers come from netspec's table, never from an import or a dotted path.",
+        {6: CONV},
+    ),
+    "syntax_import": Entry(
+        "syntax",
+        "`import` in a spec",
+        "Delete it: a spec is data and nothing in it runs as Python. (This spec also lacks a "
+        "Flatten() before its Linear, the next error it would report.)",
+        {2: None, 8: "    flat Flatten()\n    fc Linear(10)"},
+        show="2",
+    ),
+    "python_eval": Entry(
+        "syntax",
+        "Python's eval (or any Python) as a layer",
+        "Write the layer itself; nothing in a spec is evaluated as Python.",
+        {6: "    conv1  Conv2d(16, kernel_size=3)"},
+    ),
     # ---- names and constants ------------------------------------------------------------------------------------
-    "undefined_constant": Entry("names", "An undefined (misspelt) constant", "Use the constant's name.",
-                                {8: "    fc     Linear(classes)"}, show="4-8"),
-    "layer_as_value": Entry("names", "A layer where a value is expected",
-                            "Arguments are values; a layer goes on its own line, called: `relu ReLU()`.",
-                            {7: "    fc     Linear(10)"}),
-    "duplicate_constant": Entry("names", "A constant defined twice",
-                                "Keep one definition; to change it for one run, use `--set classes=100`.",
-                                {5: None}, show="4-5"),
-    "cyclic_constants": Entry("names", "Constants defined by each other", "Give one of them a plain value.",
-                              {4: "width = 64"}, show="4-5"),
-    "division_by_zero": Entry("names", "Division by zero", "Make the divisor non-zero.", {4: "groups = 1"},
-                              show="4-5"),
-    "keyword_as_constant": Entry("names", "A keyword as a constant's name",
-                                 "`input` is set with `input CxHxW`; a constant needs another name "
-                                 "(`channels = 3`).", {3: "input 3x32x32"}),
-    "duplicate_name": Entry("names", "Two layers with one name", "Give each module its own name.",
-                            {8: "    conv2  Conv2d(32, kernel_size=3, padding=1)"}, show="6-8"),
-    "reserved_name": Entry("names", "A name torch reserves",
-                           "Names that every torch module already has as an attribute (`training`, `forward`, "
-                           "`cuda`, ...) and names starting with `_` cannot name a module: choose another.",
-                           {6: "    training1  Conv2d(16, kernel_size=3, padding=1)"}),
+    "undefined_constant": Entry(
+        "names",
+        "An undefined (misspelt) constant",
+        "Use the constant's name.",
+        {8: "    fc     Linear(classes)"},
+        show="4-8",
+    ),
+    "layer_as_value": Entry(
+        "names",
+        "A layer where a value is expected",
+        "Arguments are values; a layer goes on its own line, called: `relu ReLU()`.",
+        {7: "    fc     Linear(10)"},
+    ),
+    "duplicate_constant": Entry(
+        "names",
+        "A constant defined twice",
+        "Keep one definition; to change it for one run, use `--set classes=100`.",
+        {5: None},
+        show="4-5",
+    ),
+    "cyclic_constants": Entry(
+        "names", "Constants defined by each other", "Give one of them a plain value.", {4: "width = 64"}, show="4-5"
+    ),
+    "division_by_zero": Entry("names", "Division by zero", "Make the divisor non-zero.", {4: "groups = 1"}, show="4-5"),
+    "keyword_as_constant": Entry(
+        "names",
+        "A keyword as a constant's name",
+        "`input` is set with `input CxHxW`; a constant needs another name (`channels = 3`).",
+        {3: "input 3x32x32"},
+    ),
+    "duplicate_name": Entry(
+        "names",
+        "Two layers with one name",
+        "Give each module its own name.",
+        {8: "    conv2  Conv2d(32, kernel_size=3, padding=1)"},
+        show="6-8",
+    ),
+    "reserved_name": Entry(
+        "names",
+        "A name torch reserves",
+        "Names that every torch module already has as an attribute (`training`, `forward`, "
+        "`cuda`, ...) and names starting with `_` cannot name a module: choose another.",
+        {6: "    training1  Conv2d(16, kernel_size=3, padding=1)"},
+    ),
     # ---- layers and arguments ---------------------------------------------------------------------------------
-    "unknown_layer": Entry("layers", "Unknown layer", "Use PyTorch's spelling; the hint suggests the nearest name.",
-                           {6: CONV}),
+    "unknown_layer": Entry(
+        "layers", "Unknown layer", "Use PyTorch's spelling; the hint suggests the nearest name.", {6: CONV}
+    ),
     "unknown_argument": Entry("layers", "Unknown argument", "Use PyTorch's argument name.", {6: CONV}),
-    "missing_argument": Entry("layers", "A required argument missing",
-                              "Give the argument that has no default, positionally or by name.", {6: CONV}),
-    "inferred_argument": Entry("layers", "An argument that is worked out from the input",
-                               "Leave out `in_channels`, `in_features`, `num_features` and `num_channels`: they "
-                               "follow from the input. Start at the next argument.", {6: CONV}),
-    "too_many_positional": Entry("layers", "Too many positional arguments",
-                                 "Pass only the layer's own arguments (dropout is a layer of its own: "
-                                 "`Dropout(0.5)`).", {7: "    fc     Linear(10, true)"}),
-    "wrong_type_bool": Entry("layers", "A number where a boolean is meant",
-                             "Types are strict: write `true` or `false`.",
-                             {6: "    conv1  Conv2d(16, kernel_size=3, padding=1, bias=false)"}),
-    "wrong_type_string": Entry("layers", "A number written as a string", "Write the number without quotes.",
-                               {6: CONV}),
+    "missing_argument": Entry(
+        "layers",
+        "A required argument missing",
+        "Give the argument that has no default, positionally or by name.",
+        {6: CONV},
+    ),
+    "inferred_argument": Entry(
+        "layers",
+        "An argument that is worked out from the input",
+        "Leave out `in_channels`, `in_features`, `num_features` and `num_channels`: they "
+        "follow from the input. Start at the next argument.",
+        {6: CONV},
+    ),
+    "too_many_positional": Entry(
+        "layers",
+        "Too many positional arguments",
+        "Pass only the layer's own arguments (dropout is a layer of its own: `Dropout(0.5)`).",
+        {7: "    fc     Linear(10, true)"},
+    ),
+    "wrong_type_bool": Entry(
+        "layers",
+        "A number where a boolean is meant",
+        "Types are strict: write `true` or `false`.",
+        {6: "    conv1  Conv2d(16, kernel_size=3, padding=1, bias=false)"},
+    ),
+    "wrong_type_string": Entry("layers", "A number written as a string", "Write the number without quotes.", {6: CONV}),
     "negative_padding": Entry("layers", "A negative size", "Use a value in range.", {6: CONV}),
-    "out_of_range_kernel": Entry("layers", "A size of zero", "Sizes are at least 1.",
-                                 {6: "    conv1  Conv2d(16, kernel_size=3)"}),
-    "out_of_range_probability": Entry("layers", "A probability over 1", "A probability is from 0 to 1.",
-                                      {7: "    drop   Dropout(p=0.5)"}),
+    "out_of_range_kernel": Entry(
+        "layers", "A size of zero", "Sizes are at least 1.", {6: "    conv1  Conv2d(16, kernel_size=3)"}
+    ),
+    "out_of_range_probability": Entry(
+        "layers", "A probability over 1", "A probability is from 0 to 1.", {7: "    drop   Dropout(p=0.5)"}
+    ),
     # ---- blocks, repeat, templates ------------------------------------------------------------------------------
-    "block_wrong_args": Entry("blocks", "A block called with the wrong number of arguments",
-                              "Pass exactly the block's parameters (or give the block a parameter with a default, "
-                              "`block cbr(id, out, k=3)`).", {13: "    cbr(2, 32)"}, show="5,13"),
-    "block_unknown_parameter": Entry("blocks", "A block called with a keyword it does not have",
-                                     "Use one of the block's parameter names.", {11: "    cbr(1, 16, k=5)"},
-                                     show="5,11"),
-    "block_duplicate_names": Entry("blocks", "A block whose layer names do not vary",
-                                   "Put a parameter in each layer name of the block, so that each use names its "
-                                   "layers differently.",
-                                   {6: "    conv{out}  Conv2d(out, kernel_size=3, padding=1)",
-                                    7: "    bn{out}    BatchNorm2d()"}, show="5-12"),
-    "block_recursive": Entry("blocks", "A block that uses itself",
-                             "Blocks cannot recurse: repeat the block instead.",
-                             {7: None, 11: "    repeat i in 1..3 {\n        tower(i)\n    }"}, show="5-11"),
-    "named_block_use": Entry("blocks", "A block use given a name",
-                             "Use the block without a name (its layers carry theirs), or wrap it: "
-                             "`stage1 Sequential { cbr(1, 16) }`.", {11: "    cbr(1, 16)"}),
-    "block_use_shape": Entry("blocks", "A shape error inside a block",
-                             "The error points at the use of the block that fails (and names the layer inside "
-                             "it): here the third use comes after Flatten(); move it before.",
-                             {15: "    cbr(3, 64)\n    flat   Flatten()", 17: None}, show="15-17"),
-    "duplicate_name_in_repeat": Entry("blocks", "A repeat whose layer name does not vary",
-                                      "Put the repeat variable in the name.",
-                                      {7: "        conv{i}  Conv2d(16, kernel_size=3, padding=1)"}, show="6-8"),
-    "empty_repeat_range": Entry("blocks", "An empty repeat range",
-                                "Ranges count up and include both ends.", {6: "    repeat i in 1..3 {"}),
-    "repeat_float_range": Entry("blocks", "A repeat range over a non-integer",
-                                "Ranges count whole numbers.", {4: "depth = 2"}, show="4,7"),
-    "template_undefined": Entry("blocks", "A name template with an undefined hole",
-                                "Holes hold block parameters, repeat variables or constants.",
-                                {7: "        conv{i}  Conv2d(16, kernel_size=3, padding=1)"}, show="6-7"),
+    "block_wrong_args": Entry(
+        "blocks",
+        "A block called with the wrong number of arguments",
+        "Pass exactly the block's parameters (or give the block a parameter with a default, "
+        "`block cbr(id, out, k=3)`).",
+        {13: "    cbr(2, 32)"},
+        show="5,13",
+    ),
+    "block_unknown_parameter": Entry(
+        "blocks",
+        "A block called with a keyword it does not have",
+        "Use one of the block's parameter names.",
+        {11: "    cbr(1, 16, k=5)"},
+        show="5,11",
+    ),
+    "block_duplicate_names": Entry(
+        "blocks",
+        "A block whose layer names do not vary",
+        "Put a parameter in each layer name of the block, so that each use names its layers differently.",
+        {6: "    conv{out}  Conv2d(out, kernel_size=3, padding=1)", 7: "    bn{out}    BatchNorm2d()"},
+        show="5-12",
+    ),
+    "block_recursive": Entry(
+        "blocks",
+        "A block that uses itself",
+        "Blocks cannot recurse: repeat the block instead.",
+        {7: None, 11: "    repeat i in 1..3 {\n        tower(i)\n    }"},
+        show="5-11",
+    ),
+    "named_block_use": Entry(
+        "blocks",
+        "A block use given a name",
+        "Use the block without a name (its layers carry theirs), or wrap it: `stage1 Sequential { cbr(1, 16) }`.",
+        {11: "    cbr(1, 16)"},
+    ),
+    "block_use_shape": Entry(
+        "blocks",
+        "A shape error inside a block",
+        "The error points at the use of the block that fails (and names the layer inside "
+        "it): here the third use comes after Flatten(); move it before.",
+        {15: "    cbr(3, 64)\n    flat   Flatten()", 17: None},
+        show="15-17",
+    ),
+    "duplicate_name_in_repeat": Entry(
+        "blocks",
+        "A repeat whose layer name does not vary",
+        "Put the repeat variable in the name.",
+        {7: "        conv{i}  Conv2d(16, kernel_size=3, padding=1)"},
+        show="6-8",
+    ),
+    "empty_repeat_range": Entry(
+        "blocks", "An empty repeat range", "Ranges count up and include both ends.", {6: "    repeat i in 1..3 {"}
+    ),
+    "repeat_float_range": Entry(
+        "blocks", "A repeat range over a non-integer", "Ranges count whole numbers.", {4: "depth = 2"}, show="4,7"
+    ),
+    "template_undefined": Entry(
+        "blocks",
+        "A name template with an undefined hole",
+        "Holes hold block parameters, repeat variables or constants.",
+        {7: "        conv{i}  Conv2d(16, kernel_size=3, padding=1)"},
+        show="6-7",
+    ),
     # ---- forward ------------------------------------------------------------------------------------------------
-    "forward_undeclared": Entry("forward", "forward runs an undeclared layer",
-                                "Declare the layer in `layers` (or drop it from `forward`).",
-                                {6: CONV + "\n    bn1    BatchNorm2d()"}, show="12"),
-    "forward_unknown_function": Entry("forward", "An unknown function in forward",
-                                      "forward's functions are relu, gelu, silu, sigmoid, tanh and flatten; a "
-                                      "classifier ends with logits (cross-entropy applies the softmax), so leave "
-                                      "softmax out.", {11: "    flat fc"}),
-    "forward_unused_layer": Entry("forward", "A declared layer that forward never runs",
-                                  "Run it in `forward`, or remove it from `layers`.",
-                                  {13: "    conv1 bn1 relu flat fc"}, show="7,13"),
-    "forward_residual_shape": Entry("forward", "`residual NAME` where NAME changes the shape",
-                                    "`residual down` adds `x + down(x)`, so `down` must keep the shape: run it "
-                                    "plainly, or make it keep the size (no stride).", {14: "    down"},
-                                    show="7,14"),
+    "forward_undeclared": Entry(
+        "forward",
+        "forward runs an undeclared layer",
+        "Declare the layer in `layers` (or drop it from `forward`).",
+        {6: CONV + "\n    bn1    BatchNorm2d()"},
+        show="12",
+    ),
+    "forward_unknown_function": Entry(
+        "forward",
+        "An unknown function in forward",
+        "forward's functions are relu, gelu, silu, sigmoid, tanh and flatten; a "
+        "classifier ends with logits (cross-entropy applies the softmax), so leave "
+        "softmax out.",
+        {11: "    flat fc"},
+    ),
+    "forward_unused_layer": Entry(
+        "forward",
+        "A declared layer that forward never runs",
+        "Run it in `forward`, or remove it from `layers`.",
+        {13: "    conv1 bn1 relu flat fc"},
+        show="7,13",
+    ),
+    "forward_residual_shape": Entry(
+        "forward",
+        "`residual NAME` where NAME changes the shape",
+        "`residual down` adds `x + down(x)`, so `down` must keep the shape: run it "
+        "plainly, or make it keep the size (no stride).",
+        {14: "    down"},
+        show="7,14",
+    ),
     # ---- train --------------------------------------------------------------------------------------------------
-    "unknown_setting": Entry("train", "An unknown setting",
-                             "The learning rate is an argument of the optimizer.",
-                             {12: "    optimizer  SGD(lr=0.1)"}),
-    "setting_wrong_type": Entry("train", "A setting of the wrong type", "Write the number without quotes.",
-                                {11: "    batch_size  128"}),
-    "setting_out_of_range": Entry("train", "A setting out of range", "Use a value in range.",
-                                  {11: "    epochs  10"}),
-    "unknown_data": Entry("train", "An unknown data set",
-                          "Use a data set name (cifar10, cifar100, mnist, fashion-mnist, tiny-imagenet, shapes), or "
-                          "an image folder's path in quotes.", {11: "    data  cifar10"}),
-    "unknown_optimizer": Entry("train", "An unknown optimizer", "The optimizers are SGD, Adam and AdamW.",
-                               {11: "    optimizer  SGD(lr=0.1, momentum=0.9)"}),
-    "unknown_transform": Entry("train", "An unknown transform", "Use one of the augmentations netspec knows.",
-                               {11: "    augment  [RandomCrop(padding=4), RandomHorizontalFlip()]"}),
-    "totensor_in_augment": Entry("train", "ToTensor (or ToPILImage) in augment",
-                                 "Leave it out: images are tensors from the start.",
-                                 {11: "    augment  [RandomHorizontalFlip()]"}),
-    "augment_crop_mismatch": Entry("train", "An augmentation that changes the image size",
-                                   "Leave out RandomCrop's size: it is the input's. (To train at 28x28, change "
-                                   "`input`, or pass `--input 3x28x28`.)",
-                                   {11: "    augment  [RandomCrop(padding=4), RandomHorizontalFlip()]"}, show="3,11"),
-    "normalize_length_mismatch": Entry("train", "Normalize with unequal mean and std lengths",
-                                       "One mean and one std per channel (or a single value of each for all).",
-                                       {11: "    normalize  Normalize(mean=(0.4914, 0.4822, 0.4465), "
-                                            "std=(0.2470, 0.2435, 0.2616))"}),
-    "normalize_sketch_syntax": Entry("train", "normalize without Normalize(...)",
-                                     "normalize takes a call.",
-                                     {11: "    normalize  Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))"}),
+    "unknown_setting": Entry(
+        "train",
+        "An unknown setting",
+        "The learning rate is an argument of the optimizer.",
+        {12: "    optimizer  SGD(lr=0.1)"},
+    ),
+    "setting_wrong_type": Entry(
+        "train", "A setting of the wrong type", "Write the number without quotes.", {11: "    batch_size  128"}
+    ),
+    "setting_out_of_range": Entry("train", "A setting out of range", "Use a value in range.", {11: "    epochs  10"}),
+    "unknown_data": Entry(
+        "train",
+        "An unknown data set",
+        "Use a data set name (cifar10, cifar100, mnist, fashion-mnist, tiny-imagenet, shapes), or "
+        "an image folder's path in quotes.",
+        {11: "    data  cifar10"},
+    ),
+    "unknown_optimizer": Entry(
+        "train",
+        "An unknown optimizer",
+        "The optimizers are SGD, Adam and AdamW.",
+        {11: "    optimizer  SGD(lr=0.1, momentum=0.9)"},
+    ),
+    "unknown_transform": Entry(
+        "train",
+        "An unknown transform",
+        "Use one of the augmentations netspec knows.",
+        {11: "    augment  [RandomCrop(padding=4), RandomHorizontalFlip()]"},
+    ),
+    "totensor_in_augment": Entry(
+        "train",
+        "ToTensor (or ToPILImage) in augment",
+        "Leave it out: images are tensors from the start.",
+        {11: "    augment  [RandomHorizontalFlip()]"},
+    ),
+    "augment_crop_mismatch": Entry(
+        "train",
+        "An augmentation that changes the image size",
+        "Leave out RandomCrop's size: it is the input's. (To train at 28x28, change "
+        "`input`, or pass `--input 3x28x28`.)",
+        {11: "    augment  [RandomCrop(padding=4), RandomHorizontalFlip()]"},
+        show="3,11",
+    ),
+    "normalize_length_mismatch": Entry(
+        "train",
+        "Normalize with unequal mean and std lengths",
+        "One mean and one std per channel (or a single value of each for all).",
+        {11: "    normalize  Normalize(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))"},
+    ),
+    "normalize_sketch_syntax": Entry(
+        "train",
+        "normalize without Normalize(...)",
+        "normalize takes a call.",
+        {11: "    normalize  Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))"},
+    ),
     # ---- shapes and sizes -------------------------------------------------------------------------------------
-    "input_zero": Entry("shapes", "An input dimension of zero",
-                        "Channels, height and width are each 1 to 65,536.", {3: "input 3x32x32"}),
-    "shape_linear_without_flatten": Entry("shapes", "Linear on an image: Flatten() missing",
-                                          "Flatten the C x H x W tensor first.",
-                                          {8: "    flat   Flatten()\n    fc     Linear(10)"}, show="7-8"),
-    "shape_conv_after_flatten": Entry("shapes", "A convolution after Flatten()",
-                                      "Convolve the image before flattening it.",
-                                      {6: CONV, 7: "    flat   Flatten()"}, show="6-7"),
-    "shape_pool_too_small": Entry("shapes", "A pooling window larger than its input",
-                                  "Use a larger input (here 3x8x8), or remove a pooling layer. `netspec check` "
-                                  "prints the smallest input a spec accepts.", {3: "input 3x8x8"}, show="3,6-8"),
-    "shape_residual_changes_shape": Entry("shapes", "A Residual body that changes the shape",
-                                          "`x + body(x)` needs both of one shape: keep the shape in the body, or "
-                                          "give the Residual a projection shortcut.",
-                                          {"7-10": "    res1   Residual {\n        Conv2d(32, kernel_size=3, "
-                                                   "padding=1)\n        BatchNorm2d()\n    } shortcut {\n"
-                                                   "        Conv2d(32, kernel_size=1)\n    }"}, show="6-10"),
-    "groups_mismatch": Entry("shapes", "groups that do not divide the channels",
-                             "groups must divide both the input and the output channels (3 and 16 here: only 1).",
-                             {6: CONV}),
-    "absurd_size": Entry("shapes", "A layer too large to train",
-                         "A size this large is a typo or a wrong constant (`--set`): use the size you meant. Sizes "
-                         "are checked before anything is allocated, also by `compile` and `train`; an activation "
-                         "too large to fit in memory is refused the same way (`... would output N values per "
-                         "image: more than fits in memory`).", {7: "    fc     Linear(10)"}),
+    "input_zero": Entry(
+        "shapes", "An input dimension of zero", "Channels, height and width are each 1 to 65,536.", {3: "input 3x32x32"}
+    ),
+    "shape_linear_without_flatten": Entry(
+        "shapes",
+        "Linear on an image: Flatten() missing",
+        "Flatten the C x H x W tensor first.",
+        {8: "    flat   Flatten()\n    fc     Linear(10)"},
+        show="7-8",
+    ),
+    "shape_conv_after_flatten": Entry(
+        "shapes",
+        "A convolution after Flatten()",
+        "Convolve the image before flattening it.",
+        {6: CONV, 7: "    flat   Flatten()"},
+        show="6-7",
+    ),
+    "shape_pool_too_small": Entry(
+        "shapes",
+        "A pooling window larger than its input",
+        "Use a larger input (here 3x8x8), or remove a pooling layer. `netspec check` "
+        "prints the smallest input a spec accepts.",
+        {3: "input 3x8x8"},
+        show="3,6-8",
+    ),
+    "shape_residual_changes_shape": Entry(
+        "shapes",
+        "A Residual body that changes the shape",
+        "`x + body(x)` needs both of one shape: keep the shape in the body, or "
+        "give the Residual a projection shortcut.",
+        {
+            "7-10": "    res1   Residual {\n        Conv2d(32, kernel_size=3, "
+            "padding=1)\n        BatchNorm2d()\n    } shortcut {\n"
+            "        Conv2d(32, kernel_size=1)\n    }"
+        },
+        show="6-10",
+    ),
+    "groups_mismatch": Entry(
+        "shapes",
+        "groups that do not divide the channels",
+        "groups must divide both the input and the output channels (3 and 16 here: only 1).",
+        {6: CONV},
+    ),
+    "absurd_size": Entry(
+        "shapes",
+        "A layer too large to train",
+        "A size this large is a typo or a wrong constant (`--set`): use the size you meant. Sizes "
+        "are checked before anything is allocated, also by `compile` and `train`; an activation "
+        "too large to fit in memory is refused the same way (`... would output N values per "
+        "image: more than fits in memory`).",
+        {7: "    fc     Linear(10)"},
+    ),
 }
 
 
@@ -324,8 +531,8 @@ def fixed_spec(name: str) -> str:
 
 def check_fix(name: str) -> None:
     """Raise unless the fixed spec loads and infers without an error."""
-    from netspec.shapes import infer
     from netspec.lang.elaborate import load_spec
+    from netspec.shapes import infer
 
     infer(load_spec(fixed_spec(name).encode("utf-8", "surrogateescape"), f"{REL}/{name}.net"))
 
@@ -368,9 +575,19 @@ def _entry_md(name: str) -> str:
     shown = _shown_lines(name, err)
     width = len(str(shown[-1][0])) if shown else 1
     spec = "\n".join(f"{i:>{width}} | {_show(line)}" for i, line in shown)
-    parts = [f'<a id="{name}"></a>', f"### {entry.title}", "",
-             f"`{REL}/{name}.net`: {what}", "", _fence(spec, "text"), "", _fence(err, "text"), "",
-             f"**Fix.** {entry.words}", ""]
+    parts = [
+        f'<a id="{name}"></a>',
+        f"### {entry.title}",
+        "",
+        f"`{REL}/{name}.net`: {what}",
+        "",
+        _fence(spec, "text"),
+        "",
+        _fence(err, "text"),
+        "",
+        f"**Fix.** {entry.words}",
+        "",
+    ]
     for key, value in sorted(entry.fix.items(), key=lambda kv: _range(kv[0])):
         a, b = _range(key)
         where = f"line {a}" if a == b else f"lines {a}-{b}"
@@ -388,8 +605,10 @@ def spec_errors_md() -> str:
     extra = sorted(set(ENTRIES) - set(names))
     if missing or extra:
         raise SystemExit(f"make_errors_md.py: goldens without an entry: {missing}; entries without a golden: {extra}")
-    intro = (f"{len(names)} mistakes, each the golden test `{REL}/NAME.net` with its exact output `NAME.err` "
-             f"(`netspec check` prints it on stderr and exits 1). Contents:")
+    intro = (
+        f"{len(names)} mistakes, each the golden test `{REL}/NAME.net` with its exact output `NAME.err` "
+        f"(`netspec check` prints it on stderr and exits 1). Contents:"
+    )
     out = [intro, ""]
     for key, heading in GROUPS:
         members = [n for n in ENTRIES if ENTRIES[n].group == key]
@@ -457,8 +676,9 @@ def usage_errors_md() -> str:
         code, _, err = run_cli(args)
         lines = err.strip("\n").splitlines()
         if code != 2 or len(lines) != 1:
-            raise SystemExit(f"make_errors_md.py: `netspec {' '.join(args)}` exited {code} with {err!r}, "
-                             f"not one line and exit 2")
+            raise SystemExit(
+                f"make_errors_md.py: `netspec {' '.join(args)}` exited {code} with {err!r}, not one line and exit 2"
+            )
         cmd = "netspec " + " ".join(a if re.fullmatch(r"[\w./,=:-]+", a) else repr(a) for a in args)
         cells = [what, f"`{cmd}`", f"`{lines[0]}`"]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -485,7 +705,7 @@ def main(argv: list[str]) -> int:
     for name in ENTRIES:
         try:
             check_fix(name)
-        except Exception as e:  # noqa: BLE001 - any failure of a fix is reported with its golden
+        except Exception as e:
             raise SystemExit(f"make_errors_md.py: the fix of {name} does not load:\n{e}") from None
     old = DOC.read_text(encoding="utf-8")
     new = render(old)

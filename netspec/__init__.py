@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-from .errors import DataError, NetspecError, SpecError, UsageError  # noqa: E402
+from .errors import DataError, NetspecError, SpecError, UsageError
 
-__all__ = ["load", "check", "train", "SpecError", "DataError", "UsageError", "NetspecError", "__version__"]
+__all__ = ["DataError", "NetspecError", "SpecError", "UsageError", "__version__", "check", "load", "train"]
 
 
 def __getattr__(name: str):

@@ -9,20 +9,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import UsageError
+from .lang.elaborate import Network, load_spec, parse_size
 from .record import Record
 from .shapes import ShapeTable, infer
-from .lang.elaborate import Network, load_spec, parse_size
 
 
 def read_source(source: str | os.PathLike) -> tuple[str | bytes, str | None]:
     """(text, filename): a Path, or a one-line string that names a file or ends in .net (and holds no `{`, which
     every spec's `layers { ... }` has), is read as a file; any other string is spec text."""
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source and "{" not in source
-                                           and (source.endswith(".net") or Path(source).is_file())):
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str)
+        and "\n" not in source
+        and "{" not in source
+        and (source.endswith(".net") or Path(source).is_file())
+    ):
         path = Path(source)
         if path.is_dir():
             raise UsageError(f"{path}: is a directory, not a spec file")
@@ -46,7 +51,9 @@ def _input(value) -> tuple[int, int, int] | None:
     return parse_size("x".join(map(str, dims)))
 
 
-def check(source: str | os.PathLike, input=None, constants: Mapping[str, Any] | None = None) -> tuple[Network, ShapeTable]:
+def check(
+    source: str | os.PathLike, input=None, constants: Mapping[str, Any] | None = None
+) -> tuple[Network, ShapeTable]:
     """Parse, validate and infer shapes, without torch. Raises SpecError / UsageError."""
     text, filename = read_source(source)
     net = load_spec(text, filename, input=_input(input), constants=dict(constants or {}))

@@ -13,16 +13,34 @@ import torch
 from torch import nn
 
 from .errors import SpecError
-from .shapes import ShapeTable, infer
 from .lang.elaborate import FStep, Network, Node
+from .shapes import ShapeTable, infer
 
 TORCH_LAYERS: dict[str, type[nn.Module]] = {
-    "Conv2d": nn.Conv2d, "BatchNorm2d": nn.BatchNorm2d, "BatchNorm1d": nn.BatchNorm1d, "GroupNorm": nn.GroupNorm,
-    "ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "LeakyReLU": nn.LeakyReLU, "ELU": nn.ELU, "GELU": nn.GELU, "SiLU": nn.SiLU,
-    "Hardswish": nn.Hardswish, "Mish": nn.Mish, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "Identity": nn.Identity,
-    "MaxPool2d": nn.MaxPool2d, "AvgPool2d": nn.AvgPool2d, "AdaptiveAvgPool2d": nn.AdaptiveAvgPool2d,
-    "AdaptiveMaxPool2d": nn.AdaptiveMaxPool2d, "Dropout": nn.Dropout, "Dropout2d": nn.Dropout2d,
-    "Flatten": nn.Flatten, "Linear": nn.Linear, "Softmax": nn.Softmax,
+    "Conv2d": nn.Conv2d,
+    "BatchNorm2d": nn.BatchNorm2d,
+    "BatchNorm1d": nn.BatchNorm1d,
+    "GroupNorm": nn.GroupNorm,
+    "ReLU": nn.ReLU,
+    "ReLU6": nn.ReLU6,
+    "LeakyReLU": nn.LeakyReLU,
+    "ELU": nn.ELU,
+    "GELU": nn.GELU,
+    "SiLU": nn.SiLU,
+    "Hardswish": nn.Hardswish,
+    "Mish": nn.Mish,
+    "Sigmoid": nn.Sigmoid,
+    "Tanh": nn.Tanh,
+    "Identity": nn.Identity,
+    "MaxPool2d": nn.MaxPool2d,
+    "AvgPool2d": nn.AvgPool2d,
+    "AdaptiveAvgPool2d": nn.AdaptiveAvgPool2d,
+    "AdaptiveMaxPool2d": nn.AdaptiveMaxPool2d,
+    "Dropout": nn.Dropout,
+    "Dropout2d": nn.Dropout2d,
+    "Flatten": nn.Flatten,
+    "Linear": nn.Linear,
+    "Softmax": nn.Softmax,
 }
 
 _FUNCTIONS = {
@@ -85,8 +103,9 @@ class SpecModel(nn.Module):
         # (kind, child name or function name) pairs; kept as plain data so torch.compile traces a simple loop
         self._steps: list[tuple[str, str]] = [(s.op, s.name) for s in steps]
         # `residual name` steps whose module writes in place: x + name(x) gives the module a copy of x
-        self._copy_input = frozenset(s.name for s in steps if s.op == "residual"
-                                     and _writes_in_place([self._modules[s.name]]))
+        self._copy_input = frozenset(
+            s.name for s in steps if s.op == "residual" and _writes_in_place([self._modules[s.name]])
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for op, name in self._steps:
@@ -101,8 +120,12 @@ class SpecModel(nn.Module):
 
 def _check_name(name: str, node: Node, owner: nn.Module) -> None:
     if hasattr(owner, name) and name not in owner._modules:
-        raise SpecError(f"{name!r} cannot name a module: it is an attribute of torch's nn.Module", node.loc,
-                        hint="choose another name", code="E080")
+        raise SpecError(
+            f"{name!r} cannot name a module: it is an attribute of torch's nn.Module",
+            node.loc,
+            hint="choose another name",
+            code="E080",
+        )
 
 
 def _module(node: Node, table: ShapeTable) -> nn.Module:
@@ -146,4 +169,5 @@ def build(net: Network, table: ShapeTable | None = None) -> SpecModel:
         cls = type(net.name, (SpecModel,), {"__doc__": f"The network {net.name}, compiled by netspec."})
         return cls(net.name, children, net.forward)
     except SpecError as e:
-        raise e.attach(net.filename, net.source)
+        e.attach(net.filename, net.source)
+        raise

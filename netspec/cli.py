@@ -51,10 +51,16 @@ def _short(text: str) -> str:
     return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text):,} characters)"
 
 
-input_option = click.option("--input", "input_", metavar="CxHxW",
-                            help="Input size, e.g. 3x64x64 (overrides the spec's `input`).")
-set_option = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-                          help="Override a constant of the spec, e.g. --set classes=100 (repeatable).")
+input_option = click.option(
+    "--input", "input_", metavar="CxHxW", help="Input size, e.g. 3x64x64 (overrides the spec's `input`)."
+)
+set_option = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a constant of the spec, e.g. --set classes=100 (repeatable).",
+)
 
 
 class LazyGroup(click.Group):
@@ -99,8 +105,12 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("spec")
-@click.option("--input", "input_", metavar="CxHxW[,CxHxW...]",
-              help="Input size(s); several, comma-separated, are shown side by side.")
+@click.option(
+    "--input",
+    "input_",
+    metavar="CxHxW[,CxHxW...]",
+    help="Input size(s); several, comma-separated, are shown side by side.",
+)
 @set_option
 def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
     """Parse, validate and infer every shape of SPEC; print the layer table. Needs no torch."""
@@ -113,10 +123,9 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
         net, table = check_spec(Path(spec), sizes[0] if sizes else None, constants)
         click.echo(shape_table(net, table))
         return
-    from .shapes import infer, smallest_inputs
-
     from .api import read_source
     from .lang.elaborate import load_spec
+    from .shapes import infer, smallest_inputs
 
     net = load_spec(*read_source(Path(spec)), input=sizes[0], constants=constants)  # each size is inferred below
     tables = []
@@ -160,8 +169,14 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
         return
     import torchinfo
 
-    stats = torchinfo.summary(module, input_size=(1, *table.input), verbose=0, device="cpu",
-                              col_names=("output_size", "num_params", "mult_adds"), depth=4)
+    stats = torchinfo.summary(
+        module,
+        input_size=(1, *table.input),
+        verbose=0,
+        device="cpu",
+        col_names=("output_size", "num_params", "mult_adds"),
+        depth=4,
+    )
     text = str(stats)
     # torchinfo 1.8 formats its `Units` (a str Enum) with an f-string, which since Python 3.11 gives the member's
     # name ("Units.GIGABYTES") instead of its value ("G")

@@ -16,15 +16,20 @@ from .errors import UsageError
 
 
 def _data_options(f):
-    f = click.option("--data", metavar="NAME|PATH",
-                     help="cifar10, cifar100, mnist, fashion-mnist, tiny-imagenet, shapes, or an image-folder path "
-                          "(default: the spec's `data`).")(f)
-    f = click.option("--data-dir", metavar="DIR",
-                     help="Where data sets live (default: $NETSPEC_DATA, else ~/.cache/netspec).")(f)
+    f = click.option(
+        "--data",
+        metavar="NAME|PATH",
+        help="cifar10, cifar100, mnist, fashion-mnist, tiny-imagenet, shapes, or an image-folder path "
+        "(default: the spec's `data`).",
+    )(f)
+    f = click.option(
+        "--data-dir", metavar="DIR", help="Where data sets live (default: $NETSPEC_DATA, else ~/.cache/netspec)."
+    )(f)
     f = click.option("--test-limit", type=click.IntRange(min=1), metavar="N", help="Use the first N test images.")(f)
     f = click.option("--no-download", is_flag=True, help="Never download; fail if the files are not there.")(f)
-    f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                     help="Where to run.")(f)
+    f = click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to run."
+    )(f)
     return f
 
 
@@ -41,20 +46,52 @@ def _data_options(f):
 @click.option("--train-limit", type=click.IntRange(min=1), metavar="N", help="Use the first N training images.")
 @click.option("--input", "input_", metavar="CxHxW", help="Training resolution (overrides the spec's `input`).")
 @set_option
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-              show_default=True, help="auto: bf16 where the hardware has it natively, else fp32.")
-@click.option("--channels-last/--no-channels-last", default=None,
-              help="Memory format of activations (default: on for convolutional networks).")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 where the hardware has it natively, else fp32.",
+)
+@click.option(
+    "--channels-last/--no-channels-last",
+    default=None,
+    help="Memory format of activations (default: on for convolutional networks).",
+)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across processes (NCCL only).")
 @click.option("--out", metavar="DIR", help="Run folder (default: a new folder under runs/).")
-@click.option("--resume", is_flag=True,
-              help="Continue the run in --out from its last finished epoch, with its own settings (SPEC may be left "
-                   "out).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its last finished epoch, with its own settings (SPEC may be left out).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; the final result line stays.")
-def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_size, test_batch_size, lr, momentum,
-          weight_decay, seed, train_limit, input_, sets, precision, channels_last, compile_, sync_bn, out, resume,
-          quiet):
+def train(
+    spec,
+    data,
+    data_dir,
+    test_limit,
+    no_download,
+    device,
+    epochs,
+    batch_size,
+    test_batch_size,
+    lr,
+    momentum,
+    weight_decay,
+    seed,
+    train_limit,
+    input_,
+    sets,
+    precision,
+    channels_last,
+    compile_,
+    sync_bn,
+    out,
+    resume,
+    quiet,
+):
     """Train SPEC with the settings of its `train` section; flags override them.
 
     Writes one run folder: spec.net, settings.json, env.json, metrics.csv, results.json, report.md, the plots and
@@ -74,12 +111,31 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
         check_spec(Path(spec), sizes[0] if sizes else None, _overrides(sets))  # a bad spec fails before torch loads
     from .training.run import TrainOptions, run
 
-    opts = TrainOptions(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
-                        test_batch_size=test_batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                        seed=seed, train_limit=train_limit, test_limit=test_limit, input=input_,
-                        constants=_overrides(sets), device=device, precision=precision, channels_last=channels_last,
-                        compile=compile_, sync_bn=sync_bn, out=out, resume=resume, download=not no_download,
-                        quiet=quiet, progress=not quiet)
+    opts = TrainOptions(
+        data=data,
+        data_dir=data_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        test_batch_size=test_batch_size,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        seed=seed,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        input=input_,
+        constants=_overrides(sets),
+        device=device,
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile_,
+        sync_bn=sync_bn,
+        out=out,
+        resume=resume,
+        download=not no_download,
+        quiet=quiet,
+        progress=not quiet,
+    )
     run(Path(spec) if spec is not None else None, opts)
 
 
@@ -87,8 +143,12 @@ def train(spec, data, data_dir, test_limit, no_download, device, epochs, batch_s
 @click.argument("run", metavar="RUN_DIR|CHECKPOINT")
 @_data_options
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Test batch size.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
-              help="Default: the precision the run trained in.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default=None,
+    help="Default: the precision the run trained in.",
+)
 @click.option("--out", metavar="DIR", help="Also write evaluation.json and confusion_matrix.png here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, precision, out, as_json):
@@ -101,8 +161,17 @@ def evaluate(run, data, data_dir, test_limit, no_download, device, batch_size, p
 
     if not Path(run).exists():
         raise UsageError(f"{run}: no such run folder or checkpoint")
-    r = evaluate_run(run, data=data, data_dir=data_dir, test_limit=test_limit, batch_size=batch_size,
-                     device=device, precision=precision, download=not no_download, out=out)
+    r = evaluate_run(
+        run,
+        data=data,
+        data_dir=data_dir,
+        test_limit=test_limit,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        download=not no_download,
+        out=out,
+    )
     if as_json:
         click.echo(json.dumps(r, indent=2))
         return

@@ -26,8 +26,16 @@ class NetspecError(Exception):
 class SpecError(NetspecError):
     """A mistake in a spec, with where it is and how to fix it."""
 
-    def __init__(self, message: str, loc: Location | None = None, *, hint: str | None = None,
-                 code: str = "E000", filename: str | None = None, source: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        loc: Location | None = None,
+        *,
+        hint: str | None = None,
+        code: str = "E000",
+        filename: str | None = None,
+        source: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.loc = loc
@@ -36,7 +44,7 @@ class SpecError(NetspecError):
         self.filename = filename
         self.source = source
 
-    def attach(self, filename: str | None, source: str | None) -> "SpecError":
+    def attach(self, filename: str | None, source: str | None) -> SpecError:
         if self.filename is None:
             self.filename = filename
         if self.source is None:
@@ -70,7 +78,7 @@ class SpecError(NetspecError):
             # keep very long lines readable: show a window around the column
             if len(shown) > 200:
                 lo = max(0, start - 80)
-                shown = ("..." if lo else "") + shown[lo:lo + 160] + ("..." if lo + 160 < len(shown) else "")
+                shown = ("..." if lo else "") + shown[lo : lo + 160] + ("..." if lo + 160 < len(shown) else "")
                 start = start - lo + (3 if lo else 0)
             span = 1
             if end_col and end_col > col:

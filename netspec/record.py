@@ -9,7 +9,8 @@ uses; a Record shares one set of methods and compiles nothing.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 __all__ = ["Factory", "Record"]
 
@@ -39,8 +40,11 @@ class Record:
                     fields[name] = vars(klass).get(name, _NONE)
         cls._fields = tuple(fields)
         cls._defaults = {k: v for k, v in fields.items() if v is not _NONE}
-        missing_after_default = [k for i, k in enumerate(cls._fields)
-                                 if k not in cls._defaults and any(f in cls._defaults for f in cls._fields[:i])]
+        missing_after_default = [
+            k
+            for i, k in enumerate(cls._fields)
+            if k not in cls._defaults and any(f in cls._defaults for f in cls._fields[:i])
+        ]
         if missing_after_default:
             raise TypeError(f"{cls.__name__}: field {missing_after_default[0]!r} without a default follows one with")
         if frozen:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from math import prod
 
-from .lang import layers as L
 from .errors import Location, SpecError
-from .record import Factory, Record
+from .lang import layers as L
 from .lang.elaborate import Network, Node
+from .record import Factory, Record
 
 Shape = tuple[int, ...]
 
@@ -85,8 +85,9 @@ def _conv2d(cfg: L.Conv2d, shape: Shape):
     sh, sw = _pair(cfg.stride)
     dh, dw = _pair(cfg.dilation)
     if c % cfg.groups or cfg.out_channels % cfg.groups:
-        raise ShapeError(f"groups={cfg.groups} must divide both the {c} input channels and the "
-                         f"{cfg.out_channels} output channels")
+        raise ShapeError(
+            f"groups={cfg.groups} must divide both the {c} input channels and the {cfg.out_channels} output channels"
+        )
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     if cfg.padding == "same":
         if (sh, sw) != (1, 1):
@@ -97,8 +98,10 @@ def _conv2d(cfg: L.Conv2d, shape: Shape):
     else:
         ph, pw = (0, 0) if cfg.padding == "valid" else _pair(cfg.padding)
         if h + 2 * ph < eh or w + 2 * pw < ew:
-            raise ShapeError(f"its {eh}x{ew} kernel (with dilation) is larger than the padded "
-                             f"{h + 2 * ph}x{w + 2 * pw} input", "use a larger input, more padding or a smaller kernel")
+            raise ShapeError(
+                f"its {eh}x{ew} kernel (with dilation) is larger than the padded {h + 2 * ph}x{w + 2 * pw} input",
+                "use a larger input, more padding or a smaller kernel",
+            )
         _check_padding_mode(cfg.padding_mode, ph, pw, h, w)
         ho = (h + 2 * ph - eh) // sh + 1
         wo = (w + 2 * pw - ew) // sw + 1
@@ -111,11 +114,15 @@ def _check_padding_mode(mode: str, ph: int, pw: int, h: int, w: int) -> None:
     """torch's F.pad limits: 'reflect' needs padding < the size, 'circular' padding <= the size; 'replicate' and
     'zeros' take any padding."""
     if mode == "reflect" and (ph >= h or pw >= w):
-        raise ShapeError(f"padding_mode='reflect' pads {ph}x{pw}: it needs padding smaller than the {h}x{w} input",
-                         "use padding_mode='replicate' or 'zeros', or a larger input")
+        raise ShapeError(
+            f"padding_mode='reflect' pads {ph}x{pw}: it needs padding smaller than the {h}x{w} input",
+            "use padding_mode='replicate' or 'zeros', or a larger input",
+        )
     if mode == "circular" and (ph > h or pw > w):
-        raise ShapeError(f"padding_mode='circular' pads {ph}x{pw}: it needs padding no larger than the {h}x{w} "
-                         "input", "use padding_mode='replicate' or 'zeros', or a larger input")
+        raise ShapeError(
+            f"padding_mode='circular' pads {ph}x{pw}: it needs padding no larger than the {h}x{w} input",
+            "use padding_mode='replicate' or 'zeros', or a larger input",
+        )
 
 
 def _batchnorm2d(cfg: L.BatchNorm2d, shape: Shape):
@@ -126,8 +133,9 @@ def _batchnorm2d(cfg: L.BatchNorm2d, shape: Shape):
 
 def _batchnorm1d(cfg: L.BatchNorm1d, shape: Shape):
     if len(shape) not in (1, 2):
-        raise ShapeError("BatchNorm1d needs a (C,) or (C, L) input",
-                         "use BatchNorm2d on C x H x W images, or Flatten() first")
+        raise ShapeError(
+            "BatchNorm1d needs a (C,) or (C, L) input", "use BatchNorm2d on C x H x W images, or Flatten() first"
+        )
     c = shape[0]
     params = 2 * c if cfg.affine else 0
     return shape, params, params, {"num_features": c}
@@ -142,8 +150,10 @@ def _groupnorm(cfg: L.GroupNorm, shape: Shape):
     if c // cfg.num_groups * prod(shape[1:]) == 1:
         # torch refuses it for one image ("Expected more than 1 value per channel"), in eval mode too; with more
         # images each group still normalizes a single value, so the layer outputs its bias whatever the input
-        raise ShapeError(f"with num_groups={cfg.num_groups} each group holds a single value per image",
-                         "use fewer groups, or normalize before the spatial size shrinks to 1x1")
+        raise ShapeError(
+            f"with num_groups={cfg.num_groups} each group holds a single value per image",
+            "use fewer groups, or normalize before the spatial size shrinks to 1x1",
+        )
     params = 2 * c if cfg.affine else 0
     return shape, params, params, {"num_channels": c}
 
@@ -168,13 +178,16 @@ def _pool(kind: str, shape: Shape, kernel, stride, padding, dilation, ceil: bool
     ph, pw = _pair(padding)
     dh, dw = _pair(dilation)
     if ph > kh // 2 or pw > kw // 2:
-        raise ShapeError(f"padding {ph}x{pw} is more than half the {kh}x{kw} window",
-                         "padding may be at most kernel_size // 2")
+        raise ShapeError(
+            f"padding {ph}x{pw} is more than half the {kh}x{kw} window", "padding may be at most kernel_size // 2"
+        )
     ho = _pool_out(h, kh, sh, ph, dh, ceil)
     wo = _pool_out(w, kw, sw, pw, dw, ceil)
     if ho < 1 or wo < 1:
-        raise ShapeError(f"its {kh}x{kw} window is larger than its {h}x{w} input",
-                         "use a larger input size, or remove a pooling layer before it")
+        raise ShapeError(
+            f"its {kh}x{kw} window is larger than its {h}x{w} input",
+            "use a larger input size, or remove a pooling layer before it",
+        )
     return (c, ho, wo), 0, 0, {}
 
 
@@ -208,7 +221,7 @@ def _flatten(cfg: L.Flatten, shape: Shape):
     if start > end:
         raise ShapeError(f"start_dim {cfg.start_dim} comes after end_dim {cfg.end_dim}")
     full = (1,) + shape
-    out = full[:start] + (prod(full[start:end + 1]),) + full[end + 1:]
+    out = full[:start] + (prod(full[start : end + 1]),) + full[end + 1 :]
     return out[1:], 0, 0, {}
 
 
@@ -227,9 +240,18 @@ def _softmax(cfg: L.Softmax, shape: Shape):
 
 
 RULES = {
-    "Conv2d": _conv2d, "BatchNorm2d": _batchnorm2d, "BatchNorm1d": _batchnorm1d, "GroupNorm": _groupnorm,
-    "MaxPool2d": _maxpool2d, "AvgPool2d": _avgpool2d, "AdaptiveAvgPool2d": _adaptive, "AdaptiveMaxPool2d": _adaptive,
-    "Dropout2d": _dropout2d, "Flatten": _flatten, "Linear": _linear, "Softmax": _softmax,
+    "Conv2d": _conv2d,
+    "BatchNorm2d": _batchnorm2d,
+    "BatchNorm1d": _batchnorm1d,
+    "GroupNorm": _groupnorm,
+    "MaxPool2d": _maxpool2d,
+    "AvgPool2d": _avgpool2d,
+    "AdaptiveAvgPool2d": _adaptive,
+    "AdaptiveMaxPool2d": _adaptive,
+    "Dropout2d": _dropout2d,
+    "Flatten": _flatten,
+    "Linear": _linear,
+    "Softmax": _softmax,
 }
 for _name in L.LAYERS:
     RULES.setdefault(_name, _same)
@@ -248,8 +270,9 @@ class _Inferer:
         self.total_params = 0
 
     def fail(self, node_loc: Location, what: str, shape: Shape, err: ShapeError):
-        raise SpecError(f"{what} cannot take its {fmt_shape(shape)} input: {err.message}", node_loc,
-                        hint=err.hint, code="E070")
+        raise SpecError(
+            f"{what} cannot take its {fmt_shape(shape)} input: {err.message}", node_loc, hint=err.hint, code="E070"
+        )
 
     def node(self, node: Node, shape: Shape, path: str, depth: int) -> Shape:
         first_use = id(node) not in self.seen
@@ -260,14 +283,17 @@ class _Inferer:
             except ShapeError as e:
                 self.fail(node.loc, f"{node.kind} {path!r}", shape, e)
             if not first_use and self.inferred.get(id(node)) != inferred:
-                raise SpecError(f"{path!r} runs twice with inputs that need different sizes "
-                                f"({self.inferred[id(node)]} then {inferred})", node.loc, code="E071")
+                raise SpecError(
+                    f"{path!r} runs twice with inputs that need different sizes "
+                    f"({self.inferred[id(node)]} then {inferred})",
+                    node.loc,
+                    code="E071",
+                )
             self.inferred[id(node)] = inferred
             self.check_size(node, path, out, params)
             if first_use:
                 self.check_total(node, path, params)
-            self.rows.append(Row(path, node.kind, depth, shape, out, params if first_use else 0,
-                                 macs, node.loc))
+            self.rows.append(Row(path, node.kind, depth, shape, out, params if first_use else 0, macs, node.loc))
             return out
         at = len(self.rows)
         x = self.group(node.children, shape, path, node.kind, depth, node.loc)
@@ -282,11 +308,14 @@ class _Inferer:
                 else:
                     s = self.group(node.shortcut, s, f"{path}.shortcut", "Sequential", depth + 1, node.loc)
             if s != x:
-                raise SpecError(f"the body of Residual {path!r} turns {fmt_shape(shape)} into {fmt_shape(x)}, "
-                                f"but x + body(x) needs {fmt_shape(s)}", node.loc,
-                                hint="keep the shape in the body, or add a projection: "
-                                     "Residual { ... } shortcut { Conv2d(C, kernel_size=1, stride=S) }",
-                                code="E072")
+                raise SpecError(
+                    f"the body of Residual {path!r} turns {fmt_shape(shape)} into {fmt_shape(x)}, "
+                    f"but x + body(x) needs {fmt_shape(s)}",
+                    node.loc,
+                    hint="keep the shape in the body, or add a projection: "
+                    "Residual { ... } shortcut { Conv2d(C, kernel_size=1, stride=S) }",
+                    code="E072",
+                )
             self.total(at)  # the body's and the shortcut's
         return x
 
@@ -304,7 +333,7 @@ class _Inferer:
     def total(self, at: int) -> None:
         """Sum the params and MACs of the leaf rows after the composite row `at` into it."""
         row = self.rows[at]
-        sub = [r for r in self.rows[at + 1:] if r.is_leaf]
+        sub = [r for r in self.rows[at + 1 :] if r.is_leaf]
         row.params = sum(r.params for r in sub)
         row.macs = sum(r.macs for r in sub)
 
@@ -313,24 +342,40 @@ class _Inferer:
         self.total_params += params
         if self.total_params > MAX_ELEMENTS:
             total = self.total_params
-            raise SpecError(f"with {node.kind} {path!r} the network would have {total:,} parameters in all "
-                            f"({total * 4 / 2**30:,.0f} GiB in fp32): more than any machine can train", node.loc,
-                            hint="check the sizes, repeats and constants (--set) of the network", code="E073")
+            raise SpecError(
+                f"with {node.kind} {path!r} the network would have {total:,} parameters in all "
+                f"({total * 4 / 2**30:,.0f} GiB in fp32): more than any machine can train",
+                node.loc,
+                hint="check the sizes, repeats and constants (--set) of the network",
+                code="E073",
+            )
 
     def check_size(self, node: Node, path: str, out: Shape, params: int) -> None:
         if params > MAX_ELEMENTS:
-            raise SpecError(f"{node.kind} {path!r} would have {params:,} parameters ({params * 4 / 2**30:,.0f} GiB "
-                            f"in fp32): more than any machine can train", node.loc,
-                            hint="check the sizes and constants (--set) feeding this layer", code="E073")
+            raise SpecError(
+                f"{node.kind} {path!r} would have {params:,} parameters ({params * 4 / 2**30:,.0f} GiB "
+                f"in fp32): more than any machine can train",
+                node.loc,
+                hint="check the sizes and constants (--set) feeding this layer",
+                code="E073",
+            )
         if prod(out) > MAX_ELEMENTS:
-            raise SpecError(f"{node.kind} {path!r} would output {prod(out):,} values per image: more than fits in "
-                            f"memory", node.loc, hint="check the sizes and constants feeding this layer", code="E073")
+            raise SpecError(
+                f"{node.kind} {path!r} would output {prod(out):,} values per image: more than fits in memory",
+                node.loc,
+                hint="check the sizes and constants feeding this layer",
+                code="E073",
+            )
 
     def run(self, input: Shape) -> ShapeTable:
         by_name = {n.name: n for n in self.net.layers}
         if prod(input) > MAX_ELEMENTS:  # the input is an activation too
-            raise SpecError(f"a {fmt_shape(input)} input has {prod(input):,} values per image: more than fits in "
-                            f"memory", self.net.input_loc, hint="use a smaller input size", code="E073")
+            raise SpecError(
+                f"a {fmt_shape(input)} input has {prod(input):,} values per image: more than fits in memory",
+                self.net.input_loc,
+                hint="use a smaller input size",
+                code="E073",
+            )
         x = input
         for step in self.net.forward:
             if step.op == "function":
@@ -343,8 +388,12 @@ class _Inferer:
                 start = len(self.rows)
                 y = self.node(by_name[step.name], x, step.name, 0)
                 if y != x:
-                    raise SpecError(f"residual {step.name}: x + {step.name}(x) needs {step.name} to keep the shape "
-                                    f"{fmt_shape(x)}, but it gives {fmt_shape(y)}", step.loc, code="E072")
+                    raise SpecError(
+                        f"residual {step.name}: x + {step.name}(x) needs {step.name} to keep the shape "
+                        f"{fmt_shape(x)}, but it gives {fmt_shape(y)}",
+                        step.loc,
+                        code="E072",
+                    )
                 self.rows[start].kind = f"x + {self.rows[start].kind}(x)"
         return ShapeTable(input, x, self.rows, self.inferred)
 
@@ -354,7 +403,8 @@ def infer(net: Network, input: Shape | None = None) -> ShapeTable:
     try:
         return _Inferer(net).run(tuple(input or net.input))
     except SpecError as e:
-        raise e.attach(net.filename, net.source)
+        e.attach(net.filename, net.source)
+        raise
 
 
 def accepts(net: Network, input: Shape) -> bool:

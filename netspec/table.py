@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .errors import SpecError
-from .shapes import ShapeTable, fmt_shape
 from .lang.elaborate import Network
+from .shapes import ShapeTable, fmt_shape
 
 
 def _num(n: int) -> str:
@@ -13,8 +13,12 @@ def _num(n: int) -> str:
 
 def render_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
     def line(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
     out = [line(headers), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
     return "\n".join(out)
@@ -24,8 +28,15 @@ def shape_table(net: Network, table: ShapeTable) -> str:
     rows = []
     for r in table.rows:
         name = "  " * r.depth + r.path.rsplit(".", 1)[-1] if r.depth else r.path
-        rows.append([name, r.kind, fmt_shape(r.out_shape), _num(r.params) if r.is_leaf else f"({_num(r.params)})",
-                     _num(r.macs) if r.is_leaf else f"({_num(r.macs)})"])
+        rows.append(
+            [
+                name,
+                r.kind,
+                fmt_shape(r.out_shape),
+                _num(r.params) if r.is_leaf else f"({_num(r.params)})",
+                _num(r.macs) if r.is_leaf else f"({_num(r.macs)})",
+            ]
+        )
     head = f"{net.name}: input {fmt_shape(table.input)}, output {fmt_shape(table.output)}"
     body = render_table(["name", "layer", "output", "params", "MACs"], rows, {3, 4})
     total = f"total: {_num(table.total_params)} parameters, {_num(table.total_macs)} MACs per image"
@@ -46,8 +57,11 @@ def side_by_side(net: Network, sizes, tables: list) -> str:
             for t in tables:
                 if isinstance(t, ShapeTable) and i < len(t.rows):
                     rr = t.rows[i]
-                    cells += [fmt_shape(rr.out_shape), _num(rr.params) if rr.is_leaf else "",
-                              _num(rr.macs) if rr.is_leaf else ""]
+                    cells += [
+                        fmt_shape(rr.out_shape),
+                        _num(rr.params) if rr.is_leaf else "",
+                        _num(rr.macs) if rr.is_leaf else "",
+                    ]
                 else:
                     cells += ["-", "-", "-"]
             rows.append(cells)

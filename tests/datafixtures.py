@@ -17,9 +17,9 @@ import pickle
 import struct
 import tarfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -61,9 +61,14 @@ def cifar_pickle(obj: object, legacy_numpy: bool = True) -> bytes:
 
 
 def _cifar_batch(images: np.ndarray, labels: np.ndarray, labels_key: bytes, title: bytes) -> bytes:
-    return cifar_pickle({b"batch_label": title, labels_key: [int(x) for x in labels],
-                         b"data": images.reshape(len(images), -1),
-                         b"filenames": [f"img_{i}.png".encode() for i in range(len(images))]})
+    return cifar_pickle(
+        {
+            b"batch_label": title,
+            labels_key: [int(x) for x in labels],
+            b"data": images.reshape(len(images), -1),
+            b"filenames": [f"img_{i}.png".encode() for i in range(len(images))],
+        }
+    )
 
 
 def _cifar10_files(n_train_per_batch: int, n_test: int, seed: int) -> tuple[dict[str, bytes], Written]:
@@ -77,8 +82,13 @@ def _cifar10_files(n_train_per_batch: int, n_test: int, seed: int) -> tuple[dict
         ys.append(y)
     tx, ty = _images(rng, n_test, 3, 32, 32), _labels(rng, n_test, 10)
     files["test_batch"] = _cifar_batch(tx, ty, b"labels", b"testing batch 1 of 1")
-    files["batches.meta"] = cifar_pickle({b"label_names": [c.encode() for c in CIFAR10_CLASSES],
-                                          b"num_cases_per_batch": n_train_per_batch, b"num_vis": 3072})
+    files["batches.meta"] = cifar_pickle(
+        {
+            b"label_names": [c.encode() for c in CIFAR10_CLASSES],
+            b"num_cases_per_batch": n_train_per_batch,
+            b"num_vis": 3072,
+        }
+    )
     files["readme.html"] = b"<html>not a pickle</html>"
     return files, Written(Path(), np.concatenate(xs), np.concatenate(ys), tx, ty, list(CIFAR10_CLASSES))
 
@@ -90,11 +100,21 @@ def _cifar100_files(n_train: int, n_test: int, seed: int) -> tuple[dict[str, byt
     tx, ty = _images(rng, n_test, 3, 32, 32), _labels(rng, n_test, 100)
     files = {}
     for name, (a, b) in {"train": (x, y), "test": (tx, ty)}.items():
-        files[name] = cifar_pickle({b"filenames": [b"f.png"] * len(a), b"batch_label": name.encode(),
-                                    b"fine_labels": [int(v) for v in b], b"coarse_labels": [int(v) // 5 for v in b],
-                                    b"data": a.reshape(len(a), -1)})
-    files["meta"] = cifar_pickle({b"fine_label_names": [c.encode() for c in classes],
-                                  b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
+        files[name] = cifar_pickle(
+            {
+                b"filenames": [b"f.png"] * len(a),
+                b"batch_label": name.encode(),
+                b"fine_labels": [int(v) for v in b],
+                b"coarse_labels": [int(v) // 5 for v in b],
+                b"data": a.reshape(len(a), -1),
+            }
+        )
+    files["meta"] = cifar_pickle(
+        {
+            b"fine_label_names": [c.encode() for c in classes],
+            b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)],
+        }
+    )
     return files, Written(Path(), x, y, tx, ty, classes)
 
 
@@ -154,8 +174,15 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def make_mnist(root: Path, name: str = "mnist", gz: bool = True, n_train: int = 8, n_test: int = 5,
-               folder: str | None = None, seed: int = 0) -> Written:
+def make_mnist(
+    root: Path,
+    name: str = "mnist",
+    gz: bool = True,
+    n_train: int = 8,
+    n_test: int = 5,
+    folder: str | None = None,
+    seed: int = 0,
+) -> Written:
     """The four idx files (`.gz` when `gz`) in `root/<name>/` (or `root/<folder>/`, e.g. "MNIST/raw" for
     torchvision's layout). `name` is "mnist" or "fashion-mnist" (only the class names differ)."""
     rng = np.random.default_rng(seed)
@@ -163,16 +190,22 @@ def make_mnist(root: Path, name: str = "mnist", gz: bool = True, n_train: int = 
     out.mkdir(parents=True, exist_ok=True)
     x, y = _images(rng, n_train, 1, 28, 28), _labels(rng, n_train, 10)
     tx, ty = _images(rng, n_test, 1, 28, 28), _labels(rng, n_test, 10)
-    for base, arr in (("train-images-idx3-ubyte", x[:, 0]), ("train-labels-idx1-ubyte", y),
-                      ("t10k-images-idx3-ubyte", tx[:, 0]), ("t10k-labels-idx1-ubyte", ty)):
+    for base, arr in (
+        ("train-images-idx3-ubyte", x[:, 0]),
+        ("train-labels-idx1-ubyte", y),
+        ("t10k-images-idx3-ubyte", tx[:, 0]),
+        ("t10k-labels-idx1-ubyte", ty),
+    ):
         blob = idx_bytes(arr.astype(np.uint8))
         if gz:
             (out / f"{base}.gz").write_bytes(gzip.compress(blob, mtime=0))
         else:
             (out / base).write_bytes(blob)
-    classes = ([str(i) for i in range(10)] if name == "mnist" else
-               ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                "Ankle boot"])
+    classes = (
+        [str(i) for i in range(10)]
+        if name == "mnist"
+        else ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    )
     return Written(out, x, y, tx, ty, classes)
 
 
@@ -196,8 +229,15 @@ def interleave(groups: Sequence[Sequence[object]]) -> list[object]:
     return out
 
 
-def make_tiny_imagenet(root: Path, n_classes: int = 3, per_class: int = 2, n_val: int = 4, zip: bool = False,
-                       lossless: bool = True, seed: int = 0) -> Written:
+def make_tiny_imagenet(
+    root: Path,
+    n_classes: int = 3,
+    per_class: int = 2,
+    n_val: int = 4,
+    zip: bool = False,
+    lossless: bool = True,
+    seed: int = 0,
+) -> Written:
     """Tiny ImageNet's layout (wnids.txt, words.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG,
     val/val_annotations.txt) in `root/tiny-imagenet-200/`, or with `zip` in `root/tiny-imagenet-200.zip`.
 
@@ -216,8 +256,7 @@ def make_tiny_imagenet(root: Path, n_classes: int = 3, per_class: int = 2, n_val
     groups = []
     for label, w in enumerate(wnids):
         x = _images(rng, per_class, 3, 64, 64)
-        files[f"train/{w}/{w}_boxes.txt"] = b"".join(f"{w}_{j}.JPEG\t0\t0\t63\t63\n".encode()
-                                                     for j in range(per_class))
+        files[f"train/{w}/{w}_boxes.txt"] = b"".join(f"{w}_{j}.JPEG\t0\t0\t63\t63\n".encode() for j in range(per_class))
         names = [f"{w}_{j}.JPEG" for j in range(per_class)]
         for j, name in enumerate(names):
             files[f"train/{w}/images/{name}"] = encode_image(x[j], fmt)
@@ -230,9 +269,14 @@ def make_tiny_imagenet(root: Path, n_classes: int = 3, per_class: int = 2, n_val
         files[f"val/images/val_{k}.JPEG"] = encode_image(tx[k], fmt)
         ann.append(f"val_{k}.JPEG\t{wnids[ty[k]]}\t1\t2\t60\t61\n")
     files["val/val_annotations.txt"] = "".join(ann).encode()
-    written = Written(Path(), np.stack([o[1] for o in order]) if order else np.zeros((0, 3, 64, 64), np.uint8),
-                      np.array([o[2] for o in order], dtype=np.int64), tx, ty,
-                      [f"thing {i}" for i in range(n_classes)])
+    written = Written(
+        Path(),
+        np.stack([o[1] for o in order]) if order else np.zeros((0, 3, 64, 64), np.uint8),
+        np.array([o[2] for o in order], dtype=np.int64),
+        tx,
+        ty,
+        [f"thing {i}" for i in range(n_classes)],
+    )
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     if zip:
@@ -248,9 +292,17 @@ def make_tiny_imagenet(root: Path, n_classes: int = 3, per_class: int = 2, n_val
     return written
 
 
-def make_image_folder(root: Path, classes: Sequence[str] = ("cat", "dog", "frog"), per_class: int = 3,
-                      test_per_class: int = 2, size: tuple[int, int] = (8, 8), channels: int = 3,
-                      ext: str = ".png", test_name: str = "test", seed: int = 0) -> Written:
+def make_image_folder(
+    root: Path,
+    classes: Sequence[str] = ("cat", "dog", "frog"),
+    per_class: int = 3,
+    test_per_class: int = 2,
+    size: tuple[int, int] = (8, 8),
+    channels: int = 3,
+    ext: str = ".png",
+    test_name: str = "test",
+    seed: int = 0,
+) -> Written:
     """`root/train/<class>/<class>_NNN<ext>` and `root/<test_name>/<class>/...` with random images of `size`;
     `channels` 1 writes grayscale, 4 writes RGBA (loaded as RGB: alpha dropped). Use a lossless `ext` (.png, .bmp)
     for exact comparisons. The returned arrays are in load order (classes sorted, files interleaved across classes).

@@ -11,6 +11,7 @@ Imported by the test modules as `strategies` (pytest puts `tests/` on sys.path: 
 
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 import warnings
@@ -23,9 +24,8 @@ import pytest
 import torch
 import torchinfo
 from hypothesis import strategies as st
-from torch import nn
-
 from netspec.errors import SpecError
+from torch import nn
 
 # ----------------------------------------------------------------------------------------------------------------
 # The oracle
@@ -58,6 +58,7 @@ def oracle(compiled, *, batch: int = 2, use_torchinfo: bool = True) -> None:
     def hook(path):
         def fn(mod, args, out):
             calls[path].append((tuple(args[0].shape[1:]), tuple(out.shape[1:])))
+
         return fn
 
     handles = [m.register_forward_hook(hook(p)) for p, m in modules.items() if p]
@@ -94,7 +95,7 @@ def oracle(compiled, *, batch: int = 2, use_torchinfo: bool = True) -> None:
     # the top-level rows chain input -> output
     top = [r for r in table.rows if r.depth == 0]
     assert top and top[0].in_shape == inp and top[-1].out_shape == tuple(table.output)
-    for a, b in zip(top, top[1:]):
+    for a, b in itertools.pairwise(top):
         assert a.out_shape == b.in_shape, (a.path, a.out_shape, b.path, b.in_shape)
 
     total = sum(p.numel() for p in module.parameters())
@@ -175,9 +176,6 @@ class Res:
     name: str | None = None
 
 
-
-
-
 def fmt_value(v: Any) -> str:
     """A Python value as spec text."""
     if isinstance(v, bool):
@@ -235,10 +233,14 @@ class TorchFailure(Exception):
     """torch itself refuses this stack (constructor or forward raised)."""
 
 
-_INFERRED = {"Conv2d": "in_channels", "BatchNorm2d": "num_features", "BatchNorm1d": "num_features",
-             "GroupNorm": "num_channels", "Linear": "in_features"}
-_IMAGE_ONLY = ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
-               "Dropout2d")
+_INFERRED = {
+    "Conv2d": "in_channels",
+    "BatchNorm2d": "num_features",
+    "BatchNorm1d": "num_features",
+    "GroupNorm": "num_channels",
+    "Linear": "in_features",
+}
+_IMAGE_ONLY = ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d")
 _TORCH_POSITIONAL: dict[str, list[str]] = {}
 
 
@@ -247,8 +249,11 @@ def torch_positional(kind: str) -> list[str]:
     if kind not in _TORCH_POSITIONAL:
         import inspect
 
-        names = [p.name for p in inspect.signature(getattr(nn, kind)).parameters.values()
-                 if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.name not in ("device", "dtype")]
+        names = [
+            p.name
+            for p in inspect.signature(getattr(nn, kind)).parameters.values()
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.name not in ("device", "dtype")
+        ]
         _TORCH_POSITIONAL[kind] = [n for n in names if n != _INFERRED.get(kind)]
     return _TORCH_POSITIONAL[kind]
 
@@ -298,7 +303,7 @@ def ref_layer(layer: Layer, x: torch.Tensor, counts: list) -> torch.Tensor:
                     raise
                 counts.append("one image fails")
             m.train()
-    except Exception as e:  # noqa: BLE001 - any refusal by torch
+    except Exception as e:
         raise TorchFailure(f"{kind}: {type(e).__name__}: {e}") from e
     if stricter:  # torch ran it, netspec refuses it on purpose
         raise Stricter(stricter)
@@ -319,8 +324,7 @@ def reference(items, input: tuple[int, int, int], batch: int = 2) -> RefResult:
     counts: list = []
     with torch.no_grad():
         y = ref_items(items, torch.zeros(batch, *input), counts)
-    return RefResult(tuple(y.shape[1:]), sum(c for c in counts if isinstance(c, int)),
-                     "one image fails" not in counts)
+    return RefResult(tuple(y.shape[1:]), sum(c for c in counts if isinstance(c, int)), "one image fails" not in counts)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -357,14 +361,17 @@ class Blk:
     tag: int
 
     def expand(self) -> tuple:
-        return tuple(Layer(l.kind, (), l.kwargs, None if l.name is None else f"{l.name}_{self.tag}")
-                     for l in self.layers)
+        return tuple(
+            Layer(ly.kind, (), ly.kwargs, None if ly.name is None else f"{ly.name}_{self.tag}") for ly in self.layers
+        )
 
     def signature(self) -> tuple:
         """What the block's definition depends on (the same for two uses of one block)."""
         pset = {(i, a) for i, a, _ in self.params}
-        return tuple((l.kind, l.name, tuple((k, "@" if (j, k) in pset else v) for k, v in l.kwargs))
-                     for j, l in enumerate(self.layers)) + (tuple(p for _, _, p in self.params),)
+        return tuple(
+            (ly.kind, ly.name, tuple((k, "@" if (j, k) in pset else v) for k, v in ly.kwargs))
+            for j, ly in enumerate(self.layers)
+        ) + (tuple(p for _, _, p in self.params),)
 
 
 @dataclass(frozen=True)
@@ -381,15 +388,21 @@ class ResStep:
     item: Any
 
 
-_FN = {"relu": torch.relu, "gelu": nn.functional.gelu, "silu": nn.functional.silu, "sigmoid": torch.sigmoid,
-       "tanh": torch.tanh, "flatten": lambda x: torch.flatten(x, 1)}
+_FN = {
+    "relu": torch.relu,
+    "gelu": nn.functional.gelu,
+    "silu": nn.functional.silu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "flatten": lambda x: torch.flatten(x, 1),
+}
 
 
 def _add(y, s, what):
     if y.shape != s.shape:
         try:
             y + s
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise TorchFailure(f"{what}: {e}") from e
         raise Stricter(f"{what} with different shapes: torch broadcasts them")
     return y + s
@@ -423,10 +436,35 @@ def ref_items(items, x: torch.Tensor, counts: list) -> torch.Tensor:
 # Hypothesis: random stacks, drawn with the shape in view (run with torch as they are drawn), then written as text
 # ----------------------------------------------------------------------------------------------------------------
 
-IMAGE_KINDS = ["Conv2d", "Conv2d", "Conv2d", "BatchNorm2d", "GroupNorm", "MaxPool2d", "MaxPool2d", "AvgPool2d",
-               "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d", "Flatten"]
-ANY_KINDS = ["ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish", "Mish", "Sigmoid", "Tanh", "Identity",
-             "Dropout", "Softmax"]
+IMAGE_KINDS = [
+    "Conv2d",
+    "Conv2d",
+    "Conv2d",
+    "BatchNorm2d",
+    "GroupNorm",
+    "MaxPool2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Dropout2d",
+    "Flatten",
+]
+ANY_KINDS = [
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Hardswish",
+    "Mish",
+    "Sigmoid",
+    "Tanh",
+    "Identity",
+    "Dropout",
+    "Softmax",
+]
 FLAT_KINDS = ["Linear", "Linear", "Linear", "BatchNorm1d", "GroupNorm", "Flatten"]
 ALL_KINDS = sorted(set(IMAGE_KINDS + ANY_KINDS + FLAT_KINDS))
 
@@ -553,8 +591,9 @@ class _Gen:
                 choice = self.d(st.sampled_from(["conv", "conv", "bn", "act", "drop"]))
                 if choice == "conv":
                     pad = self.d(st.sampled_from([k // 2, "same"]))
-                    out.append(Layer("Conv2d", (), (("out_channels", x.shape[1]), ("kernel_size", k),
-                                                    ("padding", pad)), None))
+                    out.append(
+                        Layer("Conv2d", (), (("out_channels", x.shape[1]), ("kernel_size", k), ("padding", pad)), None)
+                    )
                     continue
                 if choice == "bn":
                     out.append(Layer("BatchNorm2d"))
@@ -570,8 +609,12 @@ class _Gen:
         """Anonymous, or some children named n0, n1, ... (unique among siblings)."""
         if not self.chance(0.3):
             return tuple(items)
-        return tuple(type(it)(**{**it.__dict__, "name": f"n{j}"}) if isinstance(it, (Layer, Seq, Res))
-                     and self.chance(0.6) else it for j, it in enumerate(items))
+        return tuple(
+            type(it)(**{**it.__dict__, "name": f"n{j}"})
+            if isinstance(it, (Layer, Seq, Res)) and self.chance(0.6)
+            else it
+            for j, it in enumerate(items)
+        )
 
     def item(self, x: torch.Tensor, depth: int, top: bool):
         r = self.d(st.integers(0, 99)) / 100
@@ -583,12 +626,15 @@ class _Gen:
                 return Res(self.inner_names(self.preserving(x)))
             if pattern == "projection" and x.dim() == 4:
                 c2, s = self.d(st.integers(1, 8)), self.d(st.sampled_from([1, 2, 2, 3]))
-                body = [Layer("Conv2d", (), (("out_channels", c2), ("kernel_size", 3), ("stride", s),
-                                             ("padding", 1))),
-                        Layer("BatchNorm2d"), Layer("ReLU"),
-                        Layer("Conv2d", (), (("out_channels", c2), ("kernel_size", 3), ("padding", 1)))]
-                short = [Layer("Conv2d", (), (("out_channels", c2), ("kernel_size", 1), ("stride", s),
-                                              ("bias", False)))]
+                body = [
+                    Layer("Conv2d", (), (("out_channels", c2), ("kernel_size", 3), ("stride", s), ("padding", 1))),
+                    Layer("BatchNorm2d"),
+                    Layer("ReLU"),
+                    Layer("Conv2d", (), (("out_channels", c2), ("kernel_size", 3), ("padding", 1))),
+                ]
+                short = [
+                    Layer("Conv2d", (), (("out_channels", c2), ("kernel_size", 1), ("stride", s), ("bias", False)))
+                ]
                 if self.chance(0.5):
                     short.append(Layer("BatchNorm2d"))
                 return Res(self.inner_names(body[: self.d(st.integers(1, 4))]), self.inner_names(short))
@@ -676,8 +722,11 @@ class _Gen:
                     x = got
         if top and x.dim() == 4 and self.chance(0.4):
             # a classifier head: [AdaptiveAvgPool2d] Flatten, Linear (the usual end of an image network)
-            head = ([Layer("AdaptiveAvgPool2d", (), (("output_size", self.d(st.sampled_from([1, 2, (1, 2)]))),))]
-                    if self.chance(0.5) else [])
+            head = (
+                [Layer("AdaptiveAvgPool2d", (), (("output_size", self.d(st.sampled_from([1, 2, (1, 2)]))),))]
+                if self.chance(0.5)
+                else []
+            )
             head += [Layer("Flatten"), Layer("Linear", (), (("out_features", self.d(st.integers(1, 10))),))]
             for it in head:
                 got = _try(it, x)
@@ -810,15 +859,18 @@ class _Writer:
                 return affine(v[1], v[2]) if isinstance(v, tuple) and v and v[0] == "@" else self.value(v)
 
             name = f"{it.name}{{{var}}} " if it.name else ""
-            return [f"{indent}repeat {var} in {self.int_expr(it.start)}..{self.int_expr(it.stop)} {{",
-                    f"{indent}  {name}{self.call(it.kind, args, value)}", f"{indent}}}"]
+            return [
+                f"{indent}repeat {var} in {self.int_expr(it.start)}..{self.int_expr(it.stop)} {{",
+                f"{indent}  {name}{self.call(it.kind, args, value)}",
+                f"{indent}}}",
+            ]
         if isinstance(it, Blk):
             return [f"{indent}{self.block_call(it)}"]
         raise AssertionError(it)
 
     def block_call(self, b: Blk) -> str:
         sig = b.signature()
-        named = any(l.name for l in b.layers)
+        named = any(ly.name for ly in b.layers)
         if sig not in self.blocks:
             name = f"blk{len(self.blocks)}"
             params = [p for _, _, p in b.params] + (["id"] if named else [])
@@ -856,7 +908,7 @@ def _declared(items) -> list:
 
 def _names(it) -> list[str]:
     if isinstance(it, (Rep, Blk)):
-        return [l.name for l in it.expand()]
+        return [ly.name for ly in it.expand()]
     return [it.name]
 
 
@@ -915,8 +967,10 @@ def stacks(draw) -> Case:
 
 
 # shared by the test modules that run many tiny networks
-WARNING_FILTERS = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
-                   pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning")]
+WARNING_FILTERS = [
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning"),
+]
 
 
 def one_torch_thread():

@@ -11,12 +11,11 @@ import math
 
 import pytest
 import torch
+from netspec.training import augment as A
 from torchvision.transforms import Normalize
 from torchvision.transforms import functional as TF1
 from torchvision.transforms.v2 import ColorJitter, InterpolationMode
 from torchvision.transforms.v2 import functional as TF
-
-from netspec.training import augment as A
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -37,20 +36,29 @@ def within_sigmas(observed: float, expected: float, sigma: float, k: float = 5.0
 
 def tv_jitter(img: torch.Tensor, params: dict, i: int, cj: ColorJitter) -> torch.Tensor:
     """torchvision's ColorJitter applied to image i with the factors and op order the batched op drew for it."""
+
     def factor(name: str) -> float | None:
         return None if params[name] is None else float(params[name][i])
 
-    return cj.transform(img, dict(fn_idx=params["order"][i], brightness_factor=factor("brightness"),
-                                  contrast_factor=factor("contrast"), saturation_factor=factor("saturation"),
-                                  hue_factor=factor("hue")))
+    return cj.transform(
+        img,
+        dict(
+            fn_idx=params["order"][i],
+            brightness_factor=factor("brightness"),
+            contrast_factor=factor("contrast"),
+            saturation_factor=factor("saturation"),
+            hue_factor=factor("hue"),
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------ crop
 
 
 @pytest.mark.parametrize("c", [1, 3])
-@pytest.mark.parametrize("padding,fill,size", [(4, 0, (32, 32)), ((2, 3), 0, (30, 28)), ((1, 2, 3, 4), 7, (32, 32)),
-                                               (0, 0, (20, 24))])
+@pytest.mark.parametrize(
+    "padding,fill,size", [(4, 0, (32, 32)), ((2, 3), 0, (30, 28)), ((1, 2, 3, 4), 7, (32, 32)), (0, 0, (20, 24))]
+)
 def test_crop_matches_torchvision(c, padding, fill, size):
     x = batch(64, c)
     out, p = A.random_crop(x, size, padding, gen(1), fill=fill, return_params=True)
@@ -82,8 +90,8 @@ def test_crop_without_room_is_identity_and_too_large_raises():
 def test_crop_at_is_the_deterministic_core():
     x = batch(3, 3, 8, 8)
     out = A.crop_at(x, torch.tensor([0, 2, 4]), torch.tensor([4, 0, 1]), (4, 4))
-    for i, (t, l) in enumerate([(0, 4), (2, 0), (4, 1)]):
-        assert torch.equal(out[i], x[i, :, t:t + 4, l:l + 4])
+    for i, (top, left) in enumerate([(0, 4), (2, 0), (4, 1)]):
+        assert torch.equal(out[i], x[i, :, top : top + 4, left : left + 4])
 
 
 # ----------------------------------------------------------------------------------------------------------- flips
@@ -149,8 +157,15 @@ def test_color_jitter_default_is_free_noop():
     assert A.BatchAugment([("ColorJitter", {})], (32, 32))(x) is x
 
 
-@pytest.mark.parametrize("name,value,lo,hi", [("brightness", 0.4, 0.6, 1.4), ("contrast", 1.5, 0.0, 2.5),
-                                              ("saturation", (0.5, 0.9), 0.5, 0.9), ("hue", 0.1, -0.1, 0.1)])
+@pytest.mark.parametrize(
+    "name,value,lo,hi",
+    [
+        ("brightness", 0.4, 0.6, 1.4),
+        ("contrast", 1.5, 0.0, 2.5),
+        ("saturation", (0.5, 0.9), 0.5, 0.9),
+        ("hue", 0.1, -0.1, 0.1),
+    ],
+)
 def test_color_jitter_factor_distribution(name, value, lo, hi):
     n = 20000
     p = A.jitter_params(n, generator=gen(10), **{name: value})
@@ -188,8 +203,12 @@ def test_color_jitter_rejects_what_torchvision_rejects(kw):
 
 
 def rotate_ref(x: torch.Tensor, angles: torch.Tensor, fill: int = 0) -> torch.Tensor:
-    return torch.stack([TF.rotate(x[i], float(angles[i]), interpolation=InterpolationMode.NEAREST, fill=fill)
-                        for i in range(x.shape[0])])
+    return torch.stack(
+        [
+            TF.rotate(x[i], float(angles[i]), interpolation=InterpolationMode.NEAREST, fill=fill)
+            for i in range(x.shape[0])
+        ]
+    )
 
 
 @pytest.mark.parametrize("c,h,w,fill", [(3, 32, 32, 0), (1, 28, 28, 0), (3, 24, 31, 5), (1, 33, 17, 255)])
@@ -279,8 +298,10 @@ def test_empty_batch_and_default_generator(name):
     assert OPS[name](batch(5), None).shape == (5, 3, 32, 32)
 
 
-@pytest.mark.parametrize("bad", [torch.zeros(2, 3, 8, 8), torch.zeros(3, 8, 8, dtype=torch.uint8),
-                                 torch.zeros(2, 4, 8, 8, dtype=torch.uint8)])
+@pytest.mark.parametrize(
+    "bad",
+    [torch.zeros(2, 3, 8, 8), torch.zeros(3, 8, 8, dtype=torch.uint8), torch.zeros(2, 4, 8, 8, dtype=torch.uint8)],
+)
 def test_rejects_non_uint8_nchw_batches(bad):
     with pytest.raises(ValueError):
         A.random_hflip(bad)
@@ -304,9 +325,14 @@ def test_cuda_matches_cpu_for_the_same_params():
 # ---------------------------------------------------------------------------------------------------- pipeline
 
 
-FULL = [("RandomCrop", {"padding": 4}), ("RandomHorizontalFlip", {"p": 0.5}),
-        ("ColorJitter", {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}),
-        ("RandomRotation", {"degrees": 30}), ("RandomVerticalFlip", {"p": 0.5}), ("Resize", {"size": (64, 64)})]
+FULL = [
+    ("RandomCrop", {"padding": 4}),
+    ("RandomHorizontalFlip", {"p": 0.5}),
+    ("ColorJitter", {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}),
+    ("RandomRotation", {"degrees": 30}),
+    ("RandomVerticalFlip", {"p": 0.5}),
+    ("Resize", {"size": (64, 64)}),
+]
 
 
 def test_pipeline_is_the_composition_of_the_ops():
@@ -330,23 +356,33 @@ def test_pipeline_reproducible_and_crop_size_defaults_to_pipeline_size():
 
 
 def test_pipeline_accepts_torchvision_defaults():
-    A.BatchAugment([("RandomCrop", {"size": 32, "padding": None, "pad_if_needed": False, "padding_mode": "constant"}),
-                    ("RandomRotation", {"degrees": (-5, 5), "interpolation": InterpolationMode.NEAREST,
-                                        "expand": False, "fill": 0}),
-                    ("Resize", {"size": 40, "antialias": True, "interpolation": "bilinear"})], (32, 32))
+    A.BatchAugment(
+        [
+            ("RandomCrop", {"size": 32, "padding": None, "pad_if_needed": False, "padding_mode": "constant"}),
+            (
+                "RandomRotation",
+                {"degrees": (-5, 5), "interpolation": InterpolationMode.NEAREST, "expand": False, "fill": 0},
+            ),
+            ("Resize", {"size": 40, "antialias": True, "interpolation": "bilinear"}),
+        ],
+        (32, 32),
+    )
 
 
-@pytest.mark.parametrize("transforms", [
-    [("RandomErasing", {})],
-    [("RandomCrop", {"padding": 4, "padding_mode": "reflect"})],
-    [("RandomCrop", {"padding": 4, "pad_if_needed": True})],
-    [("RandomHorizontalFlip", {"prob": 0.5})],
-    [("RandomHorizontalFlip", {"p": 1.5})],
-    [("RandomRotation", {"degrees": 10, "expand": True})],
-    [("RandomRotation", {})],
-    [("ColorJitter", {"hue": 0.7})],
-    [("Resize", {"size": 64, "interpolation": InterpolationMode.BICUBIC})],
-])
+@pytest.mark.parametrize(
+    "transforms",
+    [
+        [("RandomErasing", {})],
+        [("RandomCrop", {"padding": 4, "padding_mode": "reflect"})],
+        [("RandomCrop", {"padding": 4, "pad_if_needed": True})],
+        [("RandomHorizontalFlip", {"prob": 0.5})],
+        [("RandomHorizontalFlip", {"p": 1.5})],
+        [("RandomRotation", {"degrees": 10, "expand": True})],
+        [("RandomRotation", {})],
+        [("ColorJitter", {"hue": 0.7})],
+        [("Resize", {"size": 64, "interpolation": InterpolationMode.BICUBIC})],
+    ],
+)
 def test_pipeline_rejects_unknown_or_unsupported(transforms):
     with pytest.raises(ValueError):
         A.BatchAugment(transforms, (32, 32))

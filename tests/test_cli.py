@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import netspec
+import pytest
 from netspec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +86,9 @@ def test_check_several_sizes_side_by_side(capsys):
 
 def test_check_smallest_input_of_a_non_square_friendly_net(tmp_path, capsys):
     spec = tmp_path / "n.net"
-    spec.write_text("network N input 1x28x28 layers { c Conv2d(4, kernel_size=(1, 3)) p MaxPool2d((1, 2)) "
-                    "f Flatten() l Linear(2) }")
+    spec.write_text(
+        "network N input 1x28x28 layers { c Conv2d(4, kernel_size=(1, 3)) p MaxPool2d((1, 2)) f Flatten() l Linear(2) }"
+    )
     code, out, _ = run(capsys, "check", str(spec), "--input", "1x28x28,1x8x8")
     assert code == 0
     assert "smallest input: 1x4x4 (square); smallest H x W: 1x1x4" in out
@@ -101,24 +101,27 @@ def test_spec_error_exit_1_with_location(tmp_path, capsys):
     assert "Traceback" not in err and "^^^^^" in err and "= help:" in err
 
 
-@pytest.mark.parametrize("args,message", [
-    (["check", "no/such.net"], "no/such.net: no such file"),
-    (["check", "specs"], "specs: is a directory"),
-    (["check", BEST, "--input", "3x32"], "expected CxHxW"),
-    (["check", BEST, "--input", "0x32x32"], "at least 1"),
-    (["check", BEST, "--input", "3x70000x32"], "over 65,536"),
-    (["check", BEST, "--bogus"], "No such option"),
-    (["check", BEST, "--set", "clases=3"], "no constant 'clases'"),
-    (["check", BEST, "--set", "classes"], "expected NAME=VALUE"),
-    (["compile", BEST, "--input", "3x32x32,3x64x64"], "one --input"),
-    (["train", BEST, "--resume"], "--resume needs --out"),
-    (["nosuchcommand"], "No such command 'nosuchcommand'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["check", "no/such.net"], "no/such.net: no such file"),
+        (["check", "specs"], "specs: is a directory"),
+        (["check", BEST, "--input", "3x32"], "expected CxHxW"),
+        (["check", BEST, "--input", "0x32x32"], "at least 1"),
+        (["check", BEST, "--input", "3x70000x32"], "over 65,536"),
+        (["check", BEST, "--bogus"], "No such option"),
+        (["check", BEST, "--set", "clases=3"], "no constant 'clases'"),
+        (["check", BEST, "--set", "classes"], "expected NAME=VALUE"),
+        (["compile", BEST, "--input", "3x32x32,3x64x64"], "one --input"),
+        (["train", BEST, "--resume"], "--resume needs --out"),
+        (["nosuchcommand"], "No such command 'nosuchcommand'"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(capsys, args, message):
     import os
 
     os.chdir(ROOT)
-    code, out, err = run(capsys, *args)
+    code, _out, err = run(capsys, *args)
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert message in err
@@ -137,11 +140,13 @@ SPECS_AND_EXAMPLES = sorted(str(p) for p in (*(ROOT / "specs").glob("*.net"), *(
 def test_check_imports_neither_torch_nor_pydantic(spec):
     """`check` on a valid spec stays light: no torch, and no pydantic (its fast path accepts every valid argument
     these specs use; pydantic is imported only to judge a mistake)."""
-    code = ("import sys; from netspec.cli import main\n"
-            "try:\n    main(['check', %r])\nexcept SystemExit as e:\n"
-            "    assert e.code == 0, e.code\n"
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic', 'pydantic_core'})\n"
-            "assert not heavy, heavy\n" % spec)
+    code = (
+        "import sys; from netspec.cli import main\n"
+        f"try:\n    main(['check', {spec!r}])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic', 'pydantic_core'})\n"
+        "assert not heavy, heavy\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
 

@@ -15,17 +15,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
+from netspec.errors import DataError, UsageError
 from netspec.training import data as nd
 from netspec.training.data import DATASETS, ImageData, default_data_dir, load_data, make_shapes
-from netspec.errors import DataError, UsageError
 
 try:
-    from datafixtures import (cifar_pickle, encode_image, idx_bytes, make_cifar10, make_cifar10_tar, make_cifar100,
-                              make_image_folder, make_mnist, make_tiny_imagenet)
+    from datafixtures import (
+        cifar_pickle,
+        encode_image,
+        idx_bytes,
+        make_cifar10,
+        make_cifar10_tar,
+        make_cifar100,
+        make_image_folder,
+        make_mnist,
+        make_tiny_imagenet,
+    )
 except ImportError:  # tests/ turned into a package
-    from tests.datafixtures import (cifar_pickle, encode_image, idx_bytes, make_cifar10, make_cifar10_tar,
-                                    make_cifar100, make_image_folder, make_mnist, make_tiny_imagenet)
+    from tests.datafixtures import (
+        cifar_pickle,
+        encode_image,
+        idx_bytes,
+        make_cifar10,
+        make_cifar10_tar,
+        make_cifar100,
+        make_image_folder,
+        make_mnist,
+        make_tiny_imagenet,
+    )
 
 
 def assert_matches(data: ImageData, written) -> None:
@@ -54,8 +71,10 @@ class Evil:
 @pytest.fixture
 def no_download(monkeypatch):
     """Make any download attempt fail the test loudly instead of reaching the network."""
+
     def boom(*args, **kwargs):
         raise AssertionError("tried to download")
+
     monkeypatch.setattr(nd, "_torchvision_download", boom)
 
 
@@ -164,7 +183,7 @@ def test_cifar_missing_offline_says_where(tmp_path, no_download):
     assert str(tmp_path / "cifar-10-batches-py") + "/" in msg
     assert str(tmp_path / "cifar-10-python.tar.gz") in msg
     assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in msg
-    with pytest.raises(DataError, match="cifar-100-python.tar.gz"):
+    with pytest.raises(DataError, match=r"cifar-100-python\.tar\.gz"):
         load_data("cifar100", tmp_path, download=False)
 
 
@@ -173,19 +192,22 @@ def test_cifar_download_failure_is_a_data_error(tmp_path, monkeypatch):
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
+
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
-    with pytest.raises(DataError, match="download failed.*no network") as err:
+    with pytest.raises(DataError, match=r"download failed.*no network") as err:
         load_data("cifar10", tmp_path / "new", download=True)
     assert str(tmp_path / "new" / "cifar-10-python.tar.gz") in str(err.value)
 
 
 def test_cifar_download_then_read(tmp_path, monkeypatch):
     import torchvision.datasets
+
     written = {}
 
     def fake_cifar10(root, train=True, download=False):  # what torchvision leaves behind: the extracted folder
         assert download
         written["w"] = make_cifar10(Path(root))
+
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
     d = load_data("cifar10", tmp_path, download=True)
     assert_matches(d, written["w"])
@@ -250,7 +272,7 @@ def test_idx_corrupt_files(tmp_path, no_download):
     with pytest.raises(DataError, match=f"{path}: label 12 of item 2 is out of range"):
         load_data("mnist", tmp_path, download=False)
     path.write_bytes(gzip.compress(idx_bytes(w.train_labels[:3].astype(np.uint8))))
-    with pytest.raises(DataError, match="8 images but .* has 3 labels"):
+    with pytest.raises(DataError, match=r"8 images but .* has 3 labels"):
         load_data("mnist", tmp_path, download=False)
 
 
@@ -268,6 +290,7 @@ def test_mnist_download_failure(tmp_path, monkeypatch):
 
     def offline(*args, **kwargs):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(DataError, match="download failed"):
         load_data("mnist", tmp_path, download=True)

@@ -44,11 +44,36 @@ def test_two_processes_equal_one(tmp_path, precision):
     spec = tmp_path / "small.net"
     spec.write_text(SPEC)
     # 100 images in global batches of 30: the last batch (10) splits 5 + 5; 45 test images split 23 + 22
-    common = ["train", str(spec), "--train-limit", "100", "--test-limit", "45", "--quiet", "--device", "cpu",
-              "--precision", precision]
+    common = [
+        "train",
+        str(spec),
+        "--train-limit",
+        "100",
+        "--test-limit",
+        "45",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--precision",
+        precision,
+    ]
     _run([sys.executable, "-m", "netspec", *common, "--out", str(tmp_path / "one")], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "netspec",
-          *common, "--out", str(tmp_path / "two")], tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "netspec",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        tmp_path,
+    )
     one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
     assert one["model"].keys() == two["model"].keys()

@@ -16,7 +16,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from netspec.cli import main
 from netspec.errors import SpecError, UsageError
 from netspec.lang.elaborate import load_spec
@@ -62,8 +61,11 @@ def test_every_case_states_its_mistake_on_its_first_line():
 
 
 # the same message on purpose: a file of comments is as empty as an empty file; CRLF and tabs change nothing
-_TWINS = {"comments_only": "empty_file", "crlf_unknown_layer": "unknown_layer",
-          "tabs_unknown_argument": "unknown_argument"}
+_TWINS = {
+    "comments_only": "empty_file",
+    "crlf_unknown_layer": "unknown_layer",
+    "tabs_unknown_argument": "unknown_argument",
+}
 
 
 def test_cases_are_distinct_mistakes():
@@ -104,7 +106,7 @@ def test_tabs_keep_the_caret_under_the_token():
     text = (ERRORS / "tabs_unknown_argument.err").read_text(encoding="utf-8").splitlines()
     source, caret = text[2], text[3]
     start = caret.index("^")
-    assert source[start:start + len("kernal_size")] == "kernal_size"
+    assert source[start : start + len("kernal_size")] == "kernal_size"
     assert caret.count("^") == len("kernal_size")
 
 
@@ -114,29 +116,60 @@ _HEAD = "network Tiny\ninput 3x32x32\n"
 _TAIL = "    flat Flatten()\n    fc Linear(10)\n"
 
 
-@pytest.mark.parametrize("body,where,message,hint", [
-    # a '}' at column 1 closed the repeat: the repeat's '}' is the one missing, before the first line back at its indent
-    ("layers {\n    repeat i in 1..3 {\n        c{i} Conv2d(16, 3, padding=1)\n" + _TAIL +
-     "}\ntrain {\n    epochs 5\n}\n",
-     (4, 22), "this '{' of `repeat` is never closed", "add the missing '}' before line 6"),
-    ("layers {\n" + _TAIL + "}\nforward {\n    flat\n    fc\ntrain {\n    epochs 5\n}\n",
-     (7, 9), "this '{' of `forward` is never closed", "add the missing '}' before line 10"),
-    ("train {\n    epochs 5\nlayers {\n" + _TAIL + "}\n",
-     (3, 7), "this '{' of `train` is never closed", "add the missing '}' before line 5"),
-    ("block b(c) {\n    conv Conv2d(c, 3)\n\nlayers {\n    b(16)\n" + _TAIL + "}\n",
-     (3, 12), "this '{' of block b is never closed", "add the missing '}' before line 6"),
-    # both still open at `classes = 10`: the innermost one indented at least as much as that line
-    ("layers {\n    seq Sequential {\n        ReLU()\n" + _TAIL + "\nclasses = 10\n",
-     (4, 20), "this '{' of `Sequential` is never closed", "add the missing '}' before line 6"),
-    # at the end of the file too, when a '}' lined up with an outer brace
-    ("layers {\n    seq Sequential {\n        ReLU()\n" + _TAIL + "}\n",
-     (4, 20), "unexpected end of file: this '{' of `Sequential` is never closed", "add the missing '}' before line 6"),
-    # `train` indented inside layers, or a body without indentation: indentation says nothing, the message is as before
-    ("layers {\n" + _TAIL + "    train {\n        epochs 5\n    }\n}\n",
-     (6, 5), "unexpected keyword 'train'", None),
-    ("layers {\nflat Flatten()\nfc Linear(10)\ntrain {\nepochs 5\n}\n",
-     (6, 1), "unexpected keyword 'train'", None),
-])
+@pytest.mark.parametrize(
+    "body,where,message,hint",
+    [
+        # a '}' at column 1 closed the repeat: the repeat's '}' is the one missing, before the first line back at its indent
+        (
+            "layers {\n    repeat i in 1..3 {\n        c{i} Conv2d(16, 3, padding=1)\n"
+            + _TAIL
+            + "}\ntrain {\n    epochs 5\n}\n",
+            (4, 22),
+            "this '{' of `repeat` is never closed",
+            "add the missing '}' before line 6",
+        ),
+        (
+            "layers {\n" + _TAIL + "}\nforward {\n    flat\n    fc\ntrain {\n    epochs 5\n}\n",
+            (7, 9),
+            "this '{' of `forward` is never closed",
+            "add the missing '}' before line 10",
+        ),
+        (
+            "train {\n    epochs 5\nlayers {\n" + _TAIL + "}\n",
+            (3, 7),
+            "this '{' of `train` is never closed",
+            "add the missing '}' before line 5",
+        ),
+        (
+            "block b(c) {\n    conv Conv2d(c, 3)\n\nlayers {\n    b(16)\n" + _TAIL + "}\n",
+            (3, 12),
+            "this '{' of block b is never closed",
+            "add the missing '}' before line 6",
+        ),
+        # both still open at `classes = 10`: the innermost one indented at least as much as that line
+        (
+            "layers {\n    seq Sequential {\n        ReLU()\n" + _TAIL + "\nclasses = 10\n",
+            (4, 20),
+            "this '{' of `Sequential` is never closed",
+            "add the missing '}' before line 6",
+        ),
+        # at the end of the file too, when a '}' lined up with an outer brace
+        (
+            "layers {\n    seq Sequential {\n        ReLU()\n" + _TAIL + "}\n",
+            (4, 20),
+            "unexpected end of file: this '{' of `Sequential` is never closed",
+            "add the missing '}' before line 6",
+        ),
+        # `train` indented inside layers, or a body without indentation: indentation says nothing, the message is as before
+        (
+            "layers {\n" + _TAIL + "    train {\n        epochs 5\n    }\n}\n",
+            (6, 5),
+            "unexpected keyword 'train'",
+            None,
+        ),
+        ("layers {\nflat Flatten()\nfc Linear(10)\ntrain {\nepochs 5\n}\n", (6, 1), "unexpected keyword 'train'", None),
+    ],
+)
 def test_a_brace_never_closed_is_found_by_indentation(body, where, message, hint):
     with pytest.raises(SpecError) as info:
         load_spec(_HEAD + body, "x.net")
@@ -149,16 +182,27 @@ def test_a_brace_never_closed_is_found_by_indentation(body, where, message, hint
 # ---- usage errors: one line, exit 2 ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args,message", [
-    (["check", "specs/cifar_best.net", "--set", "clases=100"],
-     "netspec: error: --set clases: the spec defines no constant 'clases' (did you mean 'classes'?)\n"),
-    (["check", "specs/cifar_best.net", "--set", "classes"],
-     "netspec: error: --set 'classes': expected NAME=VALUE, e.g. --set classes=100\n"),
-    (["check", "specs/cifar_best.net", "--input", "3x32"],
-     "netspec: error: --input '3x32': expected CxHxW, e.g. 3x32x32\n"),
-    (["check", "tests/specs/errors/no_such_file.net"],
-     "netspec: error: tests/specs/errors/no_such_file.net: no such file\n"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["check", "specs/cifar_best.net", "--set", "clases=100"],
+            "netspec: error: --set clases: the spec defines no constant 'clases' (did you mean 'classes'?)\n",
+        ),
+        (
+            ["check", "specs/cifar_best.net", "--set", "classes"],
+            "netspec: error: --set 'classes': expected NAME=VALUE, e.g. --set classes=100\n",
+        ),
+        (
+            ["check", "specs/cifar_best.net", "--input", "3x32"],
+            "netspec: error: --input '3x32': expected CxHxW, e.g. 3x32x32\n",
+        ),
+        (
+            ["check", "tests/specs/errors/no_such_file.net"],
+            "netspec: error: tests/specs/errors/no_such_file.net: no such file\n",
+        ),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_2(args, message, capsys, monkeypatch):
     code, out, err = run_cli(args, capsys, monkeypatch)
     assert (code, out, err) == (2, "", message)
@@ -166,12 +210,73 @@ def test_usage_errors_are_one_line_and_exit_2(args, message, capsys, monkeypatch
 
 # ---- no traceback, whatever the text -------------------------------------------------------------------------------
 
-_PIECES = ["(", ")", "{", "}", "[", "]", ",", "=", "..", "//", "/", "*", "-", "%", "'x'", "1", "0", "-1", "3.5",
-           "1e9", "i", "conv{i}", "{i}", "repeat i in 1..3 {", "residual", "Sequential {", "Residual {", "shortcut {",
-           "None", "true", "Conv2d(", "Linear(", "ReLU()", "block b(x=1) {", "b()", "layers {", "forward {",
-           "train {", "input 3x8x8", "\n", "#", ".", "classes", "relu", "flatten", "(None, 2)", "[1, 2]", "()",
-           "99999999999999999999", "SGD(", "augment", "RandomCrop(", "data", "schedule", "CosineAnnealingLR()",
-           "\t", "\r", "\ufeff", "\u00e9", "\x00", "_x", "training", "{s}_{i}", "kernel_size=", "padding='same'"]
+_PIECES = [
+    "(",
+    ")",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "=",
+    "..",
+    "//",
+    "/",
+    "*",
+    "-",
+    "%",
+    "'x'",
+    "1",
+    "0",
+    "-1",
+    "3.5",
+    "1e9",
+    "i",
+    "conv{i}",
+    "{i}",
+    "repeat i in 1..3 {",
+    "residual",
+    "Sequential {",
+    "Residual {",
+    "shortcut {",
+    "None",
+    "true",
+    "Conv2d(",
+    "Linear(",
+    "ReLU()",
+    "block b(x=1) {",
+    "b()",
+    "layers {",
+    "forward {",
+    "train {",
+    "input 3x8x8",
+    "\n",
+    "#",
+    ".",
+    "classes",
+    "relu",
+    "flatten",
+    "(None, 2)",
+    "[1, 2]",
+    "()",
+    "99999999999999999999",
+    "SGD(",
+    "augment",
+    "RandomCrop(",
+    "data",
+    "schedule",
+    "CosineAnnealingLR()",
+    "\t",
+    "\r",
+    "\ufeff",
+    "\u00e9",
+    "\x00",
+    "_x",
+    "training",
+    "{s}_{i}",
+    "kernel_size=",
+    "padding='same'",
+]
 
 
 def test_mangled_specs_raise_spec_errors_only():
@@ -183,7 +288,7 @@ def test_mangled_specs_raise_spec_errors_only():
         for _ in range(rng.randint(1, 3)):
             pos = rng.randrange(len(text) + 1)
             if rng.random() < 0.4:
-                text = text[:pos] + text[pos + rng.randint(1, 12):]
+                text = text[:pos] + text[pos + rng.randint(1, 12) :]
             else:
                 text = text[:pos] + rng.choice(_PIECES) + text[pos:]
         try:

@@ -20,18 +20,27 @@ import re
 import warnings
 from pathlib import Path
 
+import netspec
 import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
-
-import netspec
-from netspec.lang import parsecache
 from netspec.errors import SpecError, UsageError
+from netspec.lang import parsecache
 from netspec.lang.syntax import parse
 
-from strategies import WARNING_FILTERS, one_torch_thread, Stricter, TorchFailure, assert_located, oracle, reference, stacks, time_limit
+from strategies import (
+    WARNING_FILTERS,
+    Stricter,
+    TorchFailure,
+    assert_located,
+    one_torch_thread,
+    oracle,
+    reference,
+    stacks,
+    time_limit,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,9 +50,14 @@ _one_torch_thread = pytest.fixture(autouse=True, scope="module")(one_torch_threa
 
 SPECS = {p.stem: p.read_text() for p in sorted((ROOT / "specs").glob("*.net"))}
 
-settings.register_profile("netspec-fuzz", derandomize=True, deadline=None, database=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                 HealthCheck.filter_too_much])
+settings.register_profile(
+    "netspec-fuzz",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 FUZZ = settings.get_profile("netspec-fuzz")
 
 # what a spec may cost to build and run here (mutations can turn 64 channels into 6464)
@@ -91,8 +105,26 @@ def test_random_stacks_agree_with_torch(case):
 
 # ---- 2. texts from the grammar -----------------------------------------------------------------------------------
 
-_KEYWORDS = {"network", "input", "block", "layers", "forward", "train", "repeat", "residual", "shortcut", "in",
-             "Sequential", "Residual", "true", "True", "false", "False", "None", "none"}
+_KEYWORDS = {
+    "network",
+    "input",
+    "block",
+    "layers",
+    "forward",
+    "train",
+    "repeat",
+    "residual",
+    "shortcut",
+    "in",
+    "Sequential",
+    "Residual",
+    "true",
+    "True",
+    "false",
+    "False",
+    "None",
+    "none",
+}
 
 
 def _grammar_strategy():
@@ -104,13 +136,44 @@ def _grammar_strategy():
 
     # the real grammar, built without netspec's table cache (a cached Lark object has no `.grammar` to walk)
     text = (ROOT / "netspec" / "lang" / "grammar.lark").read_text()
-    lark = lark_mod.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                         start=["start", "layers", "forward"])
-    names = st.sampled_from(["a", "b", "x", "i", "id", "conv1", "c_2", "_x", "Conv2d", "ReLU", "Linear", "MaxPool2d",
-                             "Flatten", "BatchNorm2d", "AdaptiveAvgPool2d", "Dropout", "relu", "flatten", "shortcut",
-                             "training", "kernel_size", "padding", "stride", "out_channels", "epochs", "data"])
-    holes = st.builds(lambda a, b: f"{a}{{{b}}}", st.sampled_from(["a", "conv", "r_"]),
-                      st.sampled_from(["i", "1", "i+1", "x*2", "id", "i-1"]))
+    lark = lark_mod.Lark(
+        text, parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "layers", "forward"]
+    )
+    names = st.sampled_from(
+        [
+            "a",
+            "b",
+            "x",
+            "i",
+            "id",
+            "conv1",
+            "c_2",
+            "_x",
+            "Conv2d",
+            "ReLU",
+            "Linear",
+            "MaxPool2d",
+            "Flatten",
+            "BatchNorm2d",
+            "AdaptiveAvgPool2d",
+            "Dropout",
+            "relu",
+            "flatten",
+            "shortcut",
+            "training",
+            "kernel_size",
+            "padding",
+            "stride",
+            "out_channels",
+            "epochs",
+            "data",
+        ]
+    )
+    holes = st.builds(
+        lambda a, b: f"{a}{{{b}}}",
+        st.sampled_from(["a", "conv", "r_"]),
+        st.sampled_from(["i", "1", "i+1", "x*2", "id", "i-1"]),
+    )
     explicit = {
         "NAME": st.one_of(names, names, names, holes),
         "INT": st.one_of(st.integers(0, 9), st.integers(0, 70)).map(str),
@@ -128,13 +191,15 @@ def _grammar_strategy():
 
     def strategy(start):
         terminals, rules, ignore = lark.grammar.compile([start], ())
-        used = {t.name for t in terminals} | set(ignore) | {
-            sym.name for r in rules for sym in r.expansion if sym.is_term}
+        used = (
+            {t.name for t in terminals} | set(ignore) | {sym.name for r in rules for sym in r.expansion if sym.is_term}
+        )
         return from_lark(lark, start=start, explicit={k: v for k, v in explicit.items() if k in used})
 
     whole, layers, forward = strategy("start"), strategy("layers"), strategy("forward")
-    return st.one_of(whole, st.builds(lambda l, f: "input 3x16x16\n" + l + "\n" + f, layers,
-                                      st.one_of(st.just(""), forward)))
+    return st.one_of(
+        whole, st.builds(lambda lay, f: "input 3x16x16\n" + lay + "\n" + f, layers, st.one_of(st.just(""), forward))
+    )
 
 
 def _cached_tree_is_the_tree(text: str) -> None:
@@ -199,15 +264,30 @@ def mutated_specs(draw):
     name = draw(st.sampled_from(sorted(SPECS)))
     text = SPECS[name]
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["del_char", "dup_char", "swap_chars", "ins_char", "del_line", "dup_line",
-                                   "swap_lines", "del_token", "dup_token", "swap_tokens", "replace_token",
-                                   "truncate"]))
+        op = draw(
+            st.sampled_from(
+                [
+                    "del_char",
+                    "dup_char",
+                    "swap_chars",
+                    "ins_char",
+                    "del_line",
+                    "dup_line",
+                    "swap_lines",
+                    "del_token",
+                    "dup_token",
+                    "swap_tokens",
+                    "replace_token",
+                    "truncate",
+                ]
+            )
+        )
         if not text:
             break
         if op.endswith("char") or op == "swap_chars":
             i = draw(st.integers(0, len(text) - 1))
             if op == "del_char":
-                text = text[:i] + text[i + 1:]
+                text = text[:i] + text[i + 1 :]
             elif op == "dup_char":
                 text = text[:i] + text[i] + text[i:]
             elif op == "ins_char":
@@ -217,7 +297,7 @@ def mutated_specs(draw):
                 j = draw(st.integers(0, len(text) - 1))
                 a, b = sorted((i, j))
                 if a != b:
-                    text = text[:a] + text[b] + text[a + 1:b] + text[a] + text[b + 1:]
+                    text = text[:a] + text[b] + text[a + 1 : b] + text[a] + text[b + 1 :]
         elif op.endswith("line") or op == "swap_lines":
             lines = text.split("\n")
             i = draw(st.integers(0, len(lines) - 1))
@@ -230,25 +310,51 @@ def mutated_specs(draw):
                 lines[i], lines[j] = lines[j], lines[i]
             text = "\n".join(lines)
         elif op == "truncate":
-            text = text[:draw(st.integers(0, len(text)))]
+            text = text[: draw(st.integers(0, len(text)))]
         else:
             toks = list(_TOKEN.finditer(text))
             i = draw(st.integers(0, len(toks) - 1))
             t = toks[i]
             if op == "del_token":
-                text = text[:t.start()] + text[t.end():]
+                text = text[: t.start()] + text[t.end() :]
             elif op == "dup_token":
-                text = text[:t.end()] + " " + t.group() + text[t.end():]
+                text = text[: t.end()] + " " + t.group() + text[t.end() :]
             elif op == "replace_token":
-                new = draw(st.sampled_from(["Residual", "Sequential", "repeat", "{", "}", "(", ")", "0", "-1",
-                                            "2**3", "1..2", "x", "'same'", "None", "true", "Linear(4)", "forward",
-                                            "residual", "shortcut", "block", "layers", "input", "7x7x7"]))
-                text = text[:t.start()] + new + text[t.end():]
+                new = draw(
+                    st.sampled_from(
+                        [
+                            "Residual",
+                            "Sequential",
+                            "repeat",
+                            "{",
+                            "}",
+                            "(",
+                            ")",
+                            "0",
+                            "-1",
+                            "2**3",
+                            "1..2",
+                            "x",
+                            "'same'",
+                            "None",
+                            "true",
+                            "Linear(4)",
+                            "forward",
+                            "residual",
+                            "shortcut",
+                            "block",
+                            "layers",
+                            "input",
+                            "7x7x7",
+                        ]
+                    )
+                )
+                text = text[: t.start()] + new + text[t.end() :]
             else:
                 u = toks[draw(st.integers(0, len(toks) - 1))]
                 a, b = sorted((t, u), key=lambda m: m.start())
                 if a.start() != b.start():
-                    text = text[:a.start()] + b.group() + text[a.end():b.start()] + a.group() + text[b.end():]
+                    text = text[: a.start()] + b.group() + text[a.end() : b.start()] + a.group() + text[b.end() :]
     return text
 
 
@@ -274,8 +380,10 @@ def test_every_prefix_of_a_spec_is_handled(name):
 
 
 def test_nested_empty_repeats_do_not_hang():
-    for text in ("input 3x8x8\nlayers { r ReLU() repeat i in 1..20000 { repeat j in 1..20000 { } } }\n",
-                 "input 3x8x8\nlayers { r ReLU() }\nforward { r repeat i in 1..20000 { repeat j in 1..20000 { } } }\n"):
+    for text in (
+        "input 3x8x8\nlayers { r ReLU() repeat i in 1..20000 { repeat j in 1..20000 { } } }\n",
+        "input 3x8x8\nlayers { r ReLU() }\nforward { r repeat i in 1..20000 { repeat j in 1..20000 { } } }\n",
+    ):
         with time_limit(1):
             try:
                 netspec.check(text)
@@ -299,10 +407,14 @@ def test_huge_integer_literal_is_a_spec_error():
     _located(info.value, text)
 
 
-@pytest.mark.parametrize("text", [
-    "input 3x8x8\nlayers { r{" + "9" * 5000 + "} ReLU() }\n",
-    "input 3x8x8\nk = 4611686018427387904\nlayers { r{" + "*".join(["k"] * 300) + "} ReLU() }\n",
-], ids=["literal-in-a-name", "product-in-a-name"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input 3x8x8\nlayers { r{" + "9" * 5000 + "} ReLU() }\n",
+        "input 3x8x8\nk = 4611686018427387904\nlayers { r{" + "*".join(["k"] * 300) + "} ReLU() }\n",
+    ],
+    ids=["literal-in-a-name", "product-in-a-name"],
+)
 def test_huge_integers_in_names_are_spec_errors(text):
     try:
         netspec.check(text)

@@ -2,33 +2,38 @@
 
 from pathlib import Path
 
-import pytest
-
 import netspec
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
 
 
-@pytest.mark.parametrize("name,input", [
-    ("cifar_best", None),
-    ("cifar_worst", None),
-    ("tiny_best", "3x128x128"),  # the report printed it at 128x128 (in_features=4096)
-    ("tiny_deep", None),
-])
+@pytest.mark.parametrize(
+    "name,input",
+    [
+        ("cifar_best", None),
+        ("cifar_worst", None),
+        ("tiny_best", "3x128x128"),  # the report printed it at 128x128 (in_features=4096)
+        ("tiny_deep", None),
+    ],
+)
 def test_report_networks_print_as_the_report(name, input):
     compiled = netspec.load(ROOT / "specs" / f"{name}.net", input=input)
     assert str(compiled.module) + "\n" == (GOLDEN / f"{name}.txt").read_text()
 
 
-@pytest.mark.parametrize("name,input,in_features", [
-    ("cifar_best", "3x32x32", 256),
-    ("cifar_best", "3x64x64", 1024),
-    ("cifar_best", "3x128x128", 4096),
-    ("tiny_best", None, 1024),
-    ("tiny_best", "3x64x64", 1024),
-    ("tiny_best", "3x128x128", 4096),
-])
+@pytest.mark.parametrize(
+    "name,input,in_features",
+    [
+        ("cifar_best", "3x32x32", 256),
+        ("cifar_best", "3x64x64", 1024),
+        ("cifar_best", "3x128x128", 4096),
+        ("tiny_best", None, 1024),
+        ("tiny_best", "3x64x64", 1024),
+        ("tiny_best", "3x128x128", 4096),
+    ],
+)
 def test_same_spec_compiles_at_any_input_size(name, input, in_features):
     compiled = netspec.load(ROOT / "specs" / f"{name}.net", input=input)
     last = list(compiled.module.children())[-1]
@@ -45,8 +50,12 @@ def test_report_settings_are_in_the_train_sections():
     worst = netspec.load(ROOT / "specs" / "cifar_worst.net").train
     for t in (best, worst):
         assert (t.data, t.epochs, t.batch_size, t.test_batch_size, t.seed) == ("cifar10", 20, 256, 10, 0)
-        assert (t.optimizer.kind(), t.optimizer.lr, t.optimizer.momentum, t.optimizer.weight_decay) == \
-            ("SGD", 0.01, 0.9, 0.0)
+        assert (t.optimizer.kind(), t.optimizer.lr, t.optimizer.momentum, t.optimizer.weight_decay) == (
+            "SGD",
+            0.01,
+            0.9,
+            0.0,
+        )
         assert [a.kind() for a in t.augment] == ["RandomCrop", "RandomHorizontalFlip"]
         assert t.augment[0].size == (32, 32) and t.augment[0].padding == 4
         assert t.normalize.mean == (0.5, 0.5, 0.5) and t.normalize.std == (0.5, 0.5, 0.5)
@@ -62,7 +71,7 @@ def test_report_specs_are_shorter_than_the_modules_they_print():
     for name in ("cifar_best", "cifar_worst", "tiny_best", "tiny_deep"):
         spec = (ROOT / "specs" / f"{name}.net").read_text()
         code = [ln for ln in spec.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        layers = code[:next(i for i, ln in enumerate(code) if ln.startswith("train"))]
+        layers = code[: next(i for i, ln in enumerate(code) if ln.startswith("train"))]
         printed = (GOLDEN / f"{name}.txt").read_text().splitlines()
         assert len(layers) < len(printed), name
 

@@ -8,9 +8,8 @@ import os
 import re
 from pathlib import Path
 
-import pytest
-
 import netspec
+import pytest
 from netspec.cli import cli, main
 from netspec.errors import SpecError
 from netspec.importer.core import ModuleImportError, from_module, import_command, import_text, layer_call
@@ -90,8 +89,16 @@ def test_imported_specs_are_idiomatic_and_shorter_than_the_printed_modules():
         spec = (IMPORTED / f"{name}.net").read_text()
         code = [ln for ln in spec.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         assert len(code) < len((GOLDEN / f"{name}.txt").read_text().splitlines()), name
-        for gone in ("in_channels", "num_features", "in_features", "stride=", "eps=", "momentum=", "dilation",
-                     "(3, 3)"):
+        for gone in (
+            "in_channels",
+            "num_features",
+            "in_features",
+            "stride=",
+            "eps=",
+            "momentum=",
+            "dilation",
+            "(3, 3)",
+        ):
             assert gone not in "\n".join(code), (name, gone)
         assert "# Run order:" in spec and "# Input " in spec
     best = (IMPORTED / "cifar_best.net").read_text()
@@ -105,16 +112,23 @@ def test_imported_specs_are_idiomatic_and_shorter_than_the_printed_modules():
 
 
 def test_the_input_size_is_solved_from_the_printed_sizes():
-    inputs = {name: re.search(r"^input (\S+)$", (IMPORTED / f"{name}.net").read_text(), re.M).group(1)
-              for name in REPORT}
+    inputs = {
+        name: re.search(r"^input (\S+)$", (IMPORTED / f"{name}.net").read_text(), re.M).group(1) for name in REPORT
+    }
     # Linear(in_features=4096) after /32 of pooling: 128x128 is the smallest square that fits
-    assert inputs == {"cifar_best": "3x32x32", "tiny_best": "3x128x128", "tiny_deep": "3x64x64",
-                      "cifar_worst": "3x30x30"}
+    assert inputs == {
+        "cifar_best": "3x32x32",
+        "tiny_best": "3x128x128",
+        "tiny_deep": "3x64x64",
+        "cifar_worst": "3x30x30",
+    }
     assert "so does every square size from 128x128 to 159x159" in (IMPORTED / "tiny_best.net").read_text()
     # no square fits 2 x H x W = 12: the smallest H x W, as near square as it comes
-    text = ("Net(\n  (conv): Conv2d(1, 2, kernel_size=(1, 1), stride=(1, 1))\n"
-            "  (flat): Flatten(start_dim=1, end_dim=-1)\n"
-            "  (fc): Linear(in_features=12, out_features=3, bias=True)\n)\n")
+    text = (
+        "Net(\n  (conv): Conv2d(1, 2, kernel_size=(1, 1), stride=(1, 1))\n"
+        "  (flat): Flatten(start_dim=1, end_dim=-1)\n"
+        "  (fc): Linear(in_features=12, out_features=3, bias=True)\n)\n"
+    )
     result = import_text(text, "rect.txt")
     assert result.input == (1, 2, 3) and "no square input fits" in result.spec
     assert netspec.load(result.spec).module.fc.in_features == 12
@@ -140,8 +154,9 @@ def test_no_size_fits_is_a_located_error(capsys):
     with pytest.raises(SpecError) as e:
         import_text(text, "x.txt")
     assert (e.value.loc.line, e.value.loc.column) == (31, 12)
-    assert e.value.message.startswith("no input size fits the printed sizes: Linear 'ff5_1' is printed with "
-                                      "in_features=250, but gets in_features=256")
+    assert e.value.message.startswith(
+        "no input size fits the printed sizes: Linear 'ff5_1' is printed with in_features=250, but gets in_features=256"
+    )
 
 
 # ---- the run order -------------------------------------------------------------------------------------------
@@ -154,8 +169,9 @@ def test_worst_network_in_registration_order_names_the_misplaced_batchnorms(caps
     assert warning.startswith("netspec import: warning: in registration order these children cannot run")
     for i in range(1, 5):
         assert f"'batchnorm_{i}' (line {85 + i})" in warning
-    assert error.startswith(f"{GOLDEN / 'cifar_worst.txt'}:86:18: error: BatchNorm2d 'batchnorm_1' cannot run "
-                            f"where it is registered")
+    assert error.startswith(
+        f"{GOLDEN / 'cifar_worst.txt'}:86:18: error: BatchNorm2d 'batchnorm_1' cannot run where it is registered"
+    )
     assert "--order FILE" in error
 
 
@@ -175,18 +191,20 @@ def test_worst_network_with_its_order_runs_as_the_hand_written_spec():
 def test_order_file_errors_point_into_the_order_file(tmp_path, capsys):
     order = tmp_path / "order.txt"
     order.write_text("forward {\n    conv1 batchnorm_1 relu\n    resblok1_1\n}\n")
-    code, out, err = run(["import", str(GOLDEN / "cifar_worst.txt"), "--order", str(order)], capsys)
+    code, _, err = run(["import", str(GOLDEN / "cifar_worst.txt"), "--order", str(order)], capsys)
     assert code == 1 and "Traceback" not in err
     assert err.startswith(f"{order}:3:5: error: 'resblok1_1' is not a child of the printed module")
     assert "resblock1_1" in err  # did you mean
     order.write_text("forward { conv1 batchnorm_1 relu }\n")
-    code, out, err = run(["import", str(GOLDEN / "cifar_worst.txt"), "--order", str(order)], capsys)
+    code, _out, err = run(["import", str(GOLDEN / "cifar_worst.txt"), "--order", str(order)], capsys)
     assert code == 1 and "never runs 'resblock1_1'" in err
     # the steps alone, without `forward { }` around them, are read too
     steps = re.search(r"forward \{\n(.*)\n\}", WORST_ORDER.read_text(), re.S).group(1)
     text = (GOLDEN / "cifar_worst.txt").read_text()
-    assert import_text(text, "cifar_worst.txt", order=steps, order_filename=WORST_ORDER.name).spec == \
-        (IMPORTED / "cifar_worst.net").read_text()
+    assert (
+        import_text(text, "cifar_worst.txt", order=steps, order_filename=WORST_ORDER.name).spec
+        == (IMPORTED / "cifar_worst.net").read_text()
+    )
 
 
 # ---- torchvision models: state_dict and outputs --------------------------------------------------------------
@@ -206,8 +224,11 @@ def test_torchvision_models_round_trip_with_weights(torchvision_model):
 
     m = torchvision_model
     result = import_text(str(m), f"{type(m).__name__}.txt")
-    assert re.search(r"\n    avgpool +AdaptiveAvgPool2d\(\(\d, \d\)\)\n"
-                     r"    flatten +Flatten\(\)\n    classifier Sequential {", result.spec)
+    assert re.search(
+        r"\n    avgpool +AdaptiveAvgPool2d\(\(\d, \d\)\)\n"
+        r"    flatten +Flatten\(\)\n    classifier Sequential {",
+        result.spec,
+    )
     assert "# Added: `flatten Flatten()` before 'classifier'" in result.spec
     assert result.input == {"AlexNet": (3, 63, 63), "VGG": (3, 32, 32)}[type(m).__name__]
     with torch.device("meta"):  # no time spent filling weights that are replaced next
@@ -234,8 +255,9 @@ def test_from_module_round_trips_sequential_stacks():
         def __init__(self):
             super().__init__()
             self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True))
-            self.body = nn.Sequential(*[nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.GELU())
-                                        for _ in range(3)])
+            self.body = nn.Sequential(
+                *[nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.GELU()) for _ in range(3)]
+            )
             self.pool = nn.AdaptiveAvgPool2d(1)
             self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(8, 5, bias=False))
 
@@ -279,36 +301,46 @@ def test_from_module_reads_sequential_subclasses_as_sequential():
     spec = from_module(m)
     assert "Sequential {\n        Conv2d(16, kernel_size=3, padding=1, bias=false)" in spec
     assert "# Run order: nn.Sequential's" in spec
-    assert str(netspec.load(spec).module).replace("Sequential(", "X(") == \
-        str(m).replace("Conv2dNormActivation(", "X(").replace("Sequential(", "X(")
+    assert str(netspec.load(spec).module).replace("Sequential(", "X(") == str(m).replace(
+        "Conv2dNormActivation(", "X("
+    ).replace("Sequential(", "X(")
 
 
 # ---- printed arguments -> spec arguments -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("printed,spec", [
-    ("Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))", "Conv2d(64, kernel_size=3, padding=1)"),
-    ("Conv2d(3, 4, kernel_size=(3, 1), stride=(2, 2), padding=same, bias=False, padding_mode=reflect)",
-     'Conv2d(4, kernel_size=(3, 1), stride=2, padding="same", bias=false, padding_mode="reflect")'),
-    ("Linear(in_features=256, out_features=10, bias=False)", "Linear(10, bias=false)"),
-    ("BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)", "BatchNorm2d()"),
-    ("BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)", "BatchNorm2d()"),
-    ("BatchNorm1d(3, eps=0.001, momentum=None, affine=False, track_running_stats=True)",
-     "BatchNorm1d(eps=0.001, momentum=None, affine=false)"),
-    ("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)", "MaxPool2d(2)"),
-    ("MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)",
-     "MaxPool2d(3, stride=2, padding=1, ceil_mode=true)"),
-    ("MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=0, dilation=1, ceil_mode=False)", "MaxPool2d((2, 2))"),
-    ("Dropout(p=0.5, inplace=False)", "Dropout()"),
-    ("ReLU(inplace=True)", "ReLU(inplace=true)"),
-    ("AdaptiveAvgPool2d(output_size=(7, 7))", "AdaptiveAvgPool2d((7, 7))"),
-    ("Flatten()", "Flatten()"),
-    ("Flatten(start_dim=1, end_dim=-1)", "Flatten()"),
-    ("GroupNorm(32, 64, eps=1e-05, affine=True, bias=True)", "GroupNorm(32)"),
-    ("LeakyReLU(negative_slope=0.2, inplace=True)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
-    ("GELU(approximate='tanh')", 'GELU(approximate="tanh")'),
-    ("Softmax(dim=1)", "Softmax(dim=1)"),
-])
+@pytest.mark.parametrize(
+    "printed,spec",
+    [
+        ("Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))", "Conv2d(64, kernel_size=3, padding=1)"),
+        (
+            "Conv2d(3, 4, kernel_size=(3, 1), stride=(2, 2), padding=same, bias=False, padding_mode=reflect)",
+            'Conv2d(4, kernel_size=(3, 1), stride=2, padding="same", bias=false, padding_mode="reflect")',
+        ),
+        ("Linear(in_features=256, out_features=10, bias=False)", "Linear(10, bias=false)"),
+        ("BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)", "BatchNorm2d()"),
+        ("BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)", "BatchNorm2d()"),
+        (
+            "BatchNorm1d(3, eps=0.001, momentum=None, affine=False, track_running_stats=True)",
+            "BatchNorm1d(eps=0.001, momentum=None, affine=false)",
+        ),
+        ("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)", "MaxPool2d(2)"),
+        (
+            "MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)",
+            "MaxPool2d(3, stride=2, padding=1, ceil_mode=true)",
+        ),
+        ("MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=0, dilation=1, ceil_mode=False)", "MaxPool2d((2, 2))"),
+        ("Dropout(p=0.5, inplace=False)", "Dropout()"),
+        ("ReLU(inplace=True)", "ReLU(inplace=true)"),
+        ("AdaptiveAvgPool2d(output_size=(7, 7))", "AdaptiveAvgPool2d((7, 7))"),
+        ("Flatten()", "Flatten()"),
+        ("Flatten(start_dim=1, end_dim=-1)", "Flatten()"),
+        ("GroupNorm(32, 64, eps=1e-05, affine=True, bias=True)", "GroupNorm(32)"),
+        ("LeakyReLU(negative_slope=0.2, inplace=True)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
+        ("GELU(approximate='tanh')", 'GELU(approximate="tanh")'),
+        ("Softmax(dim=1)", "Softmax(dim=1)"),
+    ],
+)
 def test_printed_arguments_map_to_spec_arguments(printed, spec):
     assert layer_call(printed) == spec
 
@@ -318,25 +350,59 @@ def test_printed_arguments_map_to_spec_arguments(printed, spec):
 _BEST = (GOLDEN / "cifar_best.txt").read_text()
 
 
-@pytest.mark.parametrize("text,where,message", [
-    (_BEST[:750], "12:20", "the arguments of Conv2d( are not closed on their line"),
-    (_BEST.rsplit(")", 1)[0], "31:64", "the text ends inside CifarNet( opened at line 1: a ')' is missing"),
-    (_BEST.replace("  (relu2_1): ReLU()\n", "  (relu2_1): ReLU()\n)\n"), "13:3",
-     "text after the end of the printed module (CifarNet closes at line 12)"),
-    (_BEST.replace("(relu1): ReLU()", "(rnn): LSTM(10, 20, num_layers=2)"), "4:10",
-     "netspec has no layer 'LSTM' (child 'rnn')"),
-    (_BEST.replace("padding=(1, 1))", "padding=(1, 1)=)", 1), "2:75", "cannot read the arguments of Conv2d"),
-    (_BEST.replace("eps=1e-05", "eps=__import__('os')", 1), "3:37", "an argument of BatchNorm2d is not a plain value"),
-    (_BEST.replace("padding=(1, 1))", "padding=(1, 1), output_padding=(1, 1))", 1), "2:77",
-     "netspec's Conv2d has no argument 'output_padding' (child 'conv1')"),
-    (_BEST.replace("(relu1): ReLU()", "(blk): BasicBlock(\n  (conv): Conv2d(64, 64, kernel_size=(3, 3))\n)"),
-     "4:10", "cannot import 'blk': BasicBlock is not a Sequential"),
-    ("Net(\n  (layers): ModuleList(\n    (0-2): 3 x ReLU()\n  )\n)\n", "2:13",
-     "cannot import 'layers': ModuleList is not a Sequential"),
-    ("", "1:1", "no module here"),
-    ("Here is my model:\nNet(\n)", "1:5", "expected '(' after Here"),
-], ids=["cut-in-a-line", "cut-at-the-end", "stray-paren", "unknown-layer", "syntax", "not-a-literal",
-        "unknown-argument", "custom-container", "module-list", "empty", "prose"])
+@pytest.mark.parametrize(
+    "text,where,message",
+    [
+        (_BEST[:750], "12:20", "the arguments of Conv2d( are not closed on their line"),
+        (_BEST.rsplit(")", 1)[0], "31:64", "the text ends inside CifarNet( opened at line 1: a ')' is missing"),
+        (
+            _BEST.replace("  (relu2_1): ReLU()\n", "  (relu2_1): ReLU()\n)\n"),
+            "13:3",
+            "text after the end of the printed module (CifarNet closes at line 12)",
+        ),
+        (
+            _BEST.replace("(relu1): ReLU()", "(rnn): LSTM(10, 20, num_layers=2)"),
+            "4:10",
+            "netspec has no layer 'LSTM' (child 'rnn')",
+        ),
+        (_BEST.replace("padding=(1, 1))", "padding=(1, 1)=)", 1), "2:75", "cannot read the arguments of Conv2d"),
+        (
+            _BEST.replace("eps=1e-05", "eps=__import__('os')", 1),
+            "3:37",
+            "an argument of BatchNorm2d is not a plain value",
+        ),
+        (
+            _BEST.replace("padding=(1, 1))", "padding=(1, 1), output_padding=(1, 1))", 1),
+            "2:77",
+            "netspec's Conv2d has no argument 'output_padding' (child 'conv1')",
+        ),
+        (
+            _BEST.replace("(relu1): ReLU()", "(blk): BasicBlock(\n  (conv): Conv2d(64, 64, kernel_size=(3, 3))\n)"),
+            "4:10",
+            "cannot import 'blk': BasicBlock is not a Sequential",
+        ),
+        (
+            "Net(\n  (layers): ModuleList(\n    (0-2): 3 x ReLU()\n  )\n)\n",
+            "2:13",
+            "cannot import 'layers': ModuleList is not a Sequential",
+        ),
+        ("", "1:1", "no module here"),
+        ("Here is my model:\nNet(\n)", "1:5", "expected '(' after Here"),
+    ],
+    ids=[
+        "cut-in-a-line",
+        "cut-at-the-end",
+        "stray-paren",
+        "unknown-layer",
+        "syntax",
+        "not-a-literal",
+        "unknown-argument",
+        "custom-container",
+        "module-list",
+        "empty",
+        "prose",
+    ],
+)
 def test_malformed_text_is_a_located_error(text, where, message, tmp_path, capsys):
     path = tmp_path / "model.txt"
     path.write_text(text)

@@ -6,14 +6,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 import netspec
-from netspec.lang import layers as L
+import pytest
 from netspec.errors import SpecError, UsageError
+from netspec.lang import layers as L
+from netspec.lang.elaborate import (
+    MODULE_ATTRIBUTES,
+    SEQUENTIAL_ATTRIBUTES,
+    _show,
+    describe_type,
+    load_spec,
+    parse_override,
+)
 from netspec.lang.syntax import parse
-from netspec.lang.elaborate import (MODULE_ATTRIBUTES, SEQUENTIAL_ATTRIBUTES, _show, describe_type, load_spec,
-                          parse_override)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "language.md"
@@ -109,8 +114,13 @@ def test_examples_are_what_they_claim():
     assert lenet.shapes.total_params == 61_706
     assert (lenet.network.input, lenet.shapes.output) == ((1, 28, 28), (10,))
     t = lenet.train
-    assert (t.data, t.epochs, t.batch_size, t.optimizer.lr, t.optimizer.momentum) == ("fashion-mnist", 5, 128,
-                                                                                      0.05, 0.9)
+    assert (t.data, t.epochs, t.batch_size, t.optimizer.lr, t.optimizer.momentum) == (
+        "fashion-mnist",
+        5,
+        128,
+        0.05,
+        0.9,
+    )
     assert (t.normalize.mean, t.normalize.std) == ((0.2860,), (0.3530,))
     resnet = netspec.load(ROOT / "examples" / "resnet_small.net")
     assert resnet.shapes.total_params == 272_474  # ResNet-20
@@ -124,13 +134,38 @@ def test_examples_are_what_they_claim():
 # ---- constants and arithmetic --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("expr,value", [
-    ("2 + 3 * 4", 14), ("(2 + 3) * 4", 20), ("7 - 2 - 1", 4), ("100 // 7 // 2", 7), ("8 * 32 // 2", 128),
-    ("-7 // 2", -4), ("-7 % 2", 1), ("17 // 5 * 5 + 17 % 5", 17), ("2 * -3", -6), ("- -3", 3), ("+4", 4),
-    ("(1 + 2) * (3 + 4) // 5", 4), ("1.5 * 2", 3.0), ("0.1 + 0.2", 0.1 + 0.2), ("1e-3", 0.001), ("5e-4 * 2", 1e-3),
-    ("'conv' + '1'", "conv1"), ("(3, 3)", (3, 3)), ("(0.5,)", (0.5,)), ("()", ()), ("[1, 2]", [1, 2]),
-    ("(None, 2)", (None, 2)), ("true", True), ("True", True), ("false", False), ("None", None), ("none", None),
-])
+@pytest.mark.parametrize(
+    "expr,value",
+    [
+        ("2 + 3 * 4", 14),
+        ("(2 + 3) * 4", 20),
+        ("7 - 2 - 1", 4),
+        ("100 // 7 // 2", 7),
+        ("8 * 32 // 2", 128),
+        ("-7 // 2", -4),
+        ("-7 % 2", 1),
+        ("17 // 5 * 5 + 17 % 5", 17),
+        ("2 * -3", -6),
+        ("- -3", 3),
+        ("+4", 4),
+        ("(1 + 2) * (3 + 4) // 5", 4),
+        ("1.5 * 2", 3.0),
+        ("0.1 + 0.2", 0.1 + 0.2),
+        ("1e-3", 0.001),
+        ("5e-4 * 2", 1e-3),
+        ("'conv' + '1'", "conv1"),
+        ("(3, 3)", (3, 3)),
+        ("(0.5,)", (0.5,)),
+        ("()", ()),
+        ("[1, 2]", [1, 2]),
+        ("(None, 2)", (None, 2)),
+        ("true", True),
+        ("True", True),
+        ("false", False),
+        ("None", None),
+        ("none", None),
+    ],
+)
 def test_arithmetic_and_values(expr, value):
     assert parse_override(f"x={expr}") == ("x", value)
 
@@ -141,23 +176,28 @@ def test_constants_in_any_order_and_derived():
     assert net.layers[1].config.out_features == 32
 
 
-@pytest.mark.parametrize("text,code", [
-    ("a = b + 1\nb = a * 2\nlayers { fc Linear(a) }", "E021"),
-    ("a = 1 // 0\nlayers { fc Linear(a) }", "E022"),
-    ("a = 10 / 2\nlayers { fc Linear(a) }", "E022"),
-    ("a = 'x' * 2\nlayers { fc Linear(a) }", "E022"),
-    ("a = 1.5 // 2\nlayers { fc Linear(a) }", "E022"),
-    ("a = 4611686018427387904 * 4\nlayers { fc Linear(a) }", "E022"),
-    ("layers { fc Linear(undefined) }", "E020"),
-])
+@pytest.mark.parametrize(
+    "text,code",
+    [
+        ("a = b + 1\nb = a * 2\nlayers { fc Linear(a) }", "E021"),
+        ("a = 1 // 0\nlayers { fc Linear(a) }", "E022"),
+        ("a = 10 / 2\nlayers { fc Linear(a) }", "E022"),
+        ("a = 'x' * 2\nlayers { fc Linear(a) }", "E022"),
+        ("a = 1.5 // 2\nlayers { fc Linear(a) }", "E022"),
+        ("a = 4611686018427387904 * 4\nlayers { fc Linear(a) }", "E022"),
+        ("layers { fc Linear(undefined) }", "E020"),
+    ],
+)
 def test_constant_errors(text, code):
     assert error_of(spec(text)).code == code
 
 
 # ---- --set ---------------------------------------------------------------------------------------------------------
 
-WIDE = spec("classes = 10\nwidth = 16\nhidden = 2 * width\n"
-            "layers { c Conv2d(width, 3)  f Flatten()  h Linear(hidden)  out Linear(classes) }")
+WIDE = spec(
+    "classes = 10\nwidth = 16\nhidden = 2 * width\n"
+    "layers { c Conv2d(width, 3)  f Flatten()  h Linear(hidden)  out Linear(classes) }"
+)
 
 
 def test_set_overrides_a_constant_and_what_depends_on_it():
@@ -167,11 +207,18 @@ def test_set_overrides_a_constant_and_what_depends_on_it():
     assert compiled.network.constants == {"classes": 100, "width": 8, "hidden": 16}
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("classes=100", ("classes", 100)), (" width = 2 * 32 ", ("width", 64)), ("mean=(0.5,)", ("mean", (0.5,))),
-    ("act='tanh'", ("act", "tanh")), ("flag=true", ("flag", True)), ("lr=1e-3", ("lr", 0.001)),
-    ("size=(None, 2)", ("size", (None, 2))),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("classes=100", ("classes", 100)),
+        (" width = 2 * 32 ", ("width", 64)),
+        ("mean=(0.5,)", ("mean", (0.5,))),
+        ("act='tanh'", ("act", "tanh")),
+        ("flag=true", ("flag", True)),
+        ("lr=1e-3", ("lr", 0.001)),
+        ("size=(None, 2)", ("size", (None, 2))),
+    ],
+)
 def test_parse_override(text, expected):
     assert parse_override(text) == expected
 
@@ -202,12 +249,20 @@ def test_input_override_and_missing_input():
 
 def test_positional_arguments_follow_pytorch_order():
     m = netspec.load(spec("layers { c Conv2d(16, 5, 2, 1, 1, 1, false, 'reflect') }")).module
-    assert (m.c.in_channels, m.c.out_channels, m.c.kernel_size, m.c.stride, m.c.padding, m.c.bias,
-            m.c.padding_mode) == (3, 16, (5, 5), (2, 2), (1, 1), None, "reflect")
+    assert (
+        m.c.in_channels,
+        m.c.out_channels,
+        m.c.kernel_size,
+        m.c.stride,
+        m.c.padding,
+        m.c.bias,
+        m.c.padding_mode,
+    ) == (3, 16, (5, 5), (2, 2), (1, 1), None, "reflect")
 
 
 def test_values_reach_the_torch_module_as_written():
-    m = netspec.load(spec("""layers {
+    m = netspec.load(
+        spec("""layers {
         same   Conv2d(4, kernel_size=(1, 3), padding='same')
         valid  Conv2d(4, kernel_size=[3, 1], padding='valid', bias=False)
         pool   AdaptiveAvgPool2d((None, 2))
@@ -215,7 +270,8 @@ def test_values_reach_the_torch_module_as_written():
         bn     BatchNorm2d(momentum=None, eps=1e-3)
         flat   Flatten()
         soft   Softmax(dim=None)
-    }""")).module
+    }""")
+    ).module
     assert (m.same.kernel_size, m.same.padding) == ((1, 3), "same")
     assert (m.valid.kernel_size, m.valid.padding, m.valid.bias) == ((3, 1), "valid", None)
     assert m.pool.output_size == (None, 2)
@@ -282,14 +338,18 @@ COMPOSITES = spec("""layers {
 
 def test_sequential_and_residual_print_as_modules():
     text = str(netspec.load(COMPOSITES).module)
-    assert text == """Net(
+    assert (
+        text
+        == """Net(
   (seq): Sequential(
     (0): Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
     (act): ReLU()
   )
   (res): Residual(
     (0): Conv2d(4, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
-    (1): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, """ + _bn_bias() + """track_running_stats=True)
+    (1): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, """
+        + _bn_bias()
+        + """track_running_stats=True)
   )
   (down): Residual(
     (0): Conv2d(4, 8, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
@@ -299,10 +359,13 @@ def test_sequential_and_residual_print_as_modules():
     (0): Conv2d(8, 16, kernel_size=(1, 1), stride=(1, 1))
     (shortcut): Sequential(
       (p): Conv2d(8, 16, kernel_size=(1, 1), stride=(1, 1))
-      (1): BatchNorm2d(16, eps=1e-05, momentum=0.1, affine=True, """ + _bn_bias() + """track_running_stats=True)
+      (1): BatchNorm2d(16, eps=1e-05, momentum=0.1, affine=True, """
+        + _bn_bias()
+        + """track_running_stats=True)
     )
   )
 )"""
+    )
 
 
 def _bn_bias() -> str:
@@ -320,8 +383,8 @@ def test_residual_computes_body_plus_shortcut():
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         y = m.seq(x)
-        y = m.res._modules["1"](m.res._modules["0"](y)) + y                  # identity shortcut
-        y = m.down._modules["0"](y) + m.down.shortcut(y)                    # projection
+        y = m.res._modules["1"](m.res._modules["0"](y)) + y  # identity shortcut
+        y = m.down._modules["0"](y) + m.down.shortcut(y)  # projection
         y = m.proj._modules["0"](y) + m.proj.shortcut._modules["1"](m.proj.shortcut.p(y))
         assert torch.allclose(m(x), y)
     assert tuple(y.shape) == (2, 16, 4, 4)
@@ -364,13 +427,16 @@ def test_blocks_with_defaults_keywords_and_nesting():
     assert by["wrap"].children[2].config.out_channels == 4
 
 
-@pytest.mark.parametrize("use,message", [
-    ("cbr(1)", "block cbr needs argument 'out'"),
-    ("cbr(1, 2, 3, 4, 5)", "block cbr takes 4 arguments, got 5"),
-    ("cbr(1, 2, kk=3)", "block cbr has no parameter 'kk'"),
-    ("cbr(1, 2, id=3)", "block cbr got parameter 'id' twice"),
-    ("x cbr(1, 2)", "'cbr' is a block: its layers carry their own names"),
-])
+@pytest.mark.parametrize(
+    "use,message",
+    [
+        ("cbr(1)", "block cbr needs argument 'out'"),
+        ("cbr(1, 2, 3, 4, 5)", "block cbr takes 4 arguments, got 5"),
+        ("cbr(1, 2, kk=3)", "block cbr has no parameter 'kk'"),
+        ("cbr(1, 2, id=3)", "block cbr got parameter 'id' twice"),
+        ("x cbr(1, 2)", "'cbr' is a block: its layers carry their own names"),
+    ],
+)
 def test_block_use_errors(use, message):
     text = BLOCKS.replace("    cbr(1, 8)\n", f"    {use}\n")
     assert error_of(text).message == message
@@ -394,14 +460,28 @@ def test_errors_in_a_blocks_layers_point_at_the_use():
 
 
 def test_repeat_is_inclusive_and_templates_fill_in():
-    net = net_of(spec("""n = 3
+    net = net_of(
+        spec("""n = 3
 layers {
     repeat i in 1..n { layer{i+1} Conv2d(4 * i, 1) }
     repeat s in 0..1 { repeat i in 1..2 { b{s}_{i} ReLU()  c{s*10+i} Identity() } }
     repeat i in 2..2 { Identity() }
-}"""))
-    assert names(net.layers) == ["layer2", "layer3", "layer4", "b0_1", "c1", "b0_2", "c2", "b1_1", "c11", "b1_2",
-                                 "c12", "11"]
+}""")
+    )
+    assert names(net.layers) == [
+        "layer2",
+        "layer3",
+        "layer4",
+        "b0_1",
+        "c1",
+        "b0_2",
+        "c2",
+        "b1_1",
+        "c11",
+        "b1_2",
+        "c12",
+        "11",
+    ]
     assert [n.config.out_channels for n in net.layers[:3]] == [4, 8, 12]
 
 
@@ -438,7 +518,8 @@ def test_reserved_names_cover_torch():
 
 # ---- forward -------------------------------------------------------------------------------------------------------
 
-FORWARD = spec("""layers {
+FORWARD = spec(
+    """layers {
     fc2   Linear(4)
     conv  Conv2d(1, 3, padding=1)
     r1    Sequential { Conv2d(1, 3, padding=1)  ReLU() }
@@ -449,7 +530,9 @@ forward {
     conv relu
     repeat i in 1..2 { residual r{i} }
     flatten fc1 tanh fc1 sigmoid fc2
-}""", head="input 3x2x2\n")
+}""",
+    head="input 3x2x2\n",
+)
 
 
 def test_forward_runs_modules_functions_and_residual_steps():
@@ -457,8 +540,18 @@ def test_forward_runs_modules_functions_and_residual_steps():
 
     compiled = netspec.load(FORWARD)
     m = compiled.module.eval()
-    assert [s.op for s in compiled.network.forward] == ["module", "function", "residual", "residual", "function",
-                                                         "module", "function", "module", "function", "module"]
+    assert [s.op for s in compiled.network.forward] == [
+        "module",
+        "function",
+        "residual",
+        "residual",
+        "function",
+        "module",
+        "function",
+        "module",
+        "function",
+        "module",
+    ]
     assert list(m._modules) == ["fc2", "conv", "r1", "r2", "fc1"]  # declaration order
     x = torch.randn(3, 3, 2, 2)
     with torch.no_grad():
@@ -472,16 +565,22 @@ def test_forward_runs_modules_functions_and_residual_steps():
 
 def test_without_forward_the_declaration_order_runs():
     net = net_of(spec("layers { f Flatten() a Linear(3) b Linear(2) }"))
-    assert not net.explicit_forward and [(s.op, s.name) for s in net.forward] == [("module", "f"), ("module", "a"),
-                                                                                   ("module", "b")]
+    assert not net.explicit_forward and [(s.op, s.name) for s in net.forward] == [
+        ("module", "f"),
+        ("module", "a"),
+        ("module", "b"),
+    ]
 
 
-@pytest.mark.parametrize("fwd,code", [
-    ("c nothere", "E050"),
-    ("residual relu", "E050"),
-    ("relu", "E051"),            # c is never run
-    ("c residual d", "E072"),    # d changes the shape
-])
+@pytest.mark.parametrize(
+    "fwd,code",
+    [
+        ("c nothere", "E050"),
+        ("residual relu", "E050"),
+        ("relu", "E051"),  # c is never run
+        ("c residual d", "E072"),  # d changes the shape
+    ],
+)
 def test_forward_errors(fwd, code):
     text = spec(f"layers {{ c Conv2d(4, 3, padding=1) d Conv2d(8, 3, padding=1) }}\nforward {{ {fwd} d }}")
     assert error_of(text).code == code
@@ -493,14 +592,21 @@ def test_forward_errors(fwd, code):
 def test_train_defaults():
     for text in (spec("layers { f Flatten() }"), spec("layers { f Flatten() }\ntrain { }")):
         t = net_of(text).train
-        assert (t.data, t.epochs, t.batch_size, t.test_batch_size, t.seed, t.label_smoothing) == \
-            ("shapes", 10, 128, 1000, 0, 0.0)
+        assert (t.data, t.epochs, t.batch_size, t.test_batch_size, t.seed, t.label_smoothing) == (
+            "shapes",
+            10,
+            128,
+            1000,
+            0,
+            0.0,
+        )
         assert (t.optimizer.kind(), t.optimizer.lr, t.optimizer.momentum) == ("SGD", 0.01, 0.9)
         assert (t.schedule, t.augment, t.normalize) == (None, (), None)
 
 
 def test_train_every_setting():
-    t = net_of(spec("""opt = Adam(lr=3e-4, betas=(0.9, 0.99))
+    t = net_of(
+        spec("""opt = Adam(lr=3e-4, betas=(0.9, 0.99))
 layers { f Flatten() }
 train {
     data cifar100  epochs 7  batch_size 64  test_batch_size 500  seed 3  label_smoothing 0.1
@@ -509,22 +615,46 @@ train {
     augment [RandomCrop(padding=(1, 2)), RandomHorizontalFlip(0.25), RandomVerticalFlip, ColorJitter(0.1, 0.2),
              RandomRotation((-10, 10))]
     normalize Normalize((0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
-}""")).train
-    assert (t.data, t.epochs, t.batch_size, t.test_batch_size, t.seed, t.label_smoothing) == \
-        ("cifar100", 7, 64, 500, 3, 0.1)
+}""")
+    ).train
+    assert (t.data, t.epochs, t.batch_size, t.test_batch_size, t.seed, t.label_smoothing) == (
+        "cifar100",
+        7,
+        64,
+        500,
+        3,
+        0.1,
+    )
     assert (t.optimizer.kind(), t.optimizer.lr, t.optimizer.betas) == ("Adam", 3e-4, (0.9, 0.99))
     assert (t.schedule.kind(), t.schedule.milestones, t.schedule.gamma) == ("MultiStepLR", (3, 5), 0.5)
-    assert [a.kind() for a in t.augment] == ["RandomCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
-                                             "ColorJitter", "RandomRotation"]
-    assert (t.augment[0].size, t.augment[0].padding, t.augment[1].p, t.augment[4].degrees) == \
-        ((8, 8), (1, 2), 0.25, (-10, 10))
+    assert [a.kind() for a in t.augment] == [
+        "RandomCrop",
+        "RandomHorizontalFlip",
+        "RandomVerticalFlip",
+        "ColorJitter",
+        "RandomRotation",
+    ]
+    assert (t.augment[0].size, t.augment[0].padding, t.augment[1].p, t.augment[4].degrees) == (
+        (8, 8),
+        (1, 2),
+        0.25,
+        (-10, 10),
+    )
     assert (t.normalize.mean, t.normalize.std) == ((0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
 
 
-@pytest.mark.parametrize("word,name", [
-    ("tiny-imagenet", "tiny-imagenet"), ("fashion-mnist", "fashion-mnist"), ("tiny_imagenet", "tiny-imagenet"),
-    ("cifar-10", "cifar10"), ("CIFAR10", "cifar10"), ("'data/my folder'", "data/my folder"), ("mnist", "mnist"),
-])
+@pytest.mark.parametrize(
+    "word,name",
+    [
+        ("tiny-imagenet", "tiny-imagenet"),
+        ("fashion-mnist", "fashion-mnist"),
+        ("tiny_imagenet", "tiny-imagenet"),
+        ("cifar-10", "cifar10"),
+        ("CIFAR10", "cifar10"),
+        ("'data/my folder'", "data/my folder"),
+        ("mnist", "mnist"),
+    ],
+)
 def test_data_names(word, name):
     assert net_of(spec(f"layers {{ f Flatten() }}\ntrain {{ data {word} }}")).train.data == name
 
@@ -555,11 +685,22 @@ def test_random_crop_size_is_the_input_size():
     assert "6x6 images, but the input is 8x8" in e.message
 
 
-@pytest.mark.parametrize("setting,code", [
-    ("lr 0.1", "E060"), ("epochs 3 epochs 4", "E060"), ("epochs 0", "E061"), ("batch_size '128'", "E061"),
-    ("epochs 2.5", "E061"), ("optimizer SDG()", "E064"), ("augment [ToTensor()]", "E064"),
-    ("augment [Normalize((0.5,), (0.5,))]", "E064"), ("optimizer 'SGD'", "E063"), ("epochs ten", "E061"),
-    ("normalize Normalize((0.5, 0.5), (0.5,))", "E062"), ("normalize Normalize((0.5,), (0.0,))", "E036"),
-])
+@pytest.mark.parametrize(
+    "setting,code",
+    [
+        ("lr 0.1", "E060"),
+        ("epochs 3 epochs 4", "E060"),
+        ("epochs 0", "E061"),
+        ("batch_size '128'", "E061"),
+        ("epochs 2.5", "E061"),
+        ("optimizer SDG()", "E064"),
+        ("augment [ToTensor()]", "E064"),
+        ("augment [Normalize((0.5,), (0.5,))]", "E064"),
+        ("optimizer 'SGD'", "E063"),
+        ("epochs ten", "E061"),
+        ("normalize Normalize((0.5, 0.5), (0.5,))", "E062"),
+        ("normalize Normalize((0.5,), (0.0,))", "E036"),
+    ],
+)
 def test_train_errors(setting, code):
     assert error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ {setting} }}")).code == code

@@ -10,29 +10,52 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from netspec.lang import layers as L
-from netspec.lang import validate as M
-from netspec.lang import train_section as S
 from netspec.api import check
+from netspec.lang import layers as L
+from netspec.lang import train_section as S
+from netspec.lang import validate as M
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MODELS = [*L.LAYERS.values(), *S.OPTIMIZERS.values(), *S.SCHEDULES.values(), *S.TRANSFORMS.values(), S.Normalize,
-          S.TrainSpec]
+MODELS = [
+    *L.LAYERS.values(),
+    *S.OPTIMIZERS.values(),
+    *S.SCHEDULES.values(),
+    *S.TRANSFORMS.values(),
+    S.Normalize,
+    S.TrainSpec,
+]
 
 # values of every kind a spec can produce, and some near-misses (lists for tuples, 0 for False, huge ints)
-INSTANCES = [S.SGD(), S.Adam(), S.AdamW(), S.StepLR(step_size=2), S.CosineAnnealingLR(), S.RandomCrop(padding=4),
-             S.RandomHorizontalFlip(), S.Normalize(mean=(0.5,), std=(0.5,)), L.ReLU()]
-STRINGS = sorted({"same", "valid", "zeros", "reflect", "circular", "none", "tanh", "cos", "linear", "cifar10", "",
-                  "x"})
+INSTANCES = [
+    S.SGD(),
+    S.Adam(),
+    S.AdamW(),
+    S.StepLR(step_size=2),
+    S.CosineAnnealingLR(),
+    S.RandomCrop(padding=4),
+    S.RandomHorizontalFlip(),
+    S.Normalize(mean=(0.5,), std=(0.5,)),
+    L.ReLU(),
+]
+STRINGS = sorted({"same", "valid", "zeros", "reflect", "circular", "none", "tanh", "cos", "linear", "cifar10", "", "x"})
 scalars = st.one_of(
-    st.integers(-3, 8), st.integers(), st.just(2 ** 1100),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 1.0, 1e-5, -0.0, 0.999]),
-    st.booleans(), st.none(), st.sampled_from(STRINGS), st.sampled_from(INSTANCES),
+    st.integers(-3, 8),
+    st.integers(),
+    st.just(2**1100),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 0.5, 1.0, 1e-5, -0.0, 0.999]),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(STRINGS),
+    st.sampled_from(INSTANCES),
 )
-values = st.one_of(scalars, st.lists(scalars, max_size=3).map(tuple), st.lists(scalars, max_size=3),
-                   st.lists(st.sampled_from(INSTANCES), max_size=3).map(tuple))
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3).map(tuple),
+    st.lists(scalars, max_size=3),
+    st.lists(st.sampled_from(INSTANCES), max_size=3).map(tuple),
+)
 
 
 def same(a, b) -> bool:
@@ -121,8 +144,16 @@ def test_instances_behave_like_frozen_models():
     b = a.model_copy(update={"stride": 2})
     assert (b.stride, a.stride) == (2, 1) and b != a
     assert pickle.loads(pickle.dumps(a)) == a
-    assert a.args() == {"out_channels": 8, "kernel_size": 3, "stride": 1, "padding": 0, "dilation": 1, "groups": 1,
-                        "bias": True, "padding_mode": "zeros"}
+    assert a.args() == {
+        "out_channels": 8,
+        "kernel_size": 3,
+        "stride": 1,
+        "padding": 0,
+        "dilation": 1,
+        "groups": 1,
+        "bias": True,
+        "padding_mode": "zeros",
+    }
     t1, t2 = S.TrainSpec(), S.TrainSpec()
     assert t1.optimizer == S.SGD(lr=0.01, momentum=0.9) and t1 == t2  # a fresh default from the factory
     assert S.AdamW().weight_decay == 1e-2 and list(S.AdamW.model_fields) == list(S.Adam.model_fields)

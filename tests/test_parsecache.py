@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from netspec.lang import parsecache
 from netspec.api import check
 from netspec.errors import SpecError
+from netspec.lang import parsecache
 from netspec.lang.syntax import normalize_source, parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +39,17 @@ def test_stored_tree_is_the_tree(path, cache):
 def test_an_unchanged_file_is_not_parsed_again(tmp_path):
     spec = ROOT / "specs" / "cifar_worst.net"
     env = {"NETSPEC_CACHE": str(tmp_path)}
-    code = ("import sys; from netspec.cli import main\n"
-            "try:\n    main(['check', %r])\nexcept SystemExit as e:\n    assert e.code == 0\n"
-            "print('lark' in sys.modules)\n" % str(spec))
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                           env={**os.environ, **env}) for _ in range(2)]
+    code = (
+        "import sys; from netspec.cli import main\n"
+        f"try:\n    main(['check', {str(spec)!r}])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "print('lark' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}
+        )
+        for _ in range(2)
+    ]
     assert [r.stdout.strip().splitlines()[-1] for r in runs] == ["True", "False"], [r.stderr for r in runs]
     assert runs[0].stdout.rsplit("\n", 2)[0] == runs[1].stdout.rsplit("\n", 2)[0]  # the same table
 
@@ -59,8 +64,18 @@ def test_an_edited_file_is_parsed_again(tmp_path, cache):
     assert len(list(cache.iterdir())) == 2
 
 
-@pytest.mark.parametrize("content", ["", "{", "[]", '{"@": "Program", "f": []}', '{"@": "os.system", "f": ["ls"]}',
-                                     '{"@": "Num", "f": [1, {"@": "Location", "f": [1, 1, null]}]}', "\x00\xff"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "{",
+        "[]",
+        '{"@": "Program", "f": []}',
+        '{"@": "os.system", "f": ["ls"]}',
+        '{"@": "Num", "f": [1, {"@": "Location", "f": [1, 1, null]}]}',
+        "\x00\xff",
+    ],
+)
 def test_a_bad_cache_entry_is_ignored(content, tmp_path, cache):
     path = tmp_path / "t.net"
     path.write_text("input 1x8x8\nlayers { f Flatten()  fc Linear(10) }\n")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datafixtures import cifar_pickle, make_cifar10, make_image_folder, make_mnist
-
 from netspec.cli import main
+
+from datafixtures import cifar_pickle, make_cifar10, make_image_folder, make_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 BEST = ROOT / "specs" / "cifar_best.net"
@@ -103,23 +103,38 @@ BAD_SPECS: dict[str, bytes] = {
     "invalid_utf8": b"network T\ninput 3x32x32\nlayers {\n    fc Linear(10)  # \xff\xfe\n}\n",
     "utf16": "network T\ninput 3x32x32\n".encode("utf-16"),
     "long_name_line": (HEAD + "layers {\n    " + "a" * 100_000 + "  Conv2D(16)\n" + TAIL + "}\n").encode(),
-    "long_argument_list_line": (HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(10, "
-                                + ", ".join(f"{LONG_ARG_NAME}{i:04d}=1" for i in range(1000)) + ")\n}\n").encode(),
-    "long_positional_list_line": (HEAD + "layers {\n    flat  Flatten()\n    fc    Linear("
-                                  + ", ".join(["'" + "x" * 95 + "'"] * 1000) + ")\n}\n").encode(),
-    "long_string_line": (HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(10, bias='" + "x" * 100_000
-                         + "')\n}\n").encode(),
-    "sequential_500_deep": (HEAD + "layers {\n" + "    s Sequential {\n" * 500 + TAIL + "    }\n" * 500
-                            + "}\n").encode(),
-    "anonymous_sequential_500_deep": (HEAD + "layers {\n" + "Sequential {\n" * 500 + "Linear(10)\n" + "}\n" * 500
-                                      + "}\n").encode(),
-    "parentheses_10000_deep": (HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(" + "(" * 10_000 + "0"
-                               + ")" * 10_000 + ")\n}\n").encode(),
+    "long_argument_list_line": (
+        HEAD
+        + "layers {\n    flat  Flatten()\n    fc    Linear(10, "
+        + ", ".join(f"{LONG_ARG_NAME}{i:04d}=1" for i in range(1000))
+        + ")\n}\n"
+    ).encode(),
+    "long_positional_list_line": (
+        HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(" + ", ".join(["'" + "x" * 95 + "'"] * 1000) + ")\n}\n"
+    ).encode(),
+    "long_string_line": (
+        HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(10, bias='" + "x" * 100_000 + "')\n}\n"
+    ).encode(),
+    "sequential_500_deep": (
+        HEAD + "layers {\n" + "    s Sequential {\n" * 500 + TAIL + "    }\n" * 500 + "}\n"
+    ).encode(),
+    "anonymous_sequential_500_deep": (
+        HEAD + "layers {\n" + "Sequential {\n" * 500 + "Linear(10)\n" + "}\n" * 500 + "}\n"
+    ).encode(),
+    "parentheses_10000_deep": (
+        HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(" + "(" * 10_000 + "0" + ")" * 10_000 + ")\n}\n"
+    ).encode(),
     "parentheses_10000_unclosed": (HEAD + "width = " + "(" * 10_000 + "1\nlayers {\n" + TAIL + "}\n").encode(),
-    "blocks_500_deep": (HEAD + "".join(f"block b{k}() {{ b{k + 1}() }}\n" for k in range(500))
-                        + "block b500() { r ReLU() }\nlayers {\n    b0()\n" + TAIL + "}\n").encode(),
-    "repeat_a_trillion_times": (HEAD + "n = 1000000000000\nlayers {\n    repeat i in 1..n {\n        r{i} ReLU()\n"
-                                "    }\n" + TAIL + "}\n").encode(),
+    "blocks_500_deep": (
+        HEAD
+        + "".join(f"block b{k}() {{ b{k + 1}() }}\n" for k in range(500))
+        + "block b500() { r ReLU() }\nlayers {\n    b0()\n"
+        + TAIL
+        + "}\n"
+    ).encode(),
+    "repeat_a_trillion_times": (
+        HEAD + "n = 1000000000000\nlayers {\n    repeat i in 1..n {\n        r{i} ReLU()\n    }\n" + TAIL + "}\n"
+    ).encode(),
     "unknown_layer": (HEAD + "layers {\n    conv  Convolution2d(16, kernel_size=3)\n" + TAIL + "}\n").encode(),
     "unknown_argument": (HEAD + "layers {\n    conv  Conv2d(16, kernel=3)\n" + TAIL + "}\n").encode(),
     "unknown_keyword_of_flatten": (HEAD + "layers {\n    flat  Flatten(start=1)\n    fc    Linear(10)\n}\n").encode(),
@@ -129,25 +144,32 @@ BAD_SPECS: dict[str, bytes] = {
     "negative_size": (HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(-10)\n}\n").encode(),
     "zero_size": (HEAD + "layers {\n    conv  Conv2d(0, kernel_size=3)\n" + TAIL + "}\n").encode(),
     "zero_stride": (HEAD + "layers {\n    conv  Conv2d(8, kernel_size=3, stride=0)\n" + TAIL + "}\n").encode(),
-    "negative_dropout": (HEAD + "layers {\n    flat  Flatten()\n    drop  Dropout(-0.1)\n    fc  Linear(10)\n}\n"
-                         ).encode(),
+    "negative_dropout": (
+        HEAD + "layers {\n    flat  Flatten()\n    drop  Dropout(-0.1)\n    fc  Linear(10)\n}\n"
+    ).encode(),
     "zero_input": b"network T\ninput 3x0x32\nlayers {\n    flat  Flatten()\n    fc    Linear(10)\n}\n",
-    "cyclic_constants": (HEAD + "a = b + 1\nb = c * 2\nc = a\nlayers {\n    flat  Flatten()\n    fc  Linear(a)\n}\n"
-                         ).encode(),
+    "cyclic_constants": (
+        HEAD + "a = b + 1\nb = c * 2\nc = a\nlayers {\n    flat  Flatten()\n    fc  Linear(a)\n}\n"
+    ).encode(),
     "self_referencing_constant": (HEAD + "a = a\nlayers {\n    flat  Flatten()\n    fc  Linear(a)\n}\n").encode(),
     "undefined_constant": (HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(num_classes)\n}\n").encode(),
     "undefined_in_template": (HEAD + "layers {\n    conv{k}  Conv2d(8, kernel_size=3)\n" + TAIL + "}\n").encode(),
     "duplicate_layer_names": (HEAD + "layers {\n    fc  Flatten()\n    fc  Linear(10)\n}\n").encode(),
-    "duplicate_names_in_sequential": (HEAD + "layers {\n    s Sequential {\n        r ReLU()\n        r ReLU()\n"
-                                      "    }\n" + TAIL + "}\n").encode(),
-    "duplicate_block": (HEAD + "block b() { r ReLU() }\nblock b() { s ReLU() }\nlayers {\n    b()\n" + TAIL
-                        + "}\n").encode(),
+    "duplicate_names_in_sequential": (
+        HEAD + "layers {\n    s Sequential {\n        r ReLU()\n        r ReLU()\n    }\n" + TAIL + "}\n"
+    ).encode(),
+    "duplicate_block": (
+        HEAD + "block b() { r ReLU() }\nblock b() { s ReLU() }\nlayers {\n    b()\n" + TAIL + "}\n"
+    ).encode(),
     "shape_linear_on_image": (HEAD + "layers {\n    fc  Linear(10)\n}\n").encode(),
     "shape_kernel_too_large": (HEAD + "layers {\n    conv  Conv2d(8, kernel_size=33)\n" + TAIL + "}\n").encode(),
-    "shape_pool_to_nothing": (b"network T\ninput 3x4x4\nlayers {\n    p1 MaxPool2d(2)\n    p2 MaxPool2d(2)\n"
-                              b"    p3 MaxPool2d(2)\n    flat Flatten()\n    fc Linear(10)\n}\n"),
-    "shape_batchnorm_after_flatten": (HEAD + "layers {\n    flat  Flatten()\n    bn  BatchNorm2d()\n"
-                                      "    fc  Linear(10)\n}\n").encode(),
+    "shape_pool_to_nothing": (
+        b"network T\ninput 3x4x4\nlayers {\n    p1 MaxPool2d(2)\n    p2 MaxPool2d(2)\n"
+        b"    p3 MaxPool2d(2)\n    flat Flatten()\n    fc Linear(10)\n}\n"
+    ),
+    "shape_batchnorm_after_flatten": (
+        HEAD + "layers {\n    flat  Flatten()\n    bn  BatchNorm2d()\n    fc  Linear(10)\n}\n"
+    ).encode(),
     "forward_unknown_step": (HEAD + "layers {\n" + TAIL + "}\nforward {\n    flat softmax fc\n}\n").encode(),
     "train_unknown_setting": (HEAD + "layers {\n" + TAIL + "}\ntrain {\n    epoch 3\n}\n").encode(),
     "train_negative_lr": (HEAD + "layers {\n" + TAIL + "}\ntrain {\n    optimizer SGD(lr=-0.1)\n}\n").encode(),
@@ -185,8 +207,14 @@ def test_truncated_specs_are_located_errors(tmp_path, capsys):
 
 @pytest.mark.parametrize("command", ["compile", "train"])
 def test_bad_specs_are_located_errors_for_compile_and_train_too(command, tmp_path, capsys):
-    for name in ("binary_garbage", "sequential_500_deep", "cyclic_constants", "duplicate_layer_names",
-                 "shape_linear_on_image", "unknown_layer"):
+    for name in (
+        "binary_garbage",
+        "sequential_500_deep",
+        "cyclic_constants",
+        "duplicate_layer_names",
+        "shape_linear_on_image",
+        "unknown_layer",
+    ):
         spec = tmp_path / f"{name}.net"
         spec.write_bytes(BAD_SPECS[name])
         extra = ["--out", tmp_path / "run", "--data", "shapes", *TRAIN_QUICK] if command == "train" else []
@@ -199,8 +227,11 @@ def test_bad_specs_are_located_errors_for_compile_and_train_too(command, tmp_pat
 @pytest.mark.parametrize("where", ["argument", "input"])
 def test_integer_of_thousands_of_digits_is_a_located_error(where, tmp_path, capsys):
     digits = "9" * 5000
-    text = (HEAD + f"layers {{\n    flat  Flatten()\n    fc    Linear({digits})\n}}\n" if where == "argument" else
-            f"network T\ninput 3x{digits}x3\nlayers {{\n" + TAIL + "}\n")
+    text = (
+        HEAD + f"layers {{\n    flat  Flatten()\n    fc    Linear({digits})\n}}\n"
+        if where == "argument"
+        else f"network T\ninput 3x{digits}x3\nlayers {{\n" + TAIL + "}\n"
+    )
     spec = tmp_path / "digits.net"
     spec.write_text(text)
     assert_located(*run(capsys, "check", spec), spec)
@@ -218,22 +249,23 @@ def test_many_short_positional_arguments_are_fast(tmp_path, capsys):
 # no code runs from data
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def _code_specs(marker: Path) -> dict[str, str]:
     touch = f"touch {marker}"
     layers = "layers {\n" + TAIL + "}\n"
     return {
         "dunder_import": HEAD + f"layers {{\n    flat  Flatten()\n    fc    Linear(__import__('os').system('{touch}'))"
-                                "\n}\n",
+        "\n}\n",
         "dunder_import_as_layer": HEAD + f"layers {{\n    x  __import__('os').system('{touch}')\n" + TAIL + "}\n",
         "exec_statement": HEAD + f"exec('import os; os.system(\"{touch}\")')\n" + layers,
         "exec_as_layer": HEAD + f"layers {{\n    x  exec('import os; os.system(\"{touch}\")')\n" + TAIL + "}\n",
-        "eval_as_value": HEAD + f"width = eval('__import__(\"os\").system(\"{touch}\")')\n"
-                         + "layers {\n    flat  Flatten()\n    fc    Linear(width)\n}\n",
+        "eval_as_value": HEAD
+        + f'width = eval(\'__import__("os").system("{touch}")\')\n'
+        + "layers {\n    flat  Flatten()\n    fc    Linear(width)\n}\n",
         "lambda_constant": HEAD + f"f = lambda: __import__('os').system('{touch}')\n" + layers,
         "lambda_argument": HEAD + "layers {\n    flat  Flatten()\n    fc    Linear(lambda x: x)\n}\n",
-        "yaml_python_tag": HEAD + f"layers: !!python/object/apply:os.system [\"{touch}\"]\n",
-        "yaml_tag_in_layers": HEAD + f"layers {{\n    x  !!python/object/apply:os.system [\"{touch}\"]\n" + TAIL
-                              + "}\n",
+        "yaml_python_tag": HEAD + f'layers: !!python/object/apply:os.system ["{touch}"]\n',
+        "yaml_tag_in_layers": HEAD + f'layers {{\n    x  !!python/object/apply:os.system ["{touch}"]\n' + TAIL + "}\n",
         "dotted_torch_layer": HEAD + "layers {\n    conv  torch.nn.Conv2d(3, 16, 3)\n" + TAIL + "}\n",
         "dotted_os_system": HEAD + f"layers {{\n    x  os.system('{touch}')\n" + TAIL + "}\n",
         "dotted_constant": HEAD + "width = os.system\n" + layers,
@@ -318,8 +350,21 @@ def test_crafted_cifar_file_is_refused(tmp_path, capsys):
     (written.path / "data_batch_1").write_bytes(pickle.dumps({b"data": _Evil(marker)}, protocol=2))
     spec = tmp_path / "tiny.net"
     spec.write_text(TINY)
-    line = assert_one_line(*run(capsys, "train", spec, "--data", "cifar10", "--data-dir", tmp_path / "data",
-                                "--out", tmp_path / "run", *TRAIN_QUICK), expect=1)
+    line = assert_one_line(
+        *run(
+            capsys,
+            "train",
+            spec,
+            "--data",
+            "cifar10",
+            "--data-dir",
+            tmp_path / "data",
+            "--out",
+            tmp_path / "run",
+            *TRAIN_QUICK,
+        ),
+        expect=1,
+    )
     assert f"{written.path / 'data_batch_1'}: refusing to unpickle" in line, line
     assert not marker.exists()
 
@@ -327,6 +372,7 @@ def test_crafted_cifar_file_is_refused(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------------------
 # absurd sizes: refused before allocating
 # ---------------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("command", ["check", "compile", "train"])
 def test_absurd_constant_is_refused_at_once(command, tmp_path, capsys):
@@ -339,11 +385,14 @@ def test_absurd_constant_is_refused_at_once(command, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("text,message", [
-    ("conv  Conv2d(100000000, kernel_size=3)", "would output 90,000,000,000 values per image"),
-    ("conv  Conv2d(16, kernel_size=3, padding=1000000000)", "values per image: more than fits in memory"),
-    ("flat  Flatten()\n    fc  Linear(1000000000000)", "would have 3,073,000,000,000,000 parameters"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("conv  Conv2d(100000000, kernel_size=3)", "would output 90,000,000,000 values per image"),
+        ("conv  Conv2d(16, kernel_size=3, padding=1000000000)", "values per image: more than fits in memory"),
+        ("flat  Flatten()\n    fc  Linear(1000000000000)", "would have 3,073,000,000,000,000 parameters"),
+    ],
+)
 @pytest.mark.parametrize("command", ["compile", "train"])
 def test_absurd_layer_is_refused_before_allocating(command, text, message, tmp_path, capsys):
     spec = tmp_path / "big.net"
@@ -368,14 +417,17 @@ def test_huge_input_on_a_conv_net_is_refused(command, tmp_path, capsys):
 def test_absurd_size_costs_no_memory_in_a_fresh_process(tmp_path):
     """A fresh `netspec train` with an absurd --set: exit 1 at once, its peak memory far below a gigabyte."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent (pytest, large by then)
-    code = ("import re, sys\nfrom netspec.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-            "hwm = re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1)\n"
-            "print(code, hwm)\n")
+    code = (
+        "import re, sys\nfrom netspec.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "hwm = re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1)\n"
+        "print(code, hwm)\n"
+    )
     args = ["train", str(BEST), "--set", "classes=1000000000000", "--data", "shapes", "--out", str(tmp_path / "r")]
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False
+    )
     seconds = time.perf_counter() - t
     exit_code, maxrss_kib = proc.stdout.split()
     assert exit_code == "1", proc.stderr
@@ -386,14 +438,17 @@ def test_absurd_size_costs_no_memory_in_a_fresh_process(tmp_path):
 
 def test_a_network_too_large_in_total_is_refused(tmp_path, capsys):
     spec = tmp_path / "total.net"
-    spec.write_text("network T\ninput 1x300x300\nlayers {\n    flat  Flatten()\n"
-                    "    repeat i in 1..100 {\n        fc{i}  Linear(90000)\n    }\n}\n")
+    spec.write_text(
+        "network T\ninput 1x300x300\nlayers {\n    flat  Flatten()\n"
+        "    repeat i in 1..100 {\n        fc{i}  Linear(90000)\n    }\n}\n"
+    )
     assert_located(*run(capsys, "check", spec), spec)  # only `check`: `compile` would really allocate
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # bad usage: one line, exit 2
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def _usage_cases() -> list[tuple[str, list[str], str]]:
     spec = str(BEST)
@@ -433,8 +488,9 @@ def _usage_cases() -> list[tuple[str, list[str], str]]:
     return cases
 
 
-@pytest.mark.parametrize("command,args,message", _usage_cases(),
-                         ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(_usage_cases())])
+@pytest.mark.parametrize(
+    "command,args,message", _usage_cases(), ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(_usage_cases())]
+)
 def test_bad_usage_is_one_line_and_exit_2(command, args, message, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     line = assert_one_line(*run(capsys, *args), expect=2)
@@ -451,6 +507,7 @@ def test_netspec_alone_prints_its_help(capsys):
 # ---------------------------------------------------------------------------------------------------------------
 # bad data: a clear error naming the file
 # ---------------------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def tiny(tmp_path) -> Path:
@@ -470,17 +527,22 @@ def _train_data(capsys, spec: Path, tmp_path: Path, *data_args) -> str:
     return err.strip("\n")
 
 
-@pytest.mark.parametrize("name,expect", [
-    ("cifar10", ["CIFAR-10 not found; downloading is disabled", "cifar-10-python.tar.gz", "cifar-10-batches-py/"]),
-    ("cifar100", ["CIFAR-100 not found", "cifar-100-python.tar.gz"]),
-    ("mnist", ["MNIST not found", "train-images-idx3-ubyte.gz", "mnist/"]),
-    ("fashion-mnist", ["Fashion-MNIST not found", "fashion-mnist/"]),
-    ("tiny-imagenet", ["Tiny ImageNet not found", "tiny-imagenet-200.zip", "tiny-imagenet-200/"]),
-])
+@pytest.mark.parametrize(
+    "name,expect",
+    [
+        ("cifar10", ["CIFAR-10 not found; downloading is disabled", "cifar-10-python.tar.gz", "cifar-10-batches-py/"]),
+        ("cifar100", ["CIFAR-100 not found", "cifar-100-python.tar.gz"]),
+        ("mnist", ["MNIST not found", "train-images-idx3-ubyte.gz", "mnist/"]),
+        ("fashion-mnist", ["Fashion-MNIST not found", "fashion-mnist/"]),
+        ("tiny-imagenet", ["Tiny ImageNet not found", "tiny-imagenet-200.zip", "tiny-imagenet-200/"]),
+    ],
+)
 def test_missing_data_set_offline_names_where_the_files_go(name, expect, tiny, tmp_path, capsys, monkeypatch):
     import netspec.training.data
 
-    monkeypatch.setattr(netspec.training.data, "SYSTEM_DIRS", {})  # Debian's dataset-fashion-mnist may be installed here
+    monkeypatch.setattr(
+        netspec.training.data, "SYSTEM_DIRS", {}
+    )  # Debian's dataset-fashion-mnist may be installed here
     empty = tmp_path / "EMPTY"
     empty.mkdir()
     err = _train_data(capsys, tiny, tmp_path, "--data", name, "--data-dir", empty)
@@ -501,9 +563,16 @@ def test_truncated_cifar_batch(tiny, tmp_path, capsys):
 def test_cifar_label_out_of_range(tiny, tmp_path, capsys):
     written = make_cifar10(tmp_path / "data")
     images = np.random.default_rng(0).integers(0, 256, (4, 3072), dtype=np.uint8)
-    (written.path / "data_batch_2").write_bytes(cifar_pickle(
-        {b"batch_label": b"training batch 2 of 5", b"labels": [3, 12, 1, 2], b"data": images,
-         b"filenames": [b"a.png"] * 4}))
+    (written.path / "data_batch_2").write_bytes(
+        cifar_pickle(
+            {
+                b"batch_label": b"training batch 2 of 5",
+                b"labels": [3, 12, 1, 2],
+                b"data": images,
+                b"filenames": [b"a.png"] * 4,
+            }
+        )
+    )
     err = _train_data(capsys, tiny, tmp_path, "--data", "cifar10", "--data-dir", tmp_path / "data")
     assert err == (f"netspec: error: {written.path / 'data_batch_2'}: label 12 of image 1 is out of range 0..9")
 
@@ -530,7 +599,7 @@ def test_corrupt_gz_idx_file(damage, tiny, tmp_path, capsys):
         path.write_bytes(b"not gzip at all")
     err = _train_data(capsys, tiny, tmp_path, "--data", "mnist", "--data-dir", tmp_path / "data")
     assert err.startswith(f"netspec: error: {path}: "), err
-    assert ("corrupt" in err or "truncated" in err), err
+    assert "corrupt" in err or "truncated" in err, err
 
 
 def test_mnist_label_out_of_range(tiny, tmp_path, capsys):
@@ -574,6 +643,7 @@ def test_image_folder_with_a_broken_image(tiny, tmp_path, capsys):
 # checkpoints that do not fit: clear errors (bugs found here, reported)
 # ---------------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> tuple[Path, Path]:
     """(spec, run folder) of one tiny finished run."""
@@ -590,8 +660,9 @@ def test_resume_of_a_folder_without_a_run_is_a_usage_error(tiny, tmp_path, capsy
     out = tmp_path / "fresh"
     out.mkdir()
     line = assert_one_line(*run(capsys, "train", tiny, "--data", "shapes", "--out", out, "--resume", *TRAIN_QUICK))
-    assert line == (f"netspec: error: --resume: {out} holds no run (no settings.json or spec.net); start it without "
-                    f"--resume")
+    assert line == (
+        f"netspec: error: --resume: {out} holds no run (no settings.json or spec.net); start it without --resume"
+    )
     assert list(out.iterdir()) == []
 
 
@@ -621,8 +692,21 @@ def test_resume_with_a_different_network(finished_run, tmp_path, capsys):
 
 def test_learning_rate_overflow_is_a_divergence(tmp_path, capsys):
     spec = tmp_path / "wild.net"
-    spec.write_text(TINY + "train {\n    epochs 6\n    optimizer SGD(lr=0.01)\n"
-                           "    schedule ExponentialLR(gamma=1e15)\n}\n")
-    code, _, err = run(capsys, "train", spec, "--data", "shapes", "--out", tmp_path / "run", "--quiet",
-                       "--train-limit", "32", "--test-limit", "16")
+    spec.write_text(
+        TINY + "train {\n    epochs 6\n    optimizer SGD(lr=0.01)\n    schedule ExponentialLR(gamma=1e15)\n}\n"
+    )
+    code, _, err = run(
+        capsys,
+        "train",
+        spec,
+        "--data",
+        "shapes",
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+        "--train-limit",
+        "32",
+        "--test-limit",
+        "16",
+    )
     assert code == 3 and "diverged" in err

@@ -14,16 +14,27 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import netspec
 import pytest
 import torch
-from torch import nn
-
-import netspec
 from netspec.lang import layers as Lmod
 from netspec.shapes import MAX_ELEMENTS
+from torch import nn
 
-from strategies import (WARNING_FILTERS, one_torch_thread, Layer, Res, Seq, Stricter, TorchFailure, assert_located, oracle, reference, render_spec,
-                        torch_positional)
+from strategies import (
+    WARNING_FILTERS,
+    Layer,
+    Res,
+    Seq,
+    Stricter,
+    TorchFailure,
+    assert_located,
+    one_torch_thread,
+    oracle,
+    reference,
+    render_spec,
+    torch_positional,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,8 +75,7 @@ ACCEPT = {
     "conv-circular": ((3, 3, 3), [L("Conv2d", 2, 3, padding=(3, 1), padding_mode="circular")]),
     "conv-same-reflect": ((3, 4, 5), [L("Conv2d", 2, 5, padding="same", padding_mode="reflect")]),
     "conv-same-circular": ((3, 3, 3), [L("Conv2d", 2, 7, padding="same", padding_mode="circular")]),
-    "conv-chain": ((3, 16, 12), [L("Conv2d", 8, 3, padding=1), L("Conv2d", 16, 3, stride=2),
-                                 L("Conv2d", 4, 1)]),
+    "conv-chain": ((3, 16, 12), [L("Conv2d", 8, 3, padding=1), L("Conv2d", 16, 3, stride=2), L("Conv2d", 4, 1)]),
     # ---- normalization
     "bn2d": ((3, 5, 4), [L("Conv2d", 6, 3, padding=1), L("BatchNorm2d")]),
     "bn2d-no-affine": ((3, 5, 4), [L("BatchNorm2d", affine=False)]),
@@ -79,12 +89,40 @@ ACCEPT = {
     "groupnorm-flat": ((3, 2, 2), [FLAT, L("GroupNorm", 3)]),
     "groupnorm-CL": ((6, 2, 2), [L("Flatten", 2), L("GroupNorm", 2)]),
     # ---- activations (image and flat)
-    "activations": ((3, 4, 5), [L("ReLU"), L("ReLU", True), L("ReLU6"), L("LeakyReLU", 0.2), L("ELU", alpha=0.5),
-                                L("GELU", "tanh"), L("GELU"), L("SiLU"), L("Hardswish"), L("Mish", inplace=True),
-                                L("Sigmoid"), L("Tanh"), L("Identity")]),
-    "activations-flat": ((2, 3, 3), [FLAT, L("ReLU"), L("LeakyReLU", negative_slope=-0.5), L("ELU", 2.0, True),
-                                     L("SiLU", True), L("Hardswish"), L("Mish"), L("Sigmoid"), L("Tanh"),
-                                     L("Identity"), L("ReLU6", True)]),
+    "activations": (
+        (3, 4, 5),
+        [
+            L("ReLU"),
+            L("ReLU", True),
+            L("ReLU6"),
+            L("LeakyReLU", 0.2),
+            L("ELU", alpha=0.5),
+            L("GELU", "tanh"),
+            L("GELU"),
+            L("SiLU"),
+            L("Hardswish"),
+            L("Mish", inplace=True),
+            L("Sigmoid"),
+            L("Tanh"),
+            L("Identity"),
+        ],
+    ),
+    "activations-flat": (
+        (2, 3, 3),
+        [
+            FLAT,
+            L("ReLU"),
+            L("LeakyReLU", negative_slope=-0.5),
+            L("ELU", 2.0, True),
+            L("SiLU", True),
+            L("Hardswish"),
+            L("Mish"),
+            L("Sigmoid"),
+            L("Tanh"),
+            L("Identity"),
+            L("ReLU6", True),
+        ],
+    ),
     # ---- max pooling
     "maxpool2": ((3, 9, 7), [L("MaxPool2d", 2)]),
     "maxpool3s2": ((3, 9, 7), [L("MaxPool2d", 3, 2)]),
@@ -142,18 +180,29 @@ ACCEPT = {
     "sequential-named": ((3, 8, 8), [Seq((L("Conv2d", 4, 3, name="c"), L("ReLU", name="r")))]),
     "sequential-empty": ((3, 8, 8), [Seq(()), L("ReLU")]),
     "residual": ((4, 6, 5), [Res((L("Conv2d", 4, 3, padding=1), L("BatchNorm2d"), L("ReLU")))]),
-    "residual-projection": ((3, 9, 7), [Res((L("Conv2d", 16, 3, stride=2, padding=1), L("BatchNorm2d"), L("ReLU"),
-                                            L("Conv2d", 16, 3, padding=1)),
-                                           (L("Conv2d", 16, 1, stride=2),))]),
-    "residual-projection-bn": ((3, 8, 8), [Res((L("Conv2d", 8, 3, stride=2, padding=1),),
-                                              (L("Conv2d", 8, 1, stride=2, bias=False), L("BatchNorm2d")))]),
+    "residual-projection": (
+        (3, 9, 7),
+        [
+            Res(
+                (L("Conv2d", 16, 3, stride=2, padding=1), L("BatchNorm2d"), L("ReLU"), L("Conv2d", 16, 3, padding=1)),
+                (L("Conv2d", 16, 1, stride=2),),
+            )
+        ],
+    ),
+    "residual-projection-bn": (
+        (3, 8, 8),
+        [Res((L("Conv2d", 8, 3, stride=2, padding=1),), (L("Conv2d", 8, 1, stride=2, bias=False), L("BatchNorm2d")))],
+    ),
     "residual-named-shortcut": ((3, 8, 8), [Res((L("Conv2d", 8, 1),), (L("Conv2d", 8, 1, name="proj"),))]),
-    "residual-composite-shortcut": ((3, 8, 8), [Res((L("Conv2d", 8, 1),),
-                                                   (Seq((L("Conv2d", 8, 1), L("BatchNorm2d"))),))]),
+    "residual-composite-shortcut": (
+        (3, 8, 8),
+        [Res((L("Conv2d", 8, 1),), (Seq((L("Conv2d", 8, 1), L("BatchNorm2d"))),))],
+    ),
     "residual-flat": ((3, 2, 2), [FLAT, Res((L("Linear", 12), L("ReLU")))]),
     "residual-nested": ((4, 6, 6), [Res((Res((L("Conv2d", 4, 3, padding=1),)), Seq((L("ReLU"),))))]),
     "anonymous-top-level": ((3, 8, 8), [L("Conv2d", 4, 3, name=""), L("ReLU", name="")]),
 }
+
 
 def _flat_kinds(items):
     for it in items:
@@ -175,7 +224,7 @@ def test_every_layer_kind_is_covered():
 def test_positional_order_is_pytorchs(kind):
     """`Conv2d(64, 3)` means what nn.Conv2d(in, 64, 3) means: POSITIONAL is a prefix of torch's own order."""
     cls = Lmod.LAYERS[kind]
-    assert list(cls.POSITIONAL) == torch_positional(kind)[:len(cls.POSITIONAL)]
+    assert list(cls.POSITIONAL) == torch_positional(kind)[: len(cls.POSITIONAL)]
     assert set(cls.POSITIONAL) <= set(cls.model_fields)
     for name, f in cls.model_fields.items():  # defaults are torch's
         p = inspect.signature(getattr(nn, kind)).parameters.get(name)
@@ -209,8 +258,9 @@ def test_static_shapes_agree_with_torch(case):
     assert ref.single_image
     # check() (no torch) gives the same table
     _, table = netspec.check(text)
-    assert [(r.path, r.in_shape, r.out_shape, r.params, r.macs) for r in table.rows] == \
-           [(r.path, r.in_shape, r.out_shape, r.params, r.macs) for r in compiled.shapes.rows]
+    assert [(r.path, r.in_shape, r.out_shape, r.params, r.macs) for r in table.rows] == [
+        (r.path, r.in_shape, r.out_shape, r.params, r.macs) for r in compiled.shapes.rows
+    ]
 
 
 # ---- refusals --------------------------------------------------------------------------------------------------
@@ -232,13 +282,14 @@ REJECT_TORCH_TOO = {
     "conv-groups-out": ((4, 8, 8), [L("Conv2d", 3, 3, groups=2)], "groups"),
     "conv-same-stride2": ((3, 8, 8), [L("Conv2d", 4, 3, stride=2, padding="same")], "stride"),
     "conv-reflect-pad-equals-input": ((3, 2, 2), [L("Conv2d", 4, 3, padding=2, padding_mode="reflect")], "padding"),
-    "conv-reflect-pad-over-input": ((3, 2, 5), [L("Conv2d", 4, 3, padding=(3, 1), padding_mode="reflect")],
-                                    "padding"),
+    "conv-reflect-pad-over-input": ((3, 2, 5), [L("Conv2d", 4, 3, padding=(3, 1), padding_mode="reflect")], "padding"),
     "conv-circular-pad-over-input": ((3, 2, 2), [L("Conv2d", 4, 7, padding=3, padding_mode="circular")], "padding"),
-    "conv-same-reflect-too-small": ((3, 2, 2), [L("Conv2d", 4, 5, padding="same", padding_mode="reflect")],
-                                    "padding"),
-    "conv-same-circular-too-small": ((3, 2, 5), [L("Conv2d", 4, 7, padding="same", padding_mode="circular")],
-                                     "padding"),
+    "conv-same-reflect-too-small": ((3, 2, 2), [L("Conv2d", 4, 5, padding="same", padding_mode="reflect")], "padding"),
+    "conv-same-circular-too-small": (
+        (3, 2, 5),
+        [L("Conv2d", 4, 7, padding="same", padding_mode="circular")],
+        "padding",
+    ),
     "conv-after-flatten": ((3, 4, 4), [FLAT, L("Conv2d", 4, 3)], "C x H x W"),
     "bn2d-after-flatten": ((3, 4, 4), [FLAT, L("BatchNorm2d")], "C x H x W"),
     "maxpool-after-flatten": ((3, 4, 4), [FLAT, L("MaxPool2d", 2)], "C x H x W"),
@@ -256,24 +307,43 @@ REJECT_TORCH_TOO = {
     "softmax-dim-negative-out-of-range": ((3, 4, 4), [FLAT, L("Softmax", -3)], "out of range"),
     "residual-changes-shape": ((3, 8, 8), [Res((L("Conv2d", 8, 3),))], "Residual"),
     "residual-changes-channels": ((3, 8, 8), [Res((L("Conv2d", 8, 3, padding=1),))], "Residual"),
-    "residual-wrong-projection": ((3, 8, 8), [Res((L("Conv2d", 16, 3, stride=2, padding=1),),
-                                                  (L("Conv2d", 16, 1),))], "Residual"),
+    "residual-wrong-projection": (
+        (3, 8, 8),
+        [Res((L("Conv2d", 16, 3, stride=2, padding=1),), (L("Conv2d", 16, 1),))],
+        "Residual",
+    ),
 }
 
 # netspec refuses these although torch would run them: the reasons are deliberate
 REJECT_STRICTER = {
-    "linear-on-image": ((3, 4, 4), [L("Linear", 10)], "flat",
-                        "torch applies Linear to the last dimension (W) only: almost always a forgotten Flatten"),
+    "linear-on-image": (
+        (3, 4, 4),
+        [L("Linear", 10)],
+        "flat",
+        "torch applies Linear to the last dimension (W) only: almost always a forgotten Flatten",
+    ),
     "linear-on-CL": ((3, 4, 4), [L("Flatten", 2), L("Linear", 10)], "flat", "same: Linear on (C, L)"),
     "flatten-batch": ((3, 4, 4), [L("Flatten", 0)], "batch", "torch would merge the batch into the features"),
     "flatten-batch-negative": ((3, 4, 4), [L("Flatten", -4)], "batch", "the same with a negative start_dim"),
-    "conv-on-CL": ((3, 4, 4), [L("Flatten", 2), L("Conv2d", 4, 1)], "C x H x W",
-                   "torch reads a 3-D batch as one unbatched image (the batch becomes the channels)"),
+    "conv-on-CL": (
+        (3, 4, 4),
+        [L("Flatten", 2), L("Conv2d", 4, 1)],
+        "C x H x W",
+        "torch reads a 3-D batch as one unbatched image (the batch becomes the channels)",
+    ),
     "dropout2d-flat": ((3, 4, 4), [FLAT, L("Dropout2d")], "C x H x W", "torch only warns"),
-    "adaptive-avg-after-flatten": ((3, 4, 4), [FLAT, L("AdaptiveAvgPool2d", 1)], "C x H x W",
-                                   "torch reads the (N, F) batch as one unbatched N x F image"),
-    "residual-broadcast": ((3, 8, 8), [Res((L("MaxPool2d", 8),))], "Residual",
-                           "torch broadcasts 3x1x1 + 3x8x8: a silent mistake"),
+    "adaptive-avg-after-flatten": (
+        (3, 4, 4),
+        [FLAT, L("AdaptiveAvgPool2d", 1)],
+        "C x H x W",
+        "torch reads the (N, F) batch as one unbatched N x F image",
+    ),
+    "residual-broadcast": (
+        (3, 8, 8),
+        [Res((L("MaxPool2d", 8),))],
+        "Residual",
+        "torch broadcasts 3x1x1 + 3x8x8: a silent mistake",
+    ),
 }
 
 
@@ -305,7 +375,7 @@ def test_torch_refusals_are_refused_statically(case):
 
 @pytest.mark.parametrize("case", list(REJECT_STRICTER))
 def test_stricter_than_torch_by_design(case):
-    inp, items, fragment, why = REJECT_STRICTER[case]
+    inp, items, fragment, _why = REJECT_STRICTER[case]
     items = _fix_names(items)
     text = render_spec(items, inp)
     _expect_spec_error(text, fragment)
@@ -337,12 +407,12 @@ def test_batchnorm_without_running_stats_on_one_value_per_channel():
 
 
 def test_too_large_is_refused_before_allocating():
-    text = "input 3x4x4\nlayers { f Flatten() l Linear(2**40) }\n".replace("2**40", str(2 ** 40))
+    text = "input 3x4x4\nlayers { f Flatten() l Linear(2**40) }\n".replace("2**40", str(2**40))
     err = _expect_spec_error(text, "parameters")
     assert err.code == "E073"
-    text = f"input 1x1x1\nlayers {{ a AdaptiveAvgPool2d({2 ** 17}) }}\n"
+    text = f"input 1x1x1\nlayers {{ a AdaptiveAvgPool2d({2**17}) }}\n"
     _expect_spec_error(text, "values per image")
-    assert MAX_ELEMENTS == 2 ** 33
+    assert MAX_ELEMENTS == 2**33
     # each layer within the limit, the network past it
     text = "input 1x300x300\nlayers {\n  f Flatten()\n  repeat i in 1..100 { fc{i} Linear(90000) }\n}\n"
     err = _expect_spec_error(text, "parameters in all")
@@ -372,8 +442,19 @@ forward { conv relu residual res residual res pool gelu flatten silu head sigmoi
     oracle(c)
     assert c.shapes.output == (5,)
     kinds = [r.kind for r in c.shapes.rows if r.depth == 0]
-    assert kinds == ["Conv2d", "relu()", "x + Sequential(x)", "x + Sequential(x)", "MaxPool2d", "gelu()",
-                     "flatten()", "silu()", "Linear", "sigmoid()", "tanh()"]
+    assert kinds == [
+        "Conv2d",
+        "relu()",
+        "x + Sequential(x)",
+        "x + Sequential(x)",
+        "MaxPool2d",
+        "gelu()",
+        "flatten()",
+        "silu()",
+        "Linear",
+        "sigmoid()",
+        "tanh()",
+    ]
     # the same network by hand
     torch.manual_seed(0)
     x = torch.randn(2, 3, 9, 7)
@@ -425,8 +506,18 @@ layers {
     c = netspec.load(text)
     oracle(c)
     paths = [r.path for r in c.shapes.rows]
-    assert paths == ["block", "block.0", "block.1", "block.2", "block.3", "block.shortcut",
-                     "head", "head.0", "head.1", "head.2"]
+    assert paths == [
+        "block",
+        "block.0",
+        "block.1",
+        "block.2",
+        "block.3",
+        "block.shortcut",
+        "head",
+        "head.0",
+        "head.1",
+        "head.2",
+    ]
     assert c.shapes.output == (10,)
     row = c.shapes.rows[0]
     assert row.out_shape == (16, 16, 16) and row.params == 448 + 32 + 2320 + 64
@@ -440,15 +531,20 @@ def test_shortcut_of_several_layers_has_a_row_of_its_own():
     c = netspec.load(ROOT / "examples" / "resnet_small.net")
     oracle(c)
     paths = [r.path for r in c.shapes.rows if r.path.startswith("res2_1")]
-    assert paths == ["res2_1"] + [f"res2_1.{i}" for i in range(5)] + \
-                    ["res2_1.shortcut", "res2_1.shortcut.0", "res2_1.shortcut.1"]
+    assert paths == ["res2_1"] + [f"res2_1.{i}" for i in range(5)] + [
+        "res2_1.shortcut",
+        "res2_1.shortcut.0",
+        "res2_1.shortcut.1",
+    ]
     modules = dict(c.module.named_modules())
     assert all(p in modules for p in paths)
-    assert {k.rsplit(".", 1)[0] for k in c.module.state_dict() if k.startswith("res2_1.shortcut")} == \
-           {"res2_1.shortcut.0", "res2_1.shortcut.1"}
+    assert {k.rsplit(".", 1)[0] for k in c.module.state_dict() if k.startswith("res2_1.shortcut")} == {
+        "res2_1.shortcut.0",
+        "res2_1.shortcut.1",
+    }
     lines = shape_table(*netspec.check(ROOT / "examples" / "resnet_small.net")).splitlines()
     start = lines.index(next(ln for ln in lines if ln.startswith("res2_1 ")))
-    assert lines[start: start + 10] == [
+    assert lines[start : start + 10] == [
         "res2_1      Residual           32x16x16  (14,528)  (3,670,208)",
         "  0         Conv2d             32x16x16     4,608    1,179,648",
         "  1         BatchNorm2d        32x16x16        64           64",
@@ -466,10 +562,16 @@ def test_shortcut_of_several_layers_has_a_row_of_its_own():
 # ---- the report's specs at several sizes ----------------------------------------------------------------------
 
 SPEC_SIZES = [
-    ("cifar_best", "3x32x32"), ("cifar_best", "3x64x64"), ("cifar_best", "1x33x47"),
-    ("cifar_worst", "3x32x32"), ("cifar_worst", "3x31x45"), ("cifar_worst", "1x30x30"),
-    ("tiny_best", "3x32x32"), ("tiny_best", "3x48x40"),
-    ("tiny_deep", "3x64x64"), ("tiny_deep", "1x70x66"),
+    ("cifar_best", "3x32x32"),
+    ("cifar_best", "3x64x64"),
+    ("cifar_best", "1x33x47"),
+    ("cifar_worst", "3x32x32"),
+    ("cifar_worst", "3x31x45"),
+    ("cifar_worst", "1x30x30"),
+    ("tiny_best", "3x32x32"),
+    ("tiny_best", "3x48x40"),
+    ("tiny_deep", "3x64x64"),
+    ("tiny_deep", "1x70x66"),
 ]
 
 
@@ -480,8 +582,10 @@ def test_report_specs_through_the_oracle(name, size):
     oracle(c, batch=2)
 
 
-@pytest.mark.parametrize("name,size", [("cifar_best", "3x31x32"), ("cifar_worst", "3x29x29"),
-                                        ("tiny_deep", "3x63x64"), ("tiny_best", "3x40x31")])
+@pytest.mark.parametrize(
+    "name,size",
+    [("cifar_best", "3x31x32"), ("cifar_worst", "3x29x29"), ("tiny_deep", "3x63x64"), ("tiny_best", "3x40x31")],
+)
 def test_report_specs_too_small_input_is_refused(name, size):
     with pytest.raises(netspec.SpecError) as info:
         netspec.check(ROOT / "specs" / f"{name}.net", input=size)
@@ -501,6 +605,7 @@ def test_cifar_worst_sizes_match_the_report():
 
 
 # ---- module names: whatever torch's classes call their own attributes is refused with a SpecError -------------
+
 
 def _attribute_names():
     import re as _re
@@ -541,14 +646,22 @@ def test_build_refuses_torch_attribute_names_by_itself():
     from netspec.build import build
 
     cases = {
-        "top": ("input 3x4x4\nlayers { a ReLU() }\n", lambda net: net.layers[0], ["_steps",
-                                                                                   "training", "forward"]),
-        "residual": ("input 3x4x4\nlayers { r Residual { a ReLU() } }\n", lambda net: net.layers[0].children[0],
-                     ["training", "_body_names", "shortcut", "_modules"]),
-        "sequential": ("input 3x4x4\nlayers { s Sequential { a ReLU() } }\n",
-                       lambda net: net.layers[0].children[0], ["training", "_modules", "append"]),
-        "shortcut": ("input 3x4x4\nlayers { r Residual { ReLU() } shortcut { a ReLU() b ReLU() } }\n",
-                     lambda net: net.layers[0].shortcut[0], ["training", "_modules"]),
+        "top": ("input 3x4x4\nlayers { a ReLU() }\n", lambda net: net.layers[0], ["_steps", "training", "forward"]),
+        "residual": (
+            "input 3x4x4\nlayers { r Residual { a ReLU() } }\n",
+            lambda net: net.layers[0].children[0],
+            ["training", "_body_names", "shortcut", "_modules"],
+        ),
+        "sequential": (
+            "input 3x4x4\nlayers { s Sequential { a ReLU() } }\n",
+            lambda net: net.layers[0].children[0],
+            ["training", "_modules", "append"],
+        ),
+        "shortcut": (
+            "input 3x4x4\nlayers { r Residual { ReLU() } shortcut { a ReLU() b ReLU() } }\n",
+            lambda net: net.layers[0].shortcut[0],
+            ["training", "_modules"],
+        ),
     }
     for text, pick, names in cases.values():
         for name in names:
@@ -562,12 +675,16 @@ def test_build_refuses_torch_attribute_names_by_itself():
             assert info.value.loc == node.loc
 
 
-@pytest.mark.parametrize("text", [
-    "input 1x1x4\nlayers { r Residual { ReLU(inplace=true) } }\n",
-    "input 1x1x4\nlayers { r Residual { Sequential { Identity() LeakyReLU(0.5, true) } } }\n",
-    "input 1x1x4\nlayers { r Residual { Identity() } shortcut { ReLU(inplace=true) } }\n",
-    "input 1x1x4\nlayers { r ReLU(inplace=true) }\nforward { residual r }\n",
-], ids=["body", "nested", "shortcut", "forward-step"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input 1x1x4\nlayers { r Residual { ReLU(inplace=true) } }\n",
+        "input 1x1x4\nlayers { r Residual { Sequential { Identity() LeakyReLU(0.5, true) } } }\n",
+        "input 1x1x4\nlayers { r Residual { Identity() } shortcut { ReLU(inplace=true) } }\n",
+        "input 1x1x4\nlayers { r ReLU(inplace=true) }\nforward { residual r }\n",
+    ],
+    ids=["body", "nested", "shortcut", "forward-step"],
+)
 def test_residual_is_x_plus_body_even_with_inplace_layers(text):
     """An in-place layer must not overwrite x before `x + body(x)` reads it (build.py gives it a copy)."""
     c = netspec.load(text)

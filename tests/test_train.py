@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import netspec
 import pytest
 import torch
-
-import netspec
 from netspec.cli import main
 
 from datafixtures import make_cifar10, make_mnist, make_tiny_imagenet
@@ -46,8 +45,20 @@ train {
 }
 """
 
-RUN_FILES = ["spec.net", "settings.json", "env.json", "metrics.csv", "results.json", "report.md", "train_loss.png",
-             "test_loss.png", "test_accuracy.png", "learning_rate.png", "confusion_matrix.png", "checkpoint.pt"]
+RUN_FILES = [
+    "spec.net",
+    "settings.json",
+    "env.json",
+    "metrics.csv",
+    "results.json",
+    "report.md",
+    "train_loss.png",
+    "test_loss.png",
+    "test_accuracy.png",
+    "learning_rate.png",
+    "confusion_matrix.png",
+    "checkpoint.pt",
+]
 
 
 @pytest.fixture
@@ -59,11 +70,23 @@ def tiny_spec(tmp_path) -> Path:
 
 def _train(spec, out, *extra, expect=0, capsys=None, precision="fp32"):
     # one stated precision: `auto` would be bf16 on a CPU with native bf16 and fp32 elsewhere
-    args = ["train", str(spec), "--out", str(out), "--quiet", "--train-limit", "160", "--test-limit", "100",
-            "--precision", precision, *map(str, extra)]
+    args = [
+        "train",
+        str(spec),
+        "--out",
+        str(out),
+        "--quiet",
+        "--train-limit",
+        "160",
+        "--test-limit",
+        "100",
+        "--precision",
+        precision,
+        *map(str, extra),
+    ]
     with pytest.raises(SystemExit) as e:
         main(args)
-    assert e.value.code == expect, (capsys.readouterr().err if capsys else "")
+    assert e.value.code == expect, capsys.readouterr().err if capsys else ""
 
 
 def test_end_to_end_writes_every_file(tiny_spec, tmp_path):
@@ -109,30 +132,71 @@ def test_same_seed_same_numbers(tiny_spec, tmp_path):
 
 def test_flags_override_the_spec(tiny_spec, tmp_path):
     out = tmp_path / "run"
-    _train(tiny_spec, out, "--epochs", "1", "--batch-size", "16", "--lr", "0.01", "--momentum", "0.5",
-           "--weight-decay", "0.001", "--seed", "9", "--test-batch-size", "7")
+    _train(
+        tiny_spec,
+        out,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.01",
+        "--momentum",
+        "0.5",
+        "--weight-decay",
+        "0.001",
+        "--seed",
+        "9",
+        "--test-batch-size",
+        "7",
+    )
     s = json.loads((out / "settings.json").read_text())
     assert (s["epochs"], s["batch_size"], s["seed"], s["test_batch_size"]) == (1, 16, 9, 7)
-    assert s["optimizer"] == {"name": "SGD", "lr": 0.01, "momentum": 0.5, "dampening": 0.0, "weight_decay": 0.001,
-                              "nesterov": False}
+    assert s["optimizer"] == {
+        "name": "SGD",
+        "lr": 0.01,
+        "momentum": 0.5,
+        "dampening": 0.0,
+        "weight_decay": 0.001,
+        "nesterov": False,
+    }
 
 
 def test_python_api_returns_results(tiny_spec, tmp_path):
-    r = netspec.train(str(tiny_spec), epochs=1, train_limit=64, test_limit=32, out=str(tmp_path / "api"),
-                      quiet=True)
+    r = netspec.train(str(tiny_spec), epochs=1, train_limit=64, test_limit=32, out=str(tmp_path / "api"), quiet=True)
     assert r["total"] == 32 and 0.0 <= r["test_accuracy"] <= 1.0
     assert r == json.loads(Path(r["out"]).joinpath("results.json").read_text())  # every key of results.json
 
 
 def test_output_without_a_terminal_is_one_line_per_epoch(tiny_spec, tmp_path):
     # stderr is a pipe here: no progress-bar frames, one line per epoch; the result line goes to stdout
-    proc = subprocess.run([sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(tmp_path / "run"),
-                           "--train-limit", "64", "--test-limit", "20", "--precision", "fp32"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netspec",
+            "train",
+            str(tiny_spec),
+            "--out",
+            str(tmp_path / "run"),
+            "--train-limit",
+            "64",
+            "--test-limit",
+            "20",
+            "--precision",
+            "fp32",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr
-    assert [ln.split()[:2] for ln in proc.stderr.splitlines() if ln.startswith("epoch")] == [["epoch", "1/2"],
-                                                                                            ["epoch", "2/2"]]
+    assert [ln.split()[:2] for ln in proc.stderr.splitlines() if ln.startswith("epoch")] == [
+        ["epoch", "1/2"],
+        ["epoch", "2/2"],
+    ]
     assert proc.stdout.startswith("final: train loss ") and len(proc.stdout.splitlines()) == 1
 
 
@@ -186,8 +250,7 @@ def test_compare_runs(tiny_spec, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["compare", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "cmp2.png")])
     text = capsys.readouterr().out
-    assert "warning: these runs were tested on different data (shapes, 50 test images; shapes, 100 test images)" \
-        in text
+    assert "warning: these runs were tested on different data (shapes, 50 test images; shapes, 100 test images)" in text
 
 
 def test_plots_name_the_run_and_count_whole_epochs(tiny_spec, tmp_path):
@@ -236,8 +299,7 @@ def test_mnist_channels_and_tiny_imagenet_classes_come_from_the_data(tmp_path, c
     s = json.loads((tmp_path / "m" / "settings.json").read_text())
     assert s["input"] == [1, 16, 16]  # the data set's channels, the spec's resolution
     make_tiny_imagenet(tmp_path, n_classes=3, per_class=4, n_val=6)
-    _train(spec, tmp_path / "t", "--epochs", "1", "--data", "tiny-imagenet", "--data-dir", tmp_path,
-           "--no-download")
+    _train(spec, tmp_path / "t", "--epochs", "1", "--data", "tiny-imagenet", "--data-dir", tmp_path, "--no-download")
     r = json.loads((tmp_path / "t" / "results.json").read_text())
     assert list(r["per_class_accuracy"]) == ["thing 0", "thing 1", "thing 2"]
 
@@ -300,8 +362,25 @@ def one_epoch_run(tmp_path_factory):
     spec = folder / "tiny.net"
     spec.write_text(TINY)
     with pytest.raises(SystemExit) as e:
-        main(["train", str(spec), "--out", str(folder / "run"), "--quiet", "--train-limit", "96", "--test-limit",
-              "40", "--epochs", "1", "--batch-size", "16", "--precision", "fp32"])
+        main(
+            [
+                "train",
+                str(spec),
+                "--out",
+                str(folder / "run"),
+                "--quiet",
+                "--train-limit",
+                "96",
+                "--test-limit",
+                "40",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--precision",
+                "fp32",
+            ]
+        )
     assert e.value.code == 0
     return spec, folder / "run"
 
@@ -313,16 +392,19 @@ def _copy_run(run_dir: Path, to: Path) -> Path:
     return to
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--data", "mnist"], "--data mnist contradicts the run in {out}, which has data shapes"),
-    (["--train-limit", "95"], "--train-limit 95 contradicts the run in {out}, which has train limit 96"),
-    (["--test-limit", "41"], "--test-limit 41 contradicts the run in {out}, which has test limit 40"),
-    (["--batch-size", "32"], "--batch-size 32 contradicts the run in {out}, which has batch size 16"),
-    (["--seed", "4"], "--seed 4 contradicts the run in {out}, which has seed 3"),
-    (["--input", "3x20x20"], "--input 3x20x20 contradicts the run in {out}, which has input 3x16x16"),
-    (["--set", "classes=7"], "--set classes=7 contradicts the run in {out}, which has classes = 10"),
-    (["--epochs", "0"], "--epochs 0 is fewer than the 1 epochs the run in {out} has already done"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--data", "mnist"], "--data mnist contradicts the run in {out}, which has data shapes"),
+        (["--train-limit", "95"], "--train-limit 95 contradicts the run in {out}, which has train limit 96"),
+        (["--test-limit", "41"], "--test-limit 41 contradicts the run in {out}, which has test limit 40"),
+        (["--batch-size", "32"], "--batch-size 32 contradicts the run in {out}, which has batch size 16"),
+        (["--seed", "4"], "--seed 4 contradicts the run in {out}, which has seed 3"),
+        (["--input", "3x20x20"], "--input 3x20x20 contradicts the run in {out}, which has input 3x16x16"),
+        (["--set", "classes=7"], "--set classes=7 contradicts the run in {out}, which has classes = 10"),
+        (["--epochs", "0"], "--epochs 0 is fewer than the 1 epochs the run in {out} has already done"),
+    ],
+)
 def test_resume_refuses_a_flag_that_changes_the_run(one_epoch_run, tmp_path, capsys, flags, message):
     spec, run_dir = one_epoch_run
     out = _copy_run(run_dir, tmp_path / "run")
@@ -337,9 +419,34 @@ def test_resume_accepts_flags_that_leave_the_run_alone(one_epoch_run, tmp_path, 
     spec, run_dir = one_epoch_run
     out = _copy_run(run_dir, tmp_path / "run")
     # the same values as the run's, the free flags, and a longer run (no schedule: nothing depends on the length)
-    code = _resume(spec, out, "--data", "SHAPES", "--train-limit", "96", "--batch-size", "16", "--seed", "3",
-                   "--set", "classes=10", "--input", "3x16x16", "--epochs", "2", "--data-dir", tmp_path,
-                   "--device", "cpu", "--no-channels-last", "--quiet", "--lr", "0.04", "--precision", "bf16")
+    code = _resume(
+        spec,
+        out,
+        "--data",
+        "SHAPES",
+        "--train-limit",
+        "96",
+        "--batch-size",
+        "16",
+        "--seed",
+        "3",
+        "--set",
+        "classes=10",
+        "--input",
+        "3x16x16",
+        "--epochs",
+        "2",
+        "--data-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+        "--no-channels-last",
+        "--quiet",
+        "--lr",
+        "0.04",
+        "--precision",
+        "bf16",
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "warning: --resume with --precision bf16: the run trained in fp32" in err
@@ -356,8 +463,25 @@ def test_resume_with_no_flag_continues_the_same_run(one_epoch_run, tmp_path):
     out = _copy_run(run_dir, tmp_path / "run")
     assert _resume(None, out, "--epochs", "2", "--quiet") == 0
     with pytest.raises(SystemExit):
-        main(["train", str(spec), "--out", str(tmp_path / "whole"), "--quiet", "--train-limit", "96",
-              "--test-limit", "40", "--epochs", "2", "--batch-size", "16", "--precision", "fp32"])
+        main(
+            [
+                "train",
+                str(spec),
+                "--out",
+                str(tmp_path / "whole"),
+                "--quiet",
+                "--train-limit",
+                "96",
+                "--test-limit",
+                "40",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "16",
+                "--precision",
+                "fp32",
+            ]
+        )
     a = json.loads((out / "results.json").read_text())
     b = json.loads((tmp_path / "whole" / "results.json").read_text())
     for key in ("final_train_loss", "final_test_loss", "correct", "confusion_matrix"):
@@ -365,7 +489,7 @@ def test_resume_with_no_flag_continues_the_same_run(one_epoch_run, tmp_path):
 
 
 def test_resume_refuses_another_spec_and_names_the_line(one_epoch_run, tmp_path, capsys):
-    spec, run_dir = one_epoch_run
+    _spec, run_dir = one_epoch_run
     out = _copy_run(run_dir, tmp_path / "run")
     other = tmp_path / "other.net"
     other.write_text(TINY.replace("Conv2d(4,", "Conv2d(8,"))
@@ -375,13 +499,18 @@ def test_resume_refuses_another_spec_and_names_the_line(one_epoch_run, tmp_path,
     assert "'conv  Conv2d(8, kernel_size=3, padding=1)' there and 'conv  Conv2d(4, kernel_size=3, padding=1)'" in err
 
 
-@pytest.mark.parametrize("schedule,refused", [
-    ("CosineAnnealingLR()", "would change the run's CosineAnnealingLR, whose length (T_max) follows from its 1 "
-                            "epochs"),
-    ("OneCycleLR()", "would change the run's OneCycleLR, whose length (total_steps) follows from its 1 epochs"),
-    ("CosineAnnealingLR(T_max=3)", None),
-    ("StepLR(step_size=1, gamma=0.5)", None),
-])
+@pytest.mark.parametrize(
+    "schedule,refused",
+    [
+        (
+            "CosineAnnealingLR()",
+            "would change the run's CosineAnnealingLR, whose length (T_max) follows from its 1 epochs",
+        ),
+        ("OneCycleLR()", "would change the run's OneCycleLR, whose length (total_steps) follows from its 1 epochs"),
+        ("CosineAnnealingLR(T_max=3)", None),
+        ("StepLR(step_size=1, gamma=0.5)", None),
+    ],
+)
 def test_resume_longer_only_where_the_schedule_allows(tmp_path, capsys, schedule, refused):
     spec = tmp_path / "s.net"
     spec.write_text(TINY.replace("epochs 2", f"epochs 1\n    schedule {schedule}"))
@@ -423,11 +552,13 @@ def test_resume_before_the_first_checkpoint_starts_again_from_the_stored_setting
 def test_kill_9_then_resume_gives_the_uninterrupted_numbers(tiny_spec, tmp_path):
     args = ["--epochs", "3", "--train-limit", "320", "--test-limit", "100", "--quiet", "--precision", "fp32"]
     whole = tmp_path / "whole"
-    subprocess.run([sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(whole), *args],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(whole), *args], check=True, cwd=tmp_path
+    )
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(cut), *args],
-                            cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(cut), *args], cwd=tmp_path
+    )
     metrics = cut / "metrics.csv"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -438,23 +569,30 @@ def test_kill_9_then_resume_gives_the_uninterrupted_numbers(tiny_spec, tmp_path)
     proc.wait()
     rows_before = metrics.read_text().splitlines()
     # no flag but --resume: the run's own settings are restored from its folder
-    subprocess.run([sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(cut), "--resume"],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(cut), "--resume"],
+        check=True,
+        cwd=tmp_path,
+    )
     a = json.loads((whole / "results.json").read_text())
     b = json.loads((cut / "results.json").read_text())
     for key in ("final_train_loss", "final_test_loss", "correct", "confusion_matrix"):
         assert a[key] == b[key], key
     rows_after = metrics.read_text().splitlines()
-    assert rows_after[:len(rows_before)] == rows_before  # finished epochs' rows stay as they were
-    assert [r.split(",")[:4] for r in rows_after] == [r.split(",")[:4] for r in
-                                                      (whole / "metrics.csv").read_text().splitlines()]
+    assert rows_after[: len(rows_before)] == rows_before  # finished epochs' rows stay as they were
+    assert [r.split(",")[:4] for r in rows_after] == [
+        r.split(",")[:4] for r in (whole / "metrics.csv").read_text().splitlines()
+    ]
 
 
-@pytest.mark.parametrize("schedule,check", [
-    ("StepLR(step_size=1, gamma=0.5)", lambda lrs: lrs == pytest.approx([0.05, 0.025, 0.0125])),
-    ("CosineAnnealingLR()", lambda lrs: lrs == pytest.approx([0.05, 0.0375, 0.0125])),
-    ("OneCycleLR()", lambda lrs: lrs[-1] < 1e-4),
-])
+@pytest.mark.parametrize(
+    "schedule,check",
+    [
+        ("StepLR(step_size=1, gamma=0.5)", lambda lrs: lrs == pytest.approx([0.05, 0.025, 0.0125])),
+        ("CosineAnnealingLR()", lambda lrs: lrs == pytest.approx([0.05, 0.0375, 0.0125])),
+        ("OneCycleLR()", lambda lrs: lrs[-1] < 1e-4),
+    ],
+)
 def test_learning_rate_schedules(tmp_path, schedule, check):
     # metrics.csv's lr is the rate the epoch's last step used
     spec = tmp_path / "s.net"
@@ -469,9 +607,29 @@ def test_ctrl_c_stops_after_saving_and_the_printed_command_resumes(tiny_spec, tm
     import shlex
 
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "netspec", "train", str(tiny_spec), "--out", str(out), "--epochs",
-                             "4", "--train-limit", "320", "--test-limit", "50", "--quiet", "--data", "shapes"],
-                            cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netspec",
+            "train",
+            str(tiny_spec),
+            "--out",
+            str(out),
+            "--epochs",
+            "4",
+            "--train-limit",
+            "320",
+            "--test-limit",
+            "50",
+            "--quiet",
+            "--data",
+            "shapes",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "checkpoint.pt").exists():
         time.sleep(0.05)
@@ -486,8 +644,9 @@ def test_ctrl_c_stops_after_saving_and_the_printed_command_resumes(tiny_spec, tm
     printed = err.split("continue with: ", 1)[1].splitlines()[0].strip()
     argv = shlex.split(printed)
     assert argv[:2] == ["netspec", "train"] and argv[-3:] == ["--out", str(out), "--resume"]
-    done = subprocess.run([sys.executable, "-m", "netspec", *argv[1:]], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "netspec", *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("final: ")  # the result line is printed even with the run's --quiet
     rows = list(csv.DictReader(open(out / "metrics.csv")))

@@ -31,8 +31,8 @@ from typing import Any
 
 import click
 
-from ..lang import layers as L
 from ..errors import Location, SpecError, UsageError
+from ..lang import layers as L
 from ..lang.validate import Invalid
 
 MAX_TEXT_CHARS = 1_000_000
@@ -50,8 +50,20 @@ _PRINTED_ONLY = {"BatchNorm2d": {"bias": True}, "BatchNorm1d": {"bias": True}, "
 _PAIRS = {"Conv2d": ("kernel_size", "stride", "padding", "dilation")}
 
 # layers that work element by element on any shape: a flatten may move across them
-_ELEMENTWISE = {"Dropout", "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish", "Mish", "Sigmoid",
-                "Tanh", "Identity"}
+_ELEMENTWISE = {
+    "Dropout",
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Hardswish",
+    "Mish",
+    "Sigmoid",
+    "Tanh",
+    "Identity",
+}
 
 # words the spec grammar reserves: no child may carry these names
 _RESERVED = {"forward", "train", "repeat", "residual", "Sequential", "Residual"}
@@ -83,20 +95,20 @@ class PNode:
     loc: Location  # the class name
     name_loc: Location | None = None
     args: list[PArg] | None = None
-    children: list["PNode"] = field(default_factory=list)
+    children: list[PNode] = field(default_factory=list)
     count: int = 1  # `(0-3): 4 x Linear(...)`, as ModuleList prints
     path: str = ""
     anonymous: bool = False  # named by its position in a Sequential: written without a name
     spec_args: list[tuple[str | None, Any]] = field(default_factory=list)  # what the spec writes
     printed: dict[str, int] = field(default_factory=dict)  # printed sizes netspec infers
-    shortcut: list["PNode"] | None = None  # for Residual
+    shortcut: list[PNode] | None = None  # for Residual
 
     @property
     def is_leaf(self) -> bool:
         return self.args is not None
 
     @property
-    def body(self) -> list["PNode"]:
+    def body(self) -> list[PNode]:
         return [c for c in self.children if not (self.cls == "Residual" and c.name == "shortcut")]
 
     def leaves(self):
@@ -127,10 +139,17 @@ class _Reader:
         end_col = None if end is None else col + max(1, end - pos)
         return Location(line, col, end_col)
 
-    def error(self, message: str, pos: int, hint: str | None = None, end: int | None = None,
-              code: str = "E090") -> SpecError:
-        return SpecError(message, self.loc(min(pos, len(self.text)), end), hint=hint, code=code,
-                         filename=self.filename, source=self.text)
+    def error(
+        self, message: str, pos: int, hint: str | None = None, end: int | None = None, code: str = "E090"
+    ) -> SpecError:
+        return SpecError(
+            message,
+            self.loc(min(pos, len(self.text)), end),
+            hint=hint,
+            code=code,
+            filename=self.filename,
+            source=self.text,
+        )
 
     def skip_ws(self, pos: int) -> int:
         while pos < len(self.text) and self.text[pos] in " \t\n":
@@ -145,15 +164,19 @@ class _Reader:
     def read(self) -> PNode:
         pos = self.skip_ws(0)
         if pos >= len(self.text):
-            raise self.error("no module here: expected text as print(model) writes it, e.g. `Net(` ... `)`", 0,
-                             code="E091")
+            raise self.error(
+                "no module here: expected text as print(model) writes it, e.g. `Net(` ... `)`", 0, code="E091"
+            )
         root, end = self.module(pos, "", None, 0)
         rest = self.skip_ws(end)
         if rest < len(self.text):
             closed = self.loc(end - 1)
-            raise self.error(f"text after the end of the printed module ({root.cls} closes at line {closed.line})",
-                             rest, hint="a stray ')' may have closed the module early (a page break in the "
-                                        "copied text?): remove it", code="E092")
+            raise self.error(
+                f"text after the end of the printed module ({root.cls} closes at line {closed.line})",
+                rest,
+                hint="a stray ')' may have closed the module early (a page break in the copied text?): remove it",
+                code="E092",
+            )
         return root
 
     def module(self, pos: int, name: str, name_loc: Location | None, depth: int) -> tuple[PNode, int]:
@@ -177,20 +200,28 @@ class _Reader:
         while True:
             p = self.skip_ws(p)
             if p >= len(text):
-                raise self.error(f"the text ends inside {cls}( opened at line {node.loc.line}: a ')' is missing",
-                                 len(text.rstrip()), hint="the printed text looks cut short", code="E093")
+                raise self.error(
+                    f"the text ends inside {cls}( opened at line {node.loc.line}: a ')' is missing",
+                    len(text.rstrip()),
+                    hint="the printed text looks cut short",
+                    code="E093",
+                )
             c = text[p]
             if c == ")":
                 return node, p + 1
             if c != "(":
-                raise self.error(f"expected `(name): Module(...)` or the ')' that closes {cls}(", p,
-                                 end=self._word_end(p), code="E091")
+                raise self.error(
+                    f"expected `(name): Module(...)` or the ')' that closes {cls}(",
+                    p,
+                    end=self._word_end(p),
+                    code="E091",
+                )
             eol = text.find("\n", p)
             eol = len(text) if eol < 0 else eol
             close = text.find(")", p, eol)
             if close < 0:
                 raise self.error("expected `(name): Module(...)`: the child name is not closed", p, code="E091")
-            child_name = text[p + 1:close]
+            child_name = text[p + 1 : close]
             child_loc = self.loc(p + 1, close)
             r = close + 1
             if r >= len(text) or text[r] != ":":
@@ -230,12 +261,16 @@ class _Reader:
                 if depth == 0:
                     if ch != ")":
                         raise self.error(f"unmatched {ch!r} in the arguments of {node.cls}", i, code="E094")
-                    node.args = self.arguments(node, text[open_pos + 1:i], open_pos + 1)
+                    node.args = self.arguments(node, text[open_pos + 1 : i], open_pos + 1)
                     return node, i + 1
                 depth -= 1
             i += 1
-        raise self.error(f"the arguments of {node.cls}( are not closed on their line", open_pos,
-                         hint="the printed text looks cut short, or a line was broken in two", code="E093")
+        raise self.error(
+            f"the arguments of {node.cls}( are not closed on their line",
+            open_pos,
+            hint="the printed text looks cut short, or a line was broken in two",
+            code="E093",
+        )
 
     def _pos(self, src: str, base: int, col: int) -> int:
         # ast's columns count UTF-8 bytes; the whole call is on line 1 of `src`
@@ -258,13 +293,15 @@ class _Reader:
         out: list[PArg] = []
         for a in call.args:
             if isinstance(a, ast.Starred):
-                raise self.error(f"cannot read the arguments of {node.cls}", self._pos(src, base, a.col_offset),
-                                 code="E094")
+                raise self.error(
+                    f"cannot read the arguments of {node.cls}", self._pos(src, base, a.col_offset), code="E094"
+                )
             out.append(PArg(None, self.literal(node, a, src, base), self._arg_loc(src, base, a)))
         for kw in call.keywords:
             if kw.arg is None:
-                raise self.error(f"cannot read the arguments of {node.cls}", self._pos(src, base, kw.col_offset),
-                                 code="E094")
+                raise self.error(
+                    f"cannot read the arguments of {node.cls}", self._pos(src, base, kw.col_offset), code="E094"
+                )
             out.append(PArg(kw.arg, self.literal(node, kw.value, src, base), self._arg_loc(src, base, kw)))
         return out
 
@@ -282,9 +319,13 @@ class _Reader:
             # torch prints some strings without quotes: `padding=same`, `padding_mode=reflect`
             return a.id
         start = self._pos(src, base, a.col_offset)
-        raise self.error(f"an argument of {node.cls} is not a plain value", start,
-                         end=self._pos(src, base, a.end_col_offset or a.col_offset + 1),
-                         hint="printed arguments are numbers, strings, booleans, None and tuples", code="E094")
+        raise self.error(
+            f"an argument of {node.cls} is not a plain value",
+            start,
+            end=self._pos(src, base, a.end_col_offset or a.col_offset + 1),
+            hint="printed arguments are numbers, strings, booleans, None and tuples",
+            code="E094",
+        )
 
 
 def read_printed(text: str, filename: str | None = None) -> PNode:
@@ -313,15 +354,17 @@ def _normalize(text: str | bytes, filename: str | None) -> str:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
-            raise SpecError("the text is not valid UTF-8", Location(1, 1), code="E091",
-                            filename=filename) from None
+            raise SpecError("the text is not valid UTF-8", Location(1, 1), code="E091", filename=filename) from None
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").expandtabs(1)
     if len(text) > MAX_TEXT_CHARS:
-        raise SpecError(f"the text is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,}",
-                        Location(1, 1), code="E091", filename=filename)
+        raise SpecError(
+            f"the text is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,}",
+            Location(1, 1),
+            code="E091",
+            filename=filename,
+        )
     if "\x00" in text:
-        raise SpecError("the text holds a NUL byte: it looks binary", Location(1, 1), code="E091",
-                        filename=filename)
+        raise SpecError("the text holds a NUL byte: it looks binary", Location(1, 1), code="E091", filename=filename)
     return text
 
 
@@ -350,9 +393,12 @@ class _Converter:
         if root.is_leaf:
             if root.cls in ("Sequential",) and not root.args:
                 raise self.err("the printed module has no children", root.loc, code="E095")
-            raise self.err(f"{root.cls}(...) is a single layer: a network prints its children as "
-                           f"`(name): Layer(...)` lines", root.loc,
-                           hint=f"wrap it: nn.Sequential({root.cls}(...)) prints as one", code="E095")
+            raise self.err(
+                f"{root.cls}(...) is a single layer: a network prints its children as `(name): Layer(...)` lines",
+                root.loc,
+                hint=f"wrap it: nn.Sequential({root.cls}(...)) prints as one",
+                code="E095",
+            )
         if not root.children:
             raise self.err("the printed module has no children", root.loc, code="E095")
         positional = root.cls == "Sequential"
@@ -363,15 +409,17 @@ class _Converter:
         for i, child in enumerate(kids):
             child.path = f"{parent.path}.{child.name}" if parent.path else child.name
             if child.name in seen:
-                raise self.err(f"the name {child.name!r} is printed twice in {parent.cls}", child.name_loc,
-                               code="E095")
+                raise self.err(f"the name {child.name!r} is printed twice in {parent.cls}", child.name_loc, code="E095")
             seen.add(child.name)
             if positional and child.name == str(i):
                 child.anonymous = True
             elif positional and child.name.isdigit():
-                raise self.err(f"child {child.path!r} is numbered out of place ({child.name} at position {i})",
-                               child.name_loc, hint="a spec numbers the unnamed layers of a Sequential 0, 1, 2, ...",
-                               code="E096")
+                raise self.err(
+                    f"child {child.path!r} is numbered out of place ({child.name} at position {i})",
+                    child.name_loc,
+                    hint="a spec numbers the unnamed layers of a Sequential 0, 1, 2, ...",
+                    code="E096",
+                )
             else:
                 self.check_name(child)
             self.node(child)
@@ -379,14 +427,21 @@ class _Converter:
     def check_name(self, child: PNode) -> None:
         if not _NAME_RE.fullmatch(child.name) or child.name in _RESERVED:
             why = "is a word of the spec language" if child.name in _RESERVED else "is not a name a spec can write"
-            raise self.err(f"the child name {child.name!r} {why}", child.name_loc,
-                           hint="names are letters, digits and '_', not starting with a digit; rename the child",
-                           code="E096")
+            raise self.err(
+                f"the child name {child.name!r} {why}",
+                child.name_loc,
+                hint="names are letters, digits and '_', not starting with a digit; rename the child",
+                code="E096",
+            )
 
     def node(self, node: PNode) -> None:
         if node.count != 1:
-            raise self.err(f"{node.path!r} is printed as {node.count} x {node.cls}: a ModuleList; netspec imports "
-                           f"nn.Sequential stacks only", node.name_loc, code="E097")
+            raise self.err(
+                f"{node.path!r} is printed as {node.count} x {node.cls}: a ModuleList; netspec imports "
+                f"nn.Sequential stacks only",
+                node.name_loc,
+                code="E097",
+            )
         if node.cls == "Sequential":
             if node.is_leaf:
                 if node.args:
@@ -415,16 +470,20 @@ class _Converter:
             from ..lang.syntax import did_you_mean
 
             if not node.is_leaf:
-                raise self.err(f"cannot import {node.path!r}: {node.cls} is not a Sequential, and a printed module "
-                               f"does not show the order its forward() runs its children in", node.loc,
-                               hint="netspec's composites are Sequential and Residual: write this part by hand as "
-                                    "a block, or pass the module's layers as an nn.Sequential", code="E097")
+                raise self.err(
+                    f"cannot import {node.path!r}: {node.cls} is not a Sequential, and a printed module "
+                    f"does not show the order its forward() runs its children in",
+                    node.loc,
+                    hint="netspec's composites are Sequential and Residual: write this part by hand as "
+                    "a block, or pass the module's layers as an nn.Sequential",
+                    code="E097",
+                )
             hint = did_you_mean(node.cls, L.LAYERS) or f"netspec's layers: {', '.join(L.LAYERS)}"
-            raise self.err(f"netspec has no layer {node.cls!r} (child {node.path!r})", node.loc, hint=hint,
-                           code="E098")
+            raise self.err(f"netspec has no layer {node.cls!r} (child {node.path!r})", node.loc, hint=hint, code="E098")
         if not node.is_leaf:
-            raise self.err(f"{node.path!r} is printed as a {node.cls} with children: not torch's {node.cls}",
-                           node.loc, code="E097")
+            raise self.err(
+                f"{node.path!r} is printed as a {node.cls} with children: not torch's {node.cls}", node.loc, code="E097"
+            )
         self.layer(node)
 
     def layer(self, node: PNode) -> None:
@@ -437,8 +496,7 @@ class _Converter:
         for a in node.args or ():
             if a.key is None:
                 if npos >= len(order):
-                    raise self.err(f"{node.cls} takes at most {len(order)} positional arguments", a.loc,
-                                   code="E099")
+                    raise self.err(f"{node.cls} takes at most {len(order)} positional arguments", a.loc, code="E099")
                 key = order[npos]
                 npos += 1
             else:
@@ -450,21 +508,35 @@ class _Converter:
         for key, value in values.items():
             if key in cls.INFERRED:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise self.err(f"{key} of {node.cls} must be a positive integer, got {value!r}", locs[key],
-                                   code="E099")
+                    raise self.err(
+                        f"{key} of {node.cls} must be a positive integer, got {value!r}", locs[key], code="E099"
+                    )
                 node.printed[key] = value
                 continue
             only = _PRINTED_ONLY.get(node.cls, {})
             if key in only:
                 if not _same(value, only[key]):
-                    raise self.err(f"netspec's {node.cls} cannot be built with {key}={value!r}", locs[key],
-                                   hint=f"netspec's {node.cls} always has {key}={only[key]!r}", code="E099")
+                    raise self.err(
+                        f"netspec's {node.cls} cannot be built with {key}={value!r}",
+                        locs[key],
+                        hint=f"netspec's {node.cls} always has {key}={only[key]!r}",
+                        code="E099",
+                    )
                 continue
             if key not in fields:
-                raise self.err(f"netspec's {node.cls} has no argument {key!r} (child {node.path!r})", locs[key],
-                               hint=cls.signature(), code="E099")
-            if key in _PAIRS.get(node.cls, ()) and isinstance(value, tuple) and len(value) == 2 \
-                    and value[0] == value[1] and type(value[0]) is int:
+                raise self.err(
+                    f"netspec's {node.cls} has no argument {key!r} (child {node.path!r})",
+                    locs[key],
+                    hint=cls.signature(),
+                    code="E099",
+                )
+            if (
+                key in _PAIRS.get(node.cls, ())
+                and isinstance(value, tuple)
+                and len(value) == 2
+                and value[0] == value[1]
+                and type(value[0]) is int
+            ):
                 value = value[0]
             kept[key] = value
         for key in list(kept):
@@ -472,8 +544,12 @@ class _Converter:
             if default is not ... and _same(kept[key], default):
                 del kept[key]
         # pools default their stride to the kernel size: MaxPool2d(kernel_size=2, stride=2) is MaxPool2d(2)
-        if node.cls in ("MaxPool2d", "AvgPool2d") and "stride" in kept and "kernel_size" in kept \
-                and _same(kept["stride"], kept["kernel_size"]):
+        if (
+            node.cls in ("MaxPool2d", "AvgPool2d")
+            and "stride" in kept
+            and "kernel_size" in kept
+            and _same(kept["stride"], kept["kernel_size"])
+        ):
             del kept["stride"]
         try:
             cls.model_validate(kept)
@@ -482,10 +558,12 @@ class _Converter:
             key = str(err["loc"][0]) if err["loc"] else None
             msg = err["msg"][0].lower() + err["msg"][1:]
             if err["type"] == "missing":
-                raise self.err(f"{node.cls} is printed without {key!r}", node.loc, hint=cls.signature(),
-                               code="E099") from None
-            raise self.err(f"argument {key!r} of {node.cls}: {msg}, got {kept.get(key)!r}",
-                           locs.get(key, node.loc), code="E099") from None
+                raise self.err(
+                    f"{node.cls} is printed without {key!r}", node.loc, hint=cls.signature(), code="E099"
+                ) from None
+            raise self.err(
+                f"argument {key!r} of {node.cls}: {msg}, got {kept.get(key)!r}", locs.get(key, node.loc), code="E099"
+            ) from None
         for key, value in kept.items():
             try:
                 _value(value)
@@ -582,8 +660,9 @@ def _name(parts: tuple | None) -> str:
     out = []
     for p in parts or ():
         if isinstance(p, Var):
-            out.append("{" + p.name + (f"+{p.offset}" if p.offset > 0 else f"-{-p.offset}" if p.offset < 0 else "")
-                       + "}")
+            out.append(
+                "{" + p.name + (f"+{p.offset}" if p.offset > 0 else f"-{-p.offset}" if p.offset < 0 else "") + "}"
+            )
         elif isinstance(p, Ref):
             out.append("{" + p.name + "}")
         else:
@@ -652,14 +731,22 @@ def _render_items(items, indent: int) -> list[str]:
     pad = " " * indent
     inline = [_inline(it) for it in items]
     # names in a column, over the items written on one line
-    width = max((len(_name(it.name)) for it, one in zip(items, inline) if one is not None
-                 and isinstance(it, (ILayer, IComp)) and it.name is not None and indent + len(one) <= LINE_WIDTH),
-                default=0)
+    width = max(
+        (
+            len(_name(it.name))
+            for it, one in zip(items, inline)
+            if one is not None
+            and isinstance(it, (ILayer, IComp))
+            and it.name is not None
+            and indent + len(one) <= LINE_WIDTH
+        ),
+        default=0,
+    )
     lines: list[str] = []
     for it, one in zip(items, inline):
         if one is not None and isinstance(it, (ILayer, IComp)) and it.name is not None:
             name = _name(it.name)
-            one = name + " " * (width - len(name) + 2) + one[len(name) + 1:]
+            one = name + " " * (width - len(name) + 2) + one[len(name) + 1 :]
         if one is not None and indent + len(one) <= LINE_WIDTH:
             lines.append(pad + one)
             continue
@@ -726,8 +813,15 @@ def _cost(lines: list[str]) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------------------------
 
 _VAR_NAMES = ("i", "j", "k", "n", "m", "t", "u", "v", "w")
-_PARAM_NAMES = {"out_channels": "out", "out_features": "out", "kernel_size": "k", "padding": "pad",
-                "num_groups": "groups", "output_size": "size", "negative_slope": "slope"}
+_PARAM_NAMES = {
+    "out_channels": "out",
+    "out_features": "out",
+    "kernel_size": "k",
+    "padding": "pad",
+    "num_groups": "groups",
+    "output_size": "size",
+    "negative_slope": "slope",
+}
 
 
 def _vkey(v: Any) -> tuple:
@@ -792,10 +886,12 @@ def _map_ints(it, f):
 
 def _used_names(it, out: set) -> None:
     """Variable and parameter names an item refers to (so a new variable does not shadow them)."""
+
     def name(parts):
         for p in parts or ():
             if isinstance(p, (Var, Ref)):
                 out.add(p.name)
+
     if isinstance(it, (ILayer, IComp, IStep)):
         name(it.name)
     if isinstance(it, ILayer):
@@ -838,14 +934,15 @@ class _Folder:
 
     # -- repeat ---------------------------------------------------------------------------------------------------
 
-    def repeat_candidates(self, items: list, costs: list, shape: list[int], ints: list[list[int]], indent: int,
-                          reserved):
+    def repeat_candidates(
+        self, items: list, costs: list, shape: list[int], ints: list[list[int]], indent: int, reserved
+    ):
         """Runs of m >= 2 groups of p items, alike but for integers in names that count up by one together."""
         n = len(items)
         for p in range(1, n // 2 + 1):
             covered: set[int] = set()
             for a in range(0, n - 2 * p + 1):
-                if a in covered or shape[a:a + p] != shape[a + p:a + 2 * p]:
+                if a in covered or shape[a : a + p] != shape[a + p : a + 2 * p]:
                     continue
                 base = [v for j in range(a, a + p) for v in ints[j]]
                 nxt = [v for j in range(a + p, a + 2 * p) for v in ints[j]]
@@ -853,20 +950,26 @@ class _Folder:
                 if any(d not in (0, 1) for d in steps):
                     continue
                 m = 2
-                while a + (m + 1) * p <= n and shape[a + m * p:a + (m + 1) * p] == shape[a:a + p] and \
-                        [v for j in range(a + m * p, a + (m + 1) * p) for v in ints[j]] == \
-                        [x + d * m for x, d in zip(base, steps)]:
+                while (
+                    a + (m + 1) * p <= n
+                    and shape[a + m * p : a + (m + 1) * p] == shape[a : a + p]
+                    and [v for j in range(a + m * p, a + (m + 1) * p) for v in ints[j]]
+                    == [x + d * m for x, d in zip(base, steps)]
+                ):
                     m += 1
                 covered.update(a + k * p for k in range(1, m))
                 yield self.make_repeat(items, costs, a, p, m, steps, indent, reserved)
 
     def make_repeat(self, items, costs, a, p, m, steps, indent, reserved):
-        group = items[a:a + p]
+        group = items[a : a + p]
         used: set[str] = set()
         for it in group:
             _used_names(it, used)
-        var = next(v for v in _VAR_NAMES + tuple(f"i{k}" for k in range(2, 100))
-                   if v not in used and v not in reserved and v not in self.reserved)
+        var = next(
+            v
+            for v in _VAR_NAMES + tuple(f"i{k}" for k in range(2, 100))
+            if v not in used and v not in reserved and v not in self.reserved
+        )
         ints: list[int] = []
         for it in group:
             out: list = []
@@ -881,7 +984,7 @@ class _Folder:
             return Var(var, part - lo) if steps[k] == 1 else part
 
         rep = IRep(var, lo, lo + m - 1, tuple(_map_ints(it, f) for it in group))
-        before = self._sum(costs[a:a + m * p])
+        before = self._sum(costs[a : a + m * p])
         if self.steps:
             after = self.cost([rep], indent)
         else:
@@ -889,7 +992,7 @@ class _Folder:
             if one is not None and indent + len(one) <= LINE_WIDTH:
                 after = (1, len(one))
             else:
-                body = self._sum(costs[a:a + p])
+                body = self._sum(costs[a : a + p])
                 after = (body[0] + 2, body[1] + len(f"repeat {var} in {lo}..{lo + m - 1} {{") + 1)
         saving = (before[0] - after[0], before[1] - after[1])
         if self.steps and after[1] * 3 > before[1] * 2:
@@ -912,7 +1015,7 @@ class _Folder:
         subs = []
         for i in range(len(first)):
             for j in range(i, len(first)):
-                sub = first[i:j + 1]
+                sub = first[i : j + 1]
                 if type(sub[0]) is int and type(sub[-1]) is int:
                     subs.append(sub)
         subs.sort(key=len, reverse=True)
@@ -946,8 +1049,9 @@ class _Folder:
                 skel.append(("L", it.cls, tuple(k for k, _ in it.args), name(it.name)))
                 values.extend(((k or _first_key(it.cls)), v) for k, v in it.args)
             elif isinstance(it, IComp):
-                skel.append(("C", it.kind, len(it.items), None if it.shortcut is None else len(it.shortcut),
-                             name(it.name)))
+                skel.append(
+                    ("C", it.kind, len(it.items), None if it.shortcut is None else len(it.shortcut), name(it.name))
+                )
                 for c in it.items + (it.shortcut or ()):
                     walk(c)
             elif isinstance(it, IRep):
@@ -972,7 +1076,7 @@ class _Folder:
 
         def ab(s: int, p: int):
             if (s, p) not in memo:
-                memo[(s, p)] = self.abstract(items[s:s + p])
+                memo[(s, p)] = self.abstract(items[s : s + p])
             return memo[(s, p)]
 
         for p in range(1, min(n // 2, 16) + 1):
@@ -980,11 +1084,11 @@ class _Folder:
             for a in range(0, n - 2 * p + 1):
                 if a in taken:
                     continue
-                key = coarse[a:a + p]
+                key = coarse[a : a + p]
                 starts = [a]
                 b = a + p
                 while b + p <= n:
-                    if coarse[b:b + p] == key:
+                    if coarse[b : b + p] == key:
                         starts.append(b)
                         b += p
                     else:
@@ -1013,7 +1117,7 @@ class _Folder:
         slot_param: dict[int, str] = {}
         vec_param: dict[tuple, str] = {}
         reserved = set(self.reserved) | {"id"}
-        group = items[occ[0][0]:occ[0][0] + p]
+        group = items[occ[0][0] : occ[0][0] + p]
         for it in group:
             _used_names(it, reserved)
         for j in range(nslots):
@@ -1074,7 +1178,7 @@ class _Folder:
                     first_for[slot_param[j]] = o[1][1][j][1]
             args += [first_for[pn] for pn in params]
             uses.append(IUse(bname, tuple(args)))
-        before = self._sum(c for s, _ in occ for c in costs[s:s + p])
+        before = self._sum(c for s, _ in occ for c in costs[s : s + p])
         use_chars = sum(len(_inline(u) or "") for u in uses)
         # the body as it will be written: its own repeats folded
         key = (body, tuple(all_params))
@@ -1130,8 +1234,11 @@ class _Folder:
                 ints.append([t for t in out if type(t) is int])
                 shape.append(kinds.setdefault(tuple(t if type(t) is not int else None for t in out), len(kinds)))
                 # names and values left out: block occurrences differ in them
-                rough = tuple(x[:2] if x[0] in ("L", "U") else x for x in out
-                              if isinstance(x, tuple) and x[0] not in ("name", "p", "anon"))
+                rough = tuple(
+                    x[:2] if x[0] in ("L", "U") else x
+                    for x in out
+                    if isinstance(x, tuple) and x[0] not in ("name", "p", "anon")
+                )
                 coarse.append(kinds.setdefault(("coarse",) + rough, len(kinds)))
             best = None
             cands = list(self.repeat_candidates(items, costs, shape, ints, indent, reserved))
@@ -1167,13 +1274,13 @@ def _with_id(parts: tuple | None, sub: tuple | None) -> tuple | None:
     if parts is None or sub is None:
         return parts
     k = _find(parts, sub)
-    return parts[:k] + (Ref("id"),) + parts[k + len(sub):]
+    return parts[:k] + (Ref("id"),) + parts[k + len(sub) :]
 
 
 def _find(parts: tuple, sub: tuple) -> int:
     n = len(sub)
     for i in range(len(parts) - n + 1):
-        if all(type(a) is type(b) and a == b for a, b in zip(parts[i:i + n], sub)):
+        if all(type(a) is type(b) and a == b for a, b in zip(parts[i : i + n], sub)):
             return i
     return -1
 
@@ -1254,8 +1361,9 @@ def _flat(top: list[PNode], steps: list[tuple[str, str, PNode | None]] | None, n
         pn = line_map.get(e.loc.line) if e.loc is not None else None
         if pn is None or pn.loc.line < 1:
             raise
-        raise SpecError(f"{pn.what()} cannot be written in a spec: {e.message}", pn.loc, hint=e.hint,
-                        code=e.code) from None
+        raise SpecError(
+            f"{pn.what()} cannot be written in a spec: {e.message}", pn.loc, hint=e.hint, code=e.code
+        ) from None
     by_name = {pn.name: pn for pn in top}
     nodes = {n.name: n for n in net.layers}
     runorder: list[tuple[PNode, Any]] = []
@@ -1306,8 +1414,12 @@ def _fit(flat: _Flat, size: tuple[int, int, int]) -> _Fit:
                     if r.loc is node.loc:
                         break
                     spatial = next((sh for sh in (r.out_shape, r.in_shape) if len(sh) == 3), spatial)
-                return _Fit(idx, pn, f"is printed with {key}={want}, but gets {key}={got.get(key)} at input "
-                                     f"{fmt_shape(size)}", spatial)
+                return _Fit(
+                    idx,
+                    pn,
+                    f"is printed with {key}={want}, but gets {key}={got.get(key)} at input {fmt_shape(size)}",
+                    spatial,
+                )
     else:
         if err is None:
             return _Fit(len(flat.runorder))
@@ -1328,9 +1440,13 @@ def _channels(flat: _Flat) -> int | None:
             if key in pn.printed and pn.cls != "BatchNorm1d":
                 return pn.printed[key]
         if "in_features" in pn.printed or (pn.cls == "BatchNorm1d" and pn.printed):
-            raise SpecError(f"the first layer with a printed size is {pn.what()}, on flat input: netspec networks "
-                            f"take C x H x W images, and the input size cannot be told", pn.loc,
-                            hint="pass the input size with --input CxHxW", code="E100")
+            raise SpecError(
+                f"the first layer with a printed size is {pn.what()}, on flat input: netspec networks "
+                f"take C x H x W images, and the input size cannot be told",
+                pn.loc,
+                hint="pass the input size with --input CxHxW",
+                code="E100",
+            )
     return None
 
 
@@ -1355,13 +1471,17 @@ def _solve(flat: _Flat, given: tuple[int, int, int] | None, sides=None) -> _Sear
     if given is not None:
         fit = _fit(flat, given)
         if fit.index == total:
-            return _Search(_Solution(given, f"input {fmt_shape(given)}: as given (--input); it fits every printed "
-                                            f"size"), fit, [])
+            return _Search(
+                _Solution(given, f"input {fmt_shape(given)}: as given (--input); it fits every printed size"), fit, []
+            )
         return _Search(None, fit, [])
     c = _channels(flat)
     if c is None:
-        return _Search(_Solution((3, 32, 32), "input 3x32x32: an assumption; no printed size depends on the "
-                                              "input size"), _Fit(total), [])
+        return _Search(
+            _Solution((3, 32, 32), "input 3x32x32: an assumption; no printed size depends on the input size"),
+            _Fit(total),
+            [],
+        )
     best = _Fit(-1)
     best_sides: list[int] = []
     fits: dict[int, _Fit] = {}
@@ -1378,9 +1498,15 @@ def _solve(flat: _Flat, given: tuple[int, int, int] | None, sides=None) -> _Sear
                 rng = f"so does every square size from {s}x{s} up to {hi}x{hi} (checked no further)"
             else:
                 rng = f"so does every square size from {s}x{s} to {hi}x{hi}"
-            return _Search(_Solution((c, s, s), f"input {fmt_shape((c, s, s))}: the smallest square input at which "
-                                                f"every printed size ({', '.join(_size_keys(flat))}) fits; {rng}"),
-                           fit, [s])
+            return _Search(
+                _Solution(
+                    (c, s, s),
+                    f"input {fmt_shape((c, s, s))}: the smallest square input at which "
+                    f"every printed size ({', '.join(_size_keys(flat))}) fits; {rng}",
+                ),
+                fit,
+                [s],
+            )
         if fit.index > best.index:
             best, best_sides = fit, [s]
         elif fit.index == best.index:
@@ -1390,14 +1516,21 @@ def _solve(flat: _Flat, given: tuple[int, int, int] | None, sides=None) -> _Sear
     if pn is not None and "in_features" in pn.printed:
         want = pn.printed["in_features"]
         shapes = {s: fits[s].spatial for s in best_sides if fits[s].spatial is not None}
-        pairs = sorted(((h, w) for h in shapes for w in shapes
-                        if h != w and shapes[h][0] * shapes[h][1] * shapes[w][2] == want),
-                       key=lambda hw: (hw[0] * hw[1], abs(hw[0] - hw[1]), hw))
+        pairs = sorted(
+            ((h, w) for h in shapes for w in shapes if h != w and shapes[h][0] * shapes[h][1] * shapes[w][2] == want),
+            key=lambda hw: (hw[0] * hw[1], abs(hw[0] - hw[1]), hw),
+        )
         for h, w in pairs[:200]:
             if _fit(flat, (c, h, w)).index == total:
-                return _Search(_Solution((c, h, w), f"input {fmt_shape((c, h, w))}: no square input fits the "
-                                                    f"printed sizes; this is the smallest H x W found that does"),
-                               best, best_sides)
+                return _Search(
+                    _Solution(
+                        (c, h, w),
+                        f"input {fmt_shape((c, h, w))}: no square input fits the "
+                        f"printed sizes; this is the smallest H x W found that does",
+                    ),
+                    best,
+                    best_sides,
+                )
     return _Search(None, best, best_sides)
 
 
@@ -1450,8 +1583,16 @@ def _insert_flattens(top: list[PNode]) -> list[tuple[PNode, str]]:
                     added.append((fl, child.name))
                     i += 1
                 rank = 1
-            elif leaf.cls in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-                              "AdaptiveMaxPool2d", "Dropout2d", "GroupNorm"):
+            elif leaf.cls in (
+                "Conv2d",
+                "BatchNorm2d",
+                "MaxPool2d",
+                "AvgPool2d",
+                "AdaptiveAvgPool2d",
+                "AdaptiveMaxPool2d",
+                "Dropout2d",
+                "GroupNorm",
+            ):
                 if rank != 3:
                     return added
         i += 1
@@ -1460,8 +1601,8 @@ def _insert_flattens(top: list[PNode]) -> list[tuple[PNode, str]]:
 
 def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> list[tuple[str, str, PNode | None]]:
     """The run order from a `forward { ... }` section: (op, name, printed child) steps, repeats unrolled."""
-    from ..lang.syntax import Repeat, did_you_mean, normalize_source, parse
     from ..lang.elaborate import Constants, Scope, evaluate, render_name
+    from ..lang.syntax import Repeat, did_you_mean, normalize_source, parse
 
     src = normalize_source(text)
     shift = 0  # lines added in front of the file's text
@@ -1477,8 +1618,14 @@ def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> li
             prog = parse(wrapped, filename)
         except SpecError as e:
             if e.loc is not None and 2 <= e.loc.line <= src.count("\n") + 1:
-                raise SpecError(e.message, Location(e.loc.line - 1, e.loc.column, e.loc.end_column), hint=e.hint,
-                                code=e.code, filename=filename, source=src) from None
+                raise SpecError(
+                    e.message,
+                    Location(e.loc.line - 1, e.loc.column, e.loc.end_column),
+                    hint=e.hint,
+                    code=e.code,
+                    filename=filename,
+                    source=src,
+                ) from None
             raise
     err_src = src
 
@@ -1486,10 +1633,17 @@ def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> li
         return SpecError(message, loc, hint=hint, code=code, filename=filename, source=err_src)
 
     if prog.forward is None:
-        raise err("the order file has no `forward { ... }` section", Location(1, 1),
-                  hint="write the run order as a spec's forward section: forward { conv1 relu pool1 ... }")
-    for what, loc in (("layers", prog.layers_loc), ("train", prog.train_loc), ("network", prog.network_loc),
-                      ("input", prog.input_loc)):
+        raise err(
+            "the order file has no `forward { ... }` section",
+            Location(1, 1),
+            hint="write the run order as a spec's forward section: forward { conv1 relu pool1 ... }",
+        )
+    for what, loc in (
+        ("layers", prog.layers_loc),
+        ("train", prog.train_loc),
+        ("network", prog.network_loc),
+        ("input", prog.input_loc),
+    ):
         if loc is not None:
             raise err(f"the order file gives the run order only; `{what}` comes from the printed module", loc)
     by_name = {pn.name: pn for pn in top}
@@ -1508,8 +1662,11 @@ def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> li
                     lo, hi = evaluate(it.start, scope), evaluate(it.stop, scope)
                 except SpecError as e:
                     raise err(e.message, fix(e.loc), e.hint, e.code) from None
-                if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or hi < lo \
-                        or hi - lo > 10_000:
+                if (
+                    not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi))
+                    or hi < lo
+                    or hi - lo > 10_000
+                ):
                     raise err(f"cannot repeat over {lo!r}..{hi!r}", fix(it.loc), code="E101")
                 for v in range(lo, hi + 1):
                     walk(it.items, Scope({it.var: v}, scope))
@@ -1524,9 +1681,11 @@ def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> li
                 steps.append(("function", name, None))
             else:
                 hint = did_you_mean(name, list(by_name) + list(L.FUNCTIONS))
-                raise err(f"{name!r} is not a child of the printed module" + ("" if it.residual else
-                                                                             " nor a function"),
-                          fix(it.name.loc), hint=hint or f"functions: {', '.join(L.FUNCTIONS)}")
+                raise err(
+                    f"{name!r} is not a child of the printed module" + ("" if it.residual else " nor a function"),
+                    fix(it.name.loc),
+                    hint=hint or f"functions: {', '.join(L.FUNCTIONS)}",
+                )
             if len(steps) > 20_000:
                 raise err("the run order has more than 20,000 steps", fix(it.loc))
 
@@ -1534,9 +1693,11 @@ def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> li
     used = {n for op, n, _ in steps if op != "function"}
     missing = [pn for pn in top if pn.name not in used]
     if missing:
-        raise err(f"the run order never runs {', '.join(repr(pn.name) for pn in missing)}",
-                  fix(prog.forward_loc),
-                  hint="every child of the printed module must run at least once")
+        raise err(
+            f"the run order never runs {', '.join(repr(pn.name) for pn in missing)}",
+            fix(prog.forward_loc),
+            hint="every child of the printed module must run at least once",
+        )
     return steps
 
 
@@ -1568,14 +1729,29 @@ def _wrap_comment(text: str, width: int = 110) -> list[str]:
 
 
 def _sig(nodes) -> tuple:
-    return tuple((n.name, n.kind, tuple(sorted((k, repr(v)) for k, v in n.config.args().items()))
-                  if n.config is not None else None, _sig(n.children),
-                  None if n.shortcut is None else _sig(n.shortcut)) for n in nodes)
+    return tuple(
+        (
+            n.name,
+            n.kind,
+            tuple(sorted((k, repr(v)) for k, v in n.config.args().items())) if n.config is not None else None,
+            _sig(n.children),
+            None if n.shortcut is None else _sig(n.shortcut),
+        )
+        for n in nodes
+    )
 
 
-def import_text(text: str | bytes, filename: str | None = None, *, name: str | None = None,
-                order: str | bytes | None = None, order_filename: str | None = None,
-                input: Any = None, source: str | None = None, live: bool = False) -> ImportResult:
+def import_text(
+    text: str | bytes,
+    filename: str | None = None,
+    *,
+    name: str | None = None,
+    order: str | bytes | None = None,
+    order_filename: str | None = None,
+    input: Any = None,
+    source: str | None = None,
+    live: bool = False,
+) -> ImportResult:
     """Turn printed-module text into spec text. Raises SpecError (file, line, column) where it cannot.
 
     `order` is the run order as a spec's `forward { ... }` section (without it: registration order); `input` an
@@ -1605,25 +1781,38 @@ def import_text(text: str | bytes, filename: str | None = None, *, name: str | N
     if order is not None:
         steps = _read_order(order, order_filename, top)
         if root.cls == "Sequential" and any(pn.anonymous for pn in top):
-            raise SpecError("a forward section needs named children; this Sequential's children are numbered",
-                            root.loc, code="E101", filename=filename, source=text)
-        run_note = (f"Run order: as given in {_short(order_filename) if order_filename else 'the order'} "
-                    f"(the forward section below); print(model) does not show forward().")
+            raise SpecError(
+                "a forward section needs named children; this Sequential's children are numbered",
+                root.loc,
+                code="E101",
+                filename=filename,
+                source=text,
+            )
+        run_note = (
+            f"Run order: as given in {_short(order_filename) if order_filename else 'the order'} "
+            f"(the forward section below); print(model) does not show forward()."
+        )
         added = []
     else:
         added = _insert_flattens(top) if root.cls != "Sequential" else []
         if root.cls == "Sequential":
             run_note = "Run order: nn.Sequential's, the order the children are registered in."
         elif live:
-            run_note = (f"Run order: assumed to be the order the children are registered in; "
-                        f"{root.cls}'s forward() cannot be seen (nn.Sequential stacks inside run in that order).")
+            run_note = (
+                f"Run order: assumed to be the order the children are registered in; "
+                f"{root.cls}'s forward() cannot be seen (nn.Sequential stacks inside run in that order)."
+            )
         else:
-            run_note = ("Run order: assumed to be the order print(model) lists the children in, as print(model) "
-                        "does not show forward(); give another with --order FILE.")
+            run_note = (
+                "Run order: assumed to be the order print(model) lists the children in, as print(model) "
+                "does not show forward(); give another with --order FILE."
+            )
         for fl, before in added:
-            notes.append(f"Added: `{fl.name} Flatten()` before {before!r}, whose Linear takes flat input: "
-                         f"a forward() that flattens with torch.flatten(x, 1) is assumed. A Flatten has no weights: "
-                         f"state_dict keys are unchanged.")
+            notes.append(
+                f"Added: `{fl.name} Flatten()` before {before!r}, whose Linear takes flat input: "
+                f"a forward() that flattens with torch.flatten(x, 1) is assumed. A Flatten has no weights: "
+                f"state_dict keys are unchanged."
+            )
 
     try:
         flat = _flat(top, steps, net_name)
@@ -1631,7 +1820,8 @@ def import_text(text: str | bytes, filename: str | None = None, *, name: str | N
         if search.solution is None:
             raise _no_fit(search, flat, top, steps, given, reader, warns)
     except SpecError as e:
-        raise e.attach(filename, text)
+        e.attach(filename, text)
+        raise
     sol = search.solution
 
     # the last layer to run, when a Linear, gets its size from a `classes` constant
@@ -1640,8 +1830,10 @@ def import_text(text: str | bytes, filename: str | None = None, *, name: str | N
         classes = flat.runorder[-1][0]
         if len(flat.runorder) > 1 and any(pn is classes for pn, _ in flat.runorder[:-1]):
             classes = None
-    header = [f"# Imported by `netspec import` from {source or _short(filename) or 'a printed module'}"
-              + ("." if live else ", as print(model) shows it.")]
+    header = [
+        f"# Imported by `netspec import` from {source or _short(filename) or 'a printed module'}"
+        + ("." if live else ", as print(model) shows it.")
+    ]
     header_notes = [run_note, sol.note[0].upper() + sol.note[1:] + "."] + notes
     for note in header_notes:
         header += _wrap_comment(note)
@@ -1665,8 +1857,12 @@ def import_text(text: str | bytes, filename: str | None = None, *, name: str | N
             continue
         if _sig(net.layers) == want_layers and [(s.op, s.name) for s in net.forward] == want_steps:
             return ImportResult(cand, sol.size, net_name, warns)
-    raise SpecError("internal error: the imported spec does not elaborate to the printed module", None,
-                    code="E109", filename=filename)  # pragma: no cover
+    raise SpecError(
+        "internal error: the imported spec does not elaborate to the printed module",
+        None,
+        code="E109",
+        filename=filename,
+    )  # pragma: no cover
 
 
 def normalize_order(order: str | bytes) -> str | None:
@@ -1683,8 +1879,16 @@ def _short(filename: str | None) -> str | None:
     return filename.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _render(header: list[str], net_name: str, size, top: list[PNode], steps, classes: PNode | None, fold: bool,
-            verbatim: str | None = None) -> str | None:
+def _render(
+    header: list[str],
+    net_name: str,
+    size,
+    top: list[PNode],
+    steps,
+    classes: PNode | None,
+    fold: bool,
+    verbatim: str | None = None,
+) -> str | None:
     from ..shapes import fmt_shape
 
     items = _flat_items(top, classes)
@@ -1718,8 +1922,9 @@ def _render(header: list[str], net_name: str, size, top: list[PNode], steps, cla
     return "\n".join(out) + "\n"
 
 
-def _no_fit(search: _Search, flat: _Flat, top: list[PNode], steps, given, reader: _Reader,
-            warns: list[str]) -> SpecError:
+def _no_fit(
+    search: _Search, flat: _Flat, top: list[PNode], steps, given, reader: _Reader, warns: list[str]
+) -> SpecError:
     """The error for a printed module that no input size fits; names modules registered out of their run order."""
     from ..shapes import fmt_shape
 
@@ -1732,8 +1937,11 @@ def _no_fit(search: _Search, flat: _Flat, top: list[PNode], steps, given, reader
         return SpecError(message, loc, hint=hint, code=code, filename=reader.filename, source=reader.text)
 
     if given is not None:
-        return error(f"the printed sizes do not fit the input {fmt_shape(given)}: {what} {best.why}", loc,
-                     hint="leave out --input to search for a size that fits")
+        return error(
+            f"the printed sizes do not fit the input {fmt_shape(given)}: {what} {best.why}",
+            loc,
+            hint="leave out --input to search for a size that fits",
+        )
     if steps is None and pn is not None and search.sides:
         # in registration order: the top-level children that cannot run where they are registered. Taking one out
         # keeps the sizes that got as far as it as the only candidates, so each round checks just those.
@@ -1746,7 +1954,7 @@ def _no_fit(search: _Search, flat: _Flat, top: list[PNode], steps, given, reader
             if child is None or len(rest) == 1:
                 break
             # a printed size that differs, with nothing sized after it, is a wrong size rather than a wrong place
-            after = rest[rest.index(child) + 1:]
+            after = rest[rest.index(child) + 1 :]
             if not sub.best.shape_error and not any(_first_sized(c) for c in after):
                 break
             misplaced.append(child)
@@ -1757,11 +1965,15 @@ def _no_fit(search: _Search, flat: _Flat, top: list[PNode], steps, given, reader
                 warns.append(f"in registration order these children cannot run where they are registered: {names}")
                 first = misplaced[0]
                 why = best.why if first is pn else "does not fit there"
-                e = error(f"{first.what()} cannot run where it is registered: it {why}", first.loc,
-                          hint=f"print(model) does not show forward(), so import runs the children in registration "
-                               f"order, where {names} {'does' if len(misplaced) == 1 else 'do'} not fit (the rest fits "
-                               f"{fmt_shape(sub.solution.size)}). Give the run order with --order FILE, written as "
-                               f"a spec's `forward {{ ... }}` section", code="E103")
+                e = error(
+                    f"{first.what()} cannot run where it is registered: it {why}",
+                    first.loc,
+                    hint=f"print(model) does not show forward(), so import runs the children in registration "
+                    f"order, where {names} {'does' if len(misplaced) == 1 else 'do'} not fit (the rest fits "
+                    f"{fmt_shape(sub.solution.size)}). Give the run order with --order FILE, written as "
+                    f"a spec's `forward {{ ... }}` section",
+                    code="E103",
+                )
                 e.warnings = list(warns)  # type: ignore[attr-defined]
                 return e
             if not sub.sides:
@@ -1776,8 +1988,18 @@ def _no_fit(search: _Search, flat: _Flat, top: list[PNode], steps, given, reader
 
 def _first_sized(child: PNode) -> PNode | None:
     for leaf in child.leaves():
-        if leaf.printed or leaf.cls in ("Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "GroupNorm", "Flatten",
-                                        "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+        if leaf.printed or leaf.cls in (
+            "Conv2d",
+            "Linear",
+            "BatchNorm2d",
+            "BatchNorm1d",
+            "GroupNorm",
+            "Flatten",
+            "MaxPool2d",
+            "AvgPool2d",
+            "AdaptiveAvgPool2d",
+            "AdaptiveMaxPool2d",
+        ):
             return leaf
     return None
 
@@ -1795,9 +2017,15 @@ def _module_text(module) -> str:
         children = list(m._modules.items())
         if not children:
             return repr(m)
-        cls = m._get_name() if name is None else (
-            "Sequential" if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
-            else m._get_name())
+        cls = (
+            m._get_name()
+            if name is None
+            else (
+                "Sequential"
+                if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
+                else m._get_name()
+            )
+        )
         lines = [f"{cls}("]
         extra = m.extra_repr()
         if extra:
@@ -1831,19 +2059,20 @@ def from_module(module, input=None, name: str | None = None) -> str:
     from ..build import TORCH_LAYERS, Residual
 
     def fail(path: str, message: str) -> ModuleImportError:
-        return ModuleImportError(f"cannot express {path!r}: {message}", None, code="E104",
-                                 filename=f"<{type(module).__name__} module>")
+        return ModuleImportError(
+            f"cannot express {path!r}: {message}", None, code="E104", filename=f"<{type(module).__name__} module>"
+        )
 
     if not isinstance(module, nn.Module):
         raise TypeError(f"from_module takes an nn.Module, not {type(module).__name__}")
     for path, m in module.named_modules(remove_duplicate=False):
         own = list(m._parameters.items()) + list(m._buffers.items())
         kind = type(m)
-        if path == "" or (isinstance(m, nn.Sequential) and kind.forward is nn.Sequential.forward) \
-                or kind is Residual:
+        if path == "" or (isinstance(m, nn.Sequential) and kind.forward is nn.Sequential.forward) or kind is Residual:
             if own and kind not in TORCH_LAYERS.values():
-                raise fail(path or "(top)", f"it holds its own parameter or buffer {own[0][0]!r}, which no spec "
-                                            f"layer holds")
+                raise fail(
+                    path or "(top)", f"it holds its own parameter or buffer {own[0][0]!r}, which no spec layer holds"
+                )
             continue
         cls = kind.__name__
         if cls in TORCH_LAYERS and kind is TORCH_LAYERS[cls]:
@@ -1852,17 +2081,21 @@ def from_module(module, input=None, name: str | None = None) -> str:
             raise fail(path, f"{cls} is an nn.Sequential with its own forward(), which a spec cannot express")
         if cls in TORCH_LAYERS:
             raise fail(path, f"{cls} is a subclass of torch's {cls} ({kind.__module__}.{kind.__qualname__})")
-        raise fail(path, f"{cls} is not among netspec's layers ({', '.join(TORCH_LAYERS)}) and is not an "
-                         f"nn.Sequential")
+        raise fail(path, f"{cls} is not among netspec's layers ({', '.join(TORCH_LAYERS)}) and is not an nn.Sequential")
     seen: dict[int, str] = {}
     for path, m in module.named_modules(remove_duplicate=False):
         if id(m) in seen and path:
             raise fail(path, f"it is the same module as {seen[id(m)]!r}: a spec cannot share weights")
         seen[id(m)] = path
     text = _module_text(module)
-    result = import_text(text, f"<{type(module).__name__} module>", name=name, input=input,
-                         source=f"a live {type(module).__name__} module (netspec.importer.from_module)",
-                         live=True)
+    result = import_text(
+        text,
+        f"<{type(module).__name__} module>",
+        name=name,
+        input=input,
+        source=f"a live {type(module).__name__} module (netspec.importer.from_module)",
+        live=True,
+    )
     _check_hidden(module, text)
     for w in result.warnings:
         warnings.warn(w, stacklevel=2)
@@ -1893,8 +2126,11 @@ def _check_hidden(module, text: str) -> None:
                     if not _same_attr(getattr(ref, key, object()), value):
                         raise ModuleImportError(
                             f"cannot express {path!r}: its {key}={value!r} does not show in print(model), and "
-                            f"netspec's {pn.cls} would have {key}={getattr(ref, key, None)!r}", None, code="E104",
-                            filename=f"<{type(module).__name__} module>")
+                            f"netspec's {pn.cls} would have {key}={getattr(ref, key, None)!r}",
+                            None,
+                            code="E104",
+                            filename=f"<{type(module).__name__} module>",
+                        )
             return
         kids = dict(m._modules)
         for c in pn.children:
@@ -1935,10 +2171,17 @@ def _read_arg(path: str, what: str) -> tuple[str | bytes, str]:
 @click.argument("file", metavar="FILE|-")
 @click.option("--name", metavar="NAME", help="The network's name (default: the printed class name).")
 @click.option("-o", "--output", metavar="OUT.net", help="Write the spec here (default: standard output).")
-@click.option("--order", metavar="FILE",
-              help="The run order, written as a spec's `forward { ... }` section (default: registration order).")
-@click.option("--input", "input_", metavar="CxHxW",
-              help="Use this input size (it must fit the printed sizes) instead of the smallest that fits.")
+@click.option(
+    "--order",
+    metavar="FILE",
+    help="The run order, written as a spec's `forward { ... }` section (default: registration order).",
+)
+@click.option(
+    "--input",
+    "input_",
+    metavar="CxHxW",
+    help="Use this input size (it must fit the printed sizes) instead of the smallest that fits.",
+)
 def import_command(file: str, name: str | None, output: str | None, order: str | None, input_: str | None) -> None:
     """Turn FILE, a module as print(model) writes it (- for standard input), into a .net spec.
 

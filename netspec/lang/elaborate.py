@@ -11,13 +11,33 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import Location, SpecError, UsageError
+from ..record import Factory, Record
 from . import layers as L
 from . import train_section as S
-from ..errors import Location, SpecError, UsageError
+from .syntax import (
+    BinOp,
+    BlockDef,
+    Call,
+    Composite,
+    Const,
+    ConstDef,
+    Expr,
+    ListExpr,
+    Named,
+    Neg,
+    Num,
+    Program,
+    Ref,
+    Repeat,
+    Step,
+    Str,
+    Template,
+    TupleExpr,
+    did_you_mean,
+    parse,
+)
 from .validate import Invalid
-from .syntax import (BinOp, BlockDef, Call, Composite, Const, ConstDef, Expr, ListExpr, Named, Neg, Num,
-                    Program, Ref, Repeat, Step, Str, Template, TupleExpr, did_you_mean, parse)
-from ..record import Factory, Record
 
 MAX_LAYERS = 20_000  # after expansion; a guard against `repeat i in 1..10**9`
 MAX_ITERATIONS = 100_000  # every repeat iteration, nested ones multiplied
@@ -37,8 +57,8 @@ class Node(Record):
     kind: str  # "Conv2d", ..., "Sequential", "Residual"
     loc: Location  # the name (or the call, for an anonymous layer)
     config: L.LayerSpec | None = None
-    children: list["Node"] = Factory(list)
-    shortcut: list["Node"] | None = None
+    children: list[Node] = Factory(list)
+    shortcut: list[Node] | None = None
 
     @property
     def is_composite(self) -> bool:
@@ -93,7 +113,7 @@ class Symbol(Record, frozen=True):
 class Scope:
     """Names visible while expanding: repeat variables and block parameters over the spec's constants."""
 
-    def __init__(self, values: dict[str, Any], parent: "Scope | None" = None):
+    def __init__(self, values: dict[str, Any], parent: Scope | None = None):
         self.values = values
         self.parent = parent
 
@@ -132,25 +152,37 @@ class Constants(Scope):
         if name not in self.defs:
             return False, None
         if name in self._evaluating:
-            cycle = " -> ".join(self._evaluating[self._evaluating.index(name):] + [name])
-            raise SpecError(f"constant {name!r} depends on itself ({cycle})", self.defs[name].loc,
-                            hint="give one of these constants a plain value", code="E021")
+            cycle = " -> ".join(self._evaluating[self._evaluating.index(name) :] + [name])
+            raise SpecError(
+                f"constant {name!r} depends on itself ({cycle})",
+                self.defs[name].loc,
+                hint="give one of these constants a plain value",
+                code="E021",
+            )
         self._evaluating.append(name)
         try:
             value = evaluate(self.defs[name].value, self)
         finally:
             self._evaluating.pop()
-        calls = [value] if isinstance(value, CallValue) else \
-            [v for v in value if isinstance(v, CallValue)] if isinstance(value, (tuple, list)) else []
+        calls = (
+            [value]
+            if isinstance(value, CallValue)
+            else [v for v in value if isinstance(v, CallValue)]
+            if isinstance(value, (tuple, list))
+            else []
+        )
         allowed = {*S.OPTIMIZERS, *S.SCHEDULES, *S.TRANSFORMS, "Normalize"}
         for call in calls:
             # a constant may name a train setting (`opt = SGD(lr=0.1)`); any other call is refused here, even
             # when nothing uses the constant
             if call.name not in allowed:
-                raise SpecError(f"constant {name!r} holds a call of {call.name!r}; constants are numbers, strings, "
-                                f"booleans, None, tuples, or an optimizer, schedule or transform", call.name_loc,
-                                hint="a spec is data: nothing in it is run; layers are written in `layers`",
-                                code="E023")
+                raise SpecError(
+                    f"constant {name!r} holds a call of {call.name!r}; constants are numbers, strings, "
+                    f"booleans, None, tuples, or an optimizer, schedule or transform",
+                    call.name_loc,
+                    hint="a spec is data: nothing in it is run; layers are written in `layers`",
+                    code="E023",
+                )
         self.values[name] = value
         return True, value
 
@@ -158,8 +190,9 @@ class Constants(Scope):
         return list(self.defs) + list(self.overrides)
 
     def all(self) -> dict[str, Any]:
-        return {name: self.lookup(name)[1] for name in list(self.defs) + [n for n in self.overrides
-                                                                          if n not in self.defs]}
+        return {
+            name: self.lookup(name)[1] for name in list(self.defs) + [n for n in self.overrides if n not in self.defs]
+        }
 
 
 def _type_name(v: Any) -> str:
@@ -208,9 +241,12 @@ def evaluate(expr: Expr, scope: Scope, *, symbols: bool = False) -> Any:
         hint = did_you_mean(expr.name, scope.names())
         if hint is None and expr.name in L.LAYERS:
             hint = f"a layer is called with parentheses: {expr.name}()"
-        raise SpecError(f"undefined name {expr.name!r}", expr.loc,
-                        hint=hint or "define it at the top level: `name = value`, or pass --set NAME=VALUE",
-                        code="E020")
+        raise SpecError(
+            f"undefined name {expr.name!r}",
+            expr.loc,
+            hint=hint or "define it at the top level: `name = value`, or pass --set NAME=VALUE",
+            code="E020",
+        )
     if isinstance(expr, Neg):
         v = _number(evaluate(expr.operand, scope), expr.loc, "-")
         return -v
@@ -235,8 +271,11 @@ def evaluate(expr: Expr, scope: Scope, *, symbols: bool = False) -> Any:
             raise SpecError("'/' is not integer division", expr.op_loc or expr.loc, hint=hint, code="E022")
         if op == "+" and isinstance(a, str) and isinstance(b, str):
             if len(a) + len(b) > MAX_STRING:
-                raise SpecError(f"this string would be {len(a) + len(b):,} characters long; the limit is "
-                                f"{MAX_STRING:,}", expr.loc, code="E022")
+                raise SpecError(
+                    f"this string would be {len(a) + len(b):,} characters long; the limit is {MAX_STRING:,}",
+                    expr.loc,
+                    code="E022",
+                )
             return a + b
         a = _number(a, expr.left.loc, op)
         b = _number(b, expr.right.loc, op)
@@ -290,32 +329,55 @@ def _validated(model_cls, call: CallValue, what: str, inferred: tuple[str, ...] 
         if not positional:
             msg = f"{call.name} takes no positional arguments, got {len(call.args)}"
         else:
-            msg = (f"{call.name} takes at most {len(positional)} positional argument"
-                   f"{'s' if len(positional) != 1 else ''}, got {len(call.args)}")
-        raise SpecError(msg, loc, hint=f"{signature}" + (f"; {', '.join(inferred)} is worked out from the input"
-                                                         if inferred else ""), code="E031")
+            msg = (
+                f"{call.name} takes at most {len(positional)} positional argument"
+                f"{'s' if len(positional) != 1 else ''}, got {len(call.args)}"
+            )
+        raise SpecError(
+            msg,
+            loc,
+            hint=f"{signature}" + (f"; {', '.join(inferred)} is worked out from the input" if inferred else ""),
+            code="E031",
+        )
     for (value, loc), name in zip(call.args, positional):
         values[name], locs[name] = value, loc
     for name, value, name_loc, arg_loc in call.kwargs:
         if name in values:
             how = "positionally and by name" if name in positional[: len(call.args)] else "twice"
-            raise SpecError(f"{call.name} got argument {name!r} {how}", name_loc, code="E031",
-                            hint=f"{signature}" if how != "twice" else "remove one of them")
+            raise SpecError(
+                f"{call.name} got argument {name!r} {how}",
+                name_loc,
+                code="E031",
+                hint=f"{signature}" if how != "twice" else "remove one of them",
+            )
         if name in inferred:
-            raise SpecError(f"{name} of {call.name} is worked out from the input and is not written", name_loc,
-                            hint=f"remove `{name}=...`; write {signature}", code="E032")
+            raise SpecError(
+                f"{name} of {call.name} is worked out from the input and is not written",
+                name_loc,
+                hint=f"remove `{name}=...`; write {signature}",
+                code="E032",
+            )
         if name not in fields:
             hint = did_you_mean(name, fields)
-            raise SpecError(f"{call.name} has no argument {name!r}", name_loc,
-                            hint=(hint + " " if hint else "") + f"{signature}", code="E033")
+            raise SpecError(
+                f"{call.name} has no argument {name!r}",
+                name_loc,
+                hint=(hint + " " if hint else "") + f"{signature}",
+                code="E033",
+            )
         values[name], locs[name] = value, arg_loc
     for name, value in values.items():
         if isinstance(value, list):
             values[name] = tuple(value)  # lists and tuples are one thing to PyTorch's layer arguments
-        if isinstance(value, (CallValue, Symbol)) or (isinstance(value, (list, tuple)) and
-                                                       any(isinstance(v, (CallValue, Symbol)) for v in value)):
-            raise SpecError(f"argument {name!r} of {call.name} cannot be {_type_name(value)}", locs[name],
-                            hint=_type_hint(model_cls, name), code="E034")
+        if isinstance(value, (CallValue, Symbol)) or (
+            isinstance(value, (list, tuple)) and any(isinstance(v, (CallValue, Symbol)) for v in value)
+        ):
+            raise SpecError(
+                f"argument {name!r} of {call.name} cannot be {_type_name(value)}",
+                locs[name],
+                hint=_type_hint(model_cls, name),
+                code="E034",
+            )
     try:
         return model_cls.model_validate(values)
     except Invalid as e:
@@ -323,11 +385,19 @@ def _validated(model_cls, call: CallValue, what: str, inferred: tuple[str, ...] 
         field_name = str(err["loc"][0]) if err["loc"] else None
         loc = locs.get(field_name, call.name_loc) if field_name else call.name_loc
         if err["type"] == "missing":
-            raise SpecError(f"{call.name} needs argument {field_name!r}", call.name_loc,
-                            hint=f"{field_name} has no default: {signature}", code="E035") from None
+            raise SpecError(
+                f"{call.name} needs argument {field_name!r}",
+                call.name_loc,
+                hint=f"{field_name} has no default: {signature}",
+                code="E035",
+            ) from None
         got = values.get(field_name)
-        raise SpecError(f"argument {field_name!r} of {call.name} {_should(err['msg'])}, got {_show(got)}", loc,
-                        hint=_type_hint(model_cls, field_name), code="E036") from None
+        raise SpecError(
+            f"argument {field_name!r} of {call.name} {_should(err['msg'])}, got {_show(got)}",
+            loc,
+            hint=_type_hint(model_cls, field_name),
+            code="E036",
+        ) from None
 
 
 def _best_error(errors: list, values: dict) -> dict:
@@ -345,8 +415,11 @@ def _best_error(errors: list, values: dict) -> dict:
     elif isinstance(value, tuple):
         wanted = [e for e in field_errors if len(e["loc"]) > 2 or e["type"].startswith("too_")]
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        wanted = [e for e in field_errors if e["type"] in ("greater_than_equal", "greater_than", "less_than_equal",
-                                                          "less_than", "literal_error")]
+        wanted = [
+            e
+            for e in field_errors
+            if e["type"] in ("greater_than_equal", "greater_than", "less_than_equal", "less_than", "literal_error")
+        ]
     return (wanted or field_errors)[0]
 
 
@@ -354,7 +427,7 @@ def _should(msg: str) -> str:
     """pydantic's "Input should be ..." -> "should be ..."; any other message -> "is not valid (...)"."""
     for prefix in ("Input should be ", "Input should "):
         if msg.startswith(prefix):
-            return "should " + msg[len("Input should "):]
+            return "should " + msg[len("Input should ") :]
     return f"is not valid ({msg[0].lower() + msg[1:]})" if msg else "is not valid"
 
 
@@ -461,14 +534,21 @@ def render_name(t: Template, scope: Scope) -> str:
     def fill(m: re.Match) -> str:
         value = _hole_value(m.group(1), scope, t.loc)
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise SpecError(f"{{{m.group(1)}}} in the name {t.text!r} is {_type_name(value)}; names hold integers "
-                            f"and strings", t.loc, code="E040")
+            raise SpecError(
+                f"{{{m.group(1)}}} in the name {t.text!r} is {_type_name(value)}; names hold integers and strings",
+                t.loc,
+                code="E040",
+            )
         return str(value)
 
     name = _HOLE.sub(fill, t.text)
     if not _VALID_NAME.match(name):
-        raise SpecError(f"the name {t.text!r} becomes {name!r}, which is not a valid module name", t.loc,
-                        hint="names hold letters, digits and '_'", code="E040")
+        raise SpecError(
+            f"the name {t.text!r} becomes {name!r}, which is not a valid module name",
+            t.loc,
+            hint="names hold letters, digits and '_'",
+            code="E040",
+        )
     return name
 
 
@@ -493,13 +573,21 @@ def _hole_value(text: str, scope: Scope, loc: Location) -> Any:
             elif re.match(r"^[A-Za-z_]\w*$", f):
                 found, v = scope.lookup(f)
                 if not found:
-                    raise SpecError(f"undefined name {f!r} in the name template", loc,
-                                    hint=did_you_mean(f, scope.names()) or
-                                    "holes use block parameters, repeat variables and constants"
-                                    + (f"; here: {_few(scope.names())}" if scope.names() else ""), code="E020")
+                    raise SpecError(
+                        f"undefined name {f!r} in the name template",
+                        loc,
+                        hint=did_you_mean(f, scope.names())
+                        or "holes use block parameters, repeat variables and constants"
+                        + (f"; here: {_few(scope.names())}" if scope.names() else ""),
+                        code="E020",
+                    )
             else:
-                raise SpecError(f"cannot read {{{text}}} in the name template", loc,
-                                hint="holes hold names and integers joined by + - *", code="E040")
+                raise SpecError(
+                    f"cannot read {{{text}}} in the name template",
+                    loc,
+                    hint="holes hold names and integers joined by + - *",
+                    code="E040",
+                )
             if value is None:
                 value = v
             else:
@@ -557,23 +645,34 @@ class _Expander:
             template, repeat_var, block = b
             if first.loc == node.loc and repeat_var is not None:
                 msg = f"the name {node.name!r} is used twice: every pass of the repeat names a layer {node.name!r}"
-                hint = (f"put the repeat variable in the name: {template.text}{{{repeat_var}}} or "
-                        f"{template.text}_{{{repeat_var}}}")
+                hint = (
+                    f"put the repeat variable in the name: {template.text}{{{repeat_var}}} or "
+                    f"{template.text}_{{{repeat_var}}}"
+                )
             elif block is not None:
-                hint = (f"block {block} names this layer {template.text!r} every time it is used: put a parameter "
-                        f"in the name, such as {template.text}{{id}}")
+                hint = (
+                    f"block {block} names this layer {template.text!r} every time it is used: put a parameter "
+                    f"in the name, such as {template.text}{{id}}"
+                )
         raise SpecError(msg, node.loc, hint=hint, code="E041")
 
     def item(self, item, scope: Scope, out: list[Node]) -> None:
         if isinstance(item, Named):
             name = render_name(item.name, scope)
             if isinstance(item.body, Call) and item.body.name in self.prog.blocks:
-                raise SpecError(f"{item.body.name!r} is a block: its layers carry their own names", item.name.loc,
-                                hint=f"use it without a name: {item.body.name}(...), or wrap it: "
-                                     f"{name} Sequential {{ {item.body.name}(...) }}", code="E042")
+                raise SpecError(
+                    f"{item.body.name!r} is a block: its layers carry their own names",
+                    item.name.loc,
+                    hint=f"use it without a name: {item.body.name}(...), or wrap it: "
+                    f"{name} Sequential {{ {item.body.name}(...) }}",
+                    code="E042",
+                )
             node = self.body(item.body, name, item.name.loc, scope)
-            self.origins[id(node)] = (item.name, self.repeat_vars[-1] if self.repeat_vars else None,
-                                      self.block_stack[-1] if self.block_stack else None)
+            self.origins[id(node)] = (
+                item.name,
+                self.repeat_vars[-1] if self.repeat_vars else None,
+                self.block_stack[-1] if self.block_stack else None,
+            )
             out.append(node)
         elif isinstance(item, Call) and item.name in self.prog.blocks:
             self.expand_block(item, scope, out)
@@ -595,60 +694,90 @@ class _Expander:
         stop = evaluate(rep.stop, scope)
         for v, e in ((start, rep.start), (stop, rep.stop)):
             if isinstance(v, bool) or not isinstance(v, int):
-                raise SpecError(f"a repeat range needs integers, got {_show(v)}", e.loc,
-                                hint="ranges count whole numbers, both ends included: 1..4", code="E043")
+                raise SpecError(
+                    f"a repeat range needs integers, got {_show(v)}",
+                    e.loc,
+                    hint="ranges count whole numbers, both ends included: 1..4",
+                    code="E043",
+                )
         span = _span(rep.start.loc, rep.stop.loc)
         if stop < start:
-            raise SpecError(f"the range {start}..{stop} is empty", span,
-                            hint="ranges include both ends and count up: 1..4 is 1, 2, 3, 4", code="E043")
+            raise SpecError(
+                f"the range {start}..{stop} is empty",
+                span,
+                hint="ranges include both ends and count up: 1..4 is 1, 2, 3, 4",
+                code="E043",
+            )
         if stop - start + 1 > MAX_LAYERS:
-            raise SpecError(f"the range {start}..{stop} repeats {stop - start + 1:,} times; the limit is "
-                            f"{MAX_LAYERS:,}", span, code="E043")
+            raise SpecError(
+                f"the range {start}..{stop} repeats {stop - start + 1:,} times; the limit is {MAX_LAYERS:,}",
+                span,
+                code="E043",
+            )
         # nested repeats multiply: count every iteration, also of bodies that make nothing
         self.iterations += stop - start + 1
         if self.iterations > MAX_ITERATIONS:
-            raise SpecError(f"the repeats unroll to more than {MAX_ITERATIONS:,} iterations", span,
-                            hint="nested repeats multiply: keep the product of their ranges small", code="E043")
+            raise SpecError(
+                f"the repeats unroll to more than {MAX_ITERATIONS:,} iterations",
+                span,
+                hint="nested repeats multiply: keep the product of their ranges small",
+                code="E043",
+            )
         return range(start, stop + 1)
 
     def expand_block(self, call: Call, scope: Scope, out: list[Node]) -> None:
         block: BlockDef = self.prog.blocks[call.name]
         if call.name in self.block_stack:
-            chain = self.block_stack[self.block_stack.index(call.name):] + [call.name]
+            chain = self.block_stack[self.block_stack.index(call.name) :] + [call.name]
             how = f" ({' -> '.join(chain)})" if len(chain) > 2 else ""
-            raise SpecError(f"block {call.name!r} uses itself{how}", call.name_loc,
-                            hint="blocks cannot be recursive: repeat a block with `repeat i in 1..n { ... }`",
-                            code="E044")
+            raise SpecError(
+                f"block {call.name!r} uses itself{how}",
+                call.name_loc,
+                hint="blocks cannot be recursive: repeat a block with `repeat i in 1..n { ... }`",
+                code="E044",
+            )
         params = [p.name for p in block.params]
         bound: dict[str, Any] = {}
         positional = [a for a in call.args if a.name is None]
         if len(positional) > len(params):
-            raise SpecError(f"block {call.name} takes {len(params)} argument{'s' if len(params) != 1 else ''}, "
-                            f"got {len(positional)}", positional[len(params)].loc,
-                            hint=f"block {call.name}({', '.join(params)}) is defined at line {block.loc.line}",
-                            code="E045")
+            raise SpecError(
+                f"block {call.name} takes {len(params)} argument{'s' if len(params) != 1 else ''}, "
+                f"got {len(positional)}",
+                positional[len(params)].loc,
+                hint=f"block {call.name}({', '.join(params)}) is defined at line {block.loc.line}",
+                code="E045",
+            )
         for a, p in zip(positional, params):
             bound[p] = evaluate(a.value, scope)
         for a in call.args:
             if a.name is None:
                 continue
             if a.name not in params:
-                raise SpecError(f"block {call.name} has no parameter {a.name!r}", a.name_loc or a.loc,
-                                hint=did_you_mean(a.name, params) or f"its parameters: {', '.join(params)}",
-                                code="E045")
+                raise SpecError(
+                    f"block {call.name} has no parameter {a.name!r}",
+                    a.name_loc or a.loc,
+                    hint=did_you_mean(a.name, params) or f"its parameters: {', '.join(params)}",
+                    code="E045",
+                )
             if a.name in bound:
-                raise SpecError(f"block {call.name} got parameter {a.name!r} twice", a.name_loc or a.loc,
-                                hint="it is given positionally and by name; "
-                                     f"block {call.name}({', '.join(params)}) is defined at line {block.loc.line}",
-                                code="E045")
+                raise SpecError(
+                    f"block {call.name} got parameter {a.name!r} twice",
+                    a.name_loc or a.loc,
+                    hint="it is given positionally and by name; "
+                    f"block {call.name}({', '.join(params)}) is defined at line {block.loc.line}",
+                    code="E045",
+                )
             bound[a.name] = evaluate(a.value, scope)
         earlier: dict[str, Any] = {}
         for p in block.params:
             if p.name not in bound:
                 if p.default is None:
-                    raise SpecError(f"block {call.name} needs argument {p.name!r}", call.name_loc,
-                                    hint=f"block {call.name}({', '.join(params)}) is defined at line "
-                                         f"{block.loc.line}", code="E045")
+                    raise SpecError(
+                        f"block {call.name} needs argument {p.name!r}",
+                        call.name_loc,
+                        hint=f"block {call.name}({', '.join(params)}) is defined at line {block.loc.line}",
+                        code="E045",
+                    )
                 # a default sees the constants and the parameters before it: `block b(k=3, pad=k // 2)`
                 bound[p.name] = evaluate(p.default, Scope(dict(earlier), self.constants))
             earlier[p.name] = bound[p.name]
@@ -672,8 +801,12 @@ class _Expander:
             children = self.items(body.items, scope, body.kind)
             shortcut = self.items(body.shortcut, scope, "Sequential") if body.shortcut is not None else None
             if body.kind == "Residual" and not children:
-                raise SpecError("a Residual needs at least one layer in its body", body.loc,
-                                hint="Residual { Conv2d(64, 3, padding=1) BatchNorm2d() }", code="E046")
+                raise SpecError(
+                    "a Residual needs at least one layer in its body",
+                    body.loc,
+                    hint="Residual { Conv2d(64, 3, padding=1) BatchNorm2d() }",
+                    code="E046",
+                )
             return Node(name, body.kind, self.site or (loc if name else body.loc), None, children, shortcut)
         call = evaluate(body, scope)
         assert isinstance(call, CallValue)
@@ -690,7 +823,8 @@ def _span(first: Location, last: Location) -> Location:
 
 # Attributes of every torch module (an instance of nn.Module): a child of that name cannot be registered.
 # tests/test_language.py checks this list against the installed torch.
-MODULE_ATTRIBUTES = frozenset("""
+MODULE_ATTRIBUTES = frozenset(
+    """
     T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches
     eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu load_state_dict
     modules mtia named_buffers named_children named_modules named_parameters parameters register_backward_hook
@@ -698,24 +832,41 @@ MODULE_ATTRIBUTES = frozenset("""
     register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
     register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
     set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu zero_grad
-""".split())
+""".split()
+)
 SEQUENTIAL_ATTRIBUTES = frozenset("append extend insert pop".split())  # methods of nn.Sequential
 
 
 def _check_module_name(node: Node, owner: str) -> None:
     name = node.name
     if name.startswith("_"):
-        raise SpecError(f"the name {name!r} starts with '_'", node.loc,
-                        hint="names starting with '_' are reserved for torch's own attributes", code="E047")
+        raise SpecError(
+            f"the name {name!r} starts with '_'",
+            node.loc,
+            hint="names starting with '_' are reserved for torch's own attributes",
+            code="E047",
+        )
     if name in MODULE_ATTRIBUTES:
-        raise SpecError(f"{name!r} cannot name a module: every torch module has an attribute {name!r}", node.loc,
-                        hint=f"choose another name, such as {name}1 or my_{name}", code="E047")
+        raise SpecError(
+            f"{name!r} cannot name a module: every torch module has an attribute {name!r}",
+            node.loc,
+            hint=f"choose another name, such as {name}1 or my_{name}",
+            code="E047",
+        )
     if owner == "Sequential" and name in SEQUENTIAL_ATTRIBUTES:
-        raise SpecError(f"{name!r} cannot name a module inside a Sequential: nn.Sequential has a method {name!r}",
-                        node.loc, hint=f"choose another name, such as {name}1", code="E047")
+        raise SpecError(
+            f"{name!r} cannot name a module inside a Sequential: nn.Sequential has a method {name!r}",
+            node.loc,
+            hint=f"choose another name, such as {name}1",
+            code="E047",
+        )
     if owner == "Residual" and name == "shortcut":
-        raise SpecError("'shortcut' cannot name a layer of a Residual's body: it names the shortcut", node.loc,
-                        hint="choose another name, or move the layer into `shortcut { ... }`", code="E047")
+        raise SpecError(
+            "'shortcut' cannot name a layer of a Residual's body: it names the shortcut",
+            node.loc,
+            hint="choose another name, or move the layer into `shortcut { ... }`",
+            code="E047",
+        )
 
 
 def layer_config(call: CallValue, prog: Program | None = None) -> L.LayerSpec:
@@ -762,8 +913,12 @@ def _forward(prog: Program, layers: list[Node], constants: Constants) -> list[FS
                     hint = f"declared layers: {_few(list(declared))}"
                     if not it.residual:
                         hint += f"; functions: {', '.join(L.FUNCTIONS)}"
-                raise SpecError(f"{name!r} is not a layer declared in `layers`" +
-                                ("" if it.residual else " nor a function"), it.name.loc, hint=hint, code="E050")
+                raise SpecError(
+                    f"{name!r} is not a layer declared in `layers`" + ("" if it.residual else " nor a function"),
+                    it.name.loc,
+                    hint=hint,
+                    code="E050",
+                )
             if len(steps) > MAX_LAYERS:
                 raise SpecError(f"forward has more than {MAX_LAYERS:,} steps", it.loc, code="E043")
 
@@ -771,8 +926,12 @@ def _forward(prog: Program, layers: list[Node], constants: Constants) -> list[FS
     used = {s.name for s in steps if s.op != "function"}
     for node in layers:
         if node.name not in used:
-            raise SpecError(f"layer {node.name!r} is declared but never run in `forward`", node.loc,
-                            hint=f"add {node.name} to the forward section, or remove the layer", code="E051")
+            raise SpecError(
+                f"layer {node.name!r} is declared but never run in `forward`",
+                node.loc,
+                hint=f"add {node.name} to the forward section, or remove the layer",
+                code="E051",
+            )
     return steps
 
 
@@ -782,16 +941,29 @@ def _forward(prog: Program, layers: list[Node], constants: Constants) -> list[FS
 
 
 # Other spellings of the data set names, as `netspec.data` accepts them.
-DATA_ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashionmnist": "fashion-mnist",
-                "tinyimagenet": "tiny-imagenet", "tiny-imagenet-200": "tiny-imagenet"}
+DATA_ALIASES = {
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+    "fashionmnist": "fashion-mnist",
+    "tinyimagenet": "tiny-imagenet",
+    "tiny-imagenet-200": "tiny-imagenet",
+}
 
 # settings that are arguments of something else, as people coming from a training script write them
-_OPTIMIZER_ARGS = {"lr": "0.1", "momentum": "0.9", "weight_decay": "5e-4", "nesterov": "true", "dampening": "0.0",
-                   "betas": "(0.9, 0.999)", "eps": "1e-8"}
+_OPTIMIZER_ARGS = {
+    "lr": "0.1",
+    "momentum": "0.9",
+    "weight_decay": "5e-4",
+    "nesterov": "true",
+    "dampening": "0.0",
+    "betas": "(0.9, 0.999)",
+    "eps": "1e-8",
+}
 _MISPLACED_SETTINGS = {
     **{k: f"{k} is an argument of the optimizer: optimizer SGD({k}={v})" for k, v in _OPTIMIZER_ARGS.items()},
     "learning_rate": "the learning rate is an argument of the optimizer: optimizer SGD(lr=0.1)",
-    "scheduler": "write schedule CosineAnnealingLR()", "lr_scheduler": "write schedule CosineAnnealingLR()",
+    "scheduler": "write schedule CosineAnnealingLR()",
+    "lr_scheduler": "write schedule CosineAnnealingLR()",
     "transforms": "write augment [RandomCrop(padding=4), RandomHorizontalFlip()]",
     "transform": "write augment [RandomCrop(padding=4), RandomHorizontalFlip()]",
     "augmentation": "write augment [RandomCrop(padding=4), RandomHorizontalFlip()]",
@@ -814,12 +986,15 @@ def _data_name(value: Any, loc: Location) -> str:
         folder = "an image folder is written as a path in quotes: data 'path/to/folder'"
         hint = f"{close} ({folder})" if close else f"data sets: {', '.join(S.DATA_NAMES)}; {folder}"
         raise SpecError(f"unknown data set {value.name!r}", value.loc, hint=hint, code="E061")
-    raise SpecError(f"data takes a data set name or a path in quotes, not {_type_name(value)}", loc,
-                    hint=f"data sets: {', '.join(S.DATA_NAMES)}", code="E061")
+    raise SpecError(
+        f"data takes a data set name or a path in quotes, not {_type_name(value)}",
+        loc,
+        hint=f"data sets: {', '.join(S.DATA_NAMES)}",
+        code="E061",
+    )
 
 
-def _train(prog: Program, constants: Constants,
-           input_hw: tuple[int, int]) -> tuple[S.TrainSpec, dict, frozenset[str]]:
+def _train(prog: Program, constants: Constants, input_hw: tuple[int, int]) -> tuple[S.TrainSpec, dict, frozenset[str]]:
     values: dict[str, Any] = {}
     locs: dict[str, Location] = {}
     for st in prog.train or ():
@@ -831,8 +1006,12 @@ def _train(prog: Program, constants: Constants,
                 hint = close or f"settings: {', '.join(S.SETTING_KEYS)}"
             raise SpecError(f"unknown setting {st.key!r}", st.key_loc, hint=hint, code="E060")
         if st.key in values:
-            raise SpecError(f"setting {st.key!r} is given twice (first at line {locs[st.key].line})", st.key_loc,
-                            hint="remove one of them", code="E060")
+            raise SpecError(
+                f"setting {st.key!r} is given twice (first at line {locs[st.key].line})",
+                st.key_loc,
+                hint="remove one of them",
+                code="E060",
+            )
         values[st.key] = evaluate(st.value, constants, symbols=True)
         locs[st.key] = st.value.loc
     out: dict[str, Any] = {}
@@ -860,10 +1039,12 @@ def _train(prog: Program, constants: Constants,
         else:
             field = S.TrainSpec.model_fields[key]
             if isinstance(value, (Symbol, CallValue)):
-                raise SpecError(f"{key} takes {describe_type(field.annotation, field.metadata)}, "
-                                f"not {_type_name(value)}", getattr(value, "loc", loc),
-                                hint=f"undefined name {value.name!r}" if isinstance(value, Symbol) else None,
-                                code="E061")
+                raise SpecError(
+                    f"{key} takes {describe_type(field.annotation, field.metadata)}, not {_type_name(value)}",
+                    getattr(value, "loc", loc),
+                    hint=f"undefined name {value.name!r}" if isinstance(value, Symbol) else None,
+                    code="E061",
+                )
             out[key] = value
     # fill in what follows from the input, and check the augmented size equals the input size
     size = input_hw
@@ -881,27 +1062,36 @@ def _train(prog: Program, constants: Constants,
     if "augment" in out:
         out["augment"] = tuple(augs)
         if size != input_hw:
-            raise SpecError(f"the augmentation makes {size[0]}x{size[1]} images, but the input is "
-                            f"{input_hw[0]}x{input_hw[1]}", size_loc or locs["augment"],
-                            hint="leave out RandomCrop's size: it is inferred from the input", code="E062")
+            raise SpecError(
+                f"the augmentation makes {size[0]}x{size[1]} images, but the input is {input_hw[0]}x{input_hw[1]}",
+                size_loc or locs["augment"],
+                hint="leave out RandomCrop's size: it is inferred from the input",
+                code="E062",
+            )
     try:
         spec = S.TrainSpec.model_validate(out)  # strict: `batch_size '128'` is a mistake, not 128
     except Invalid as e:
         err = e.errors()[0]
         key = str(err["loc"][0])
         field = S.TrainSpec.model_fields.get(key)
-        raise SpecError(f"setting {key!r} {_should(err['msg'])}, got {_show(values.get(key))}",
-                        locs.get(key, prog.train_loc), code="E061",
-                        hint=f"{key} takes {describe_type(field.annotation, field.metadata)}" if field else None) \
-            from None
+        raise SpecError(
+            f"setting {key!r} {_should(err['msg'])}, got {_show(values.get(key))}",
+            locs.get(key, prog.train_loc),
+            code="E061",
+            hint=f"{key} takes {describe_type(field.annotation, field.metadata)}" if field else None,
+        ) from None
     norm = spec.normalize
     if norm is not None and (len(norm.mean) != len(norm.std) or not norm.mean):
-        raise SpecError(f"normalize has {len(norm.mean)} mean{'s' if len(norm.mean) != 1 else ''} and "
-                        f"{len(norm.std)} std{'s' if len(norm.std) != 1 else ''}", locs["normalize"],
-                        hint="give one mean and one std per channel: Normalize(mean=(0.5, 0.5, 0.5), "
-                             "std=(0.25, 0.25, 0.25))", code="E062")
-    inferred = frozenset(k for k in S.INFERRED_SCHEDULE_ARGS
-                         if spec.schedule is not None and getattr(spec.schedule, k, 0) is None)
+        raise SpecError(
+            f"normalize has {len(norm.mean)} mean{'s' if len(norm.mean) != 1 else ''} and "
+            f"{len(norm.std)} std{'s' if len(norm.std) != 1 else ''}",
+            locs["normalize"],
+            hint="give one mean and one std per channel: Normalize(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))",
+            code="E062",
+        )
+    inferred = frozenset(
+        k for k in S.INFERRED_SCHEDULE_ARGS if spec.schedule is not None and getattr(spec.schedule, k, 0) is None
+    )
     return S.infer_schedule(spec, inferred), locs, inferred
 
 
@@ -914,15 +1104,18 @@ def _call_model(value: Any, table: dict, what: str, loc: Location):
         # a bare name such as `RandomHorizontalFlip` without parentheses
         value = CallValue(value.name, (), (), value.loc, value.loc)
     if not isinstance(value, CallValue):
-        raise SpecError(f"expected a {what} such as {next(iter(table))}(...), got {_type_name(value)}", loc,
-                        code="E063")
+        raise SpecError(
+            f"expected a {what} such as {next(iter(table))}(...), got {_type_name(value)}", loc, code="E063"
+        )
     cls = table.get(value.name)
     if cls is None:
         if what == "transform" and value.name == "Normalize":
             hint = "normalization is its own setting, for train and test: normalize Normalize(mean=..., std=...)"
         elif what == "transform" and value.name in S.IMPLICIT_TRANSFORMS:
-            hint = (f"images are tensors from the start: {value.name} is implicit, leave it out "
-                    f"(and write normalization as `normalize Normalize(mean=..., std=...)`)")
+            hint = (
+                f"images are tensors from the start: {value.name} is implicit, leave it out "
+                f"(and write normalization as `normalize Normalize(mean=..., std=...)`)"
+            )
         else:
             hint = did_you_mean(value.name, table) or f"{what}s: {', '.join(table)}"
         raise SpecError(f"unknown {what} {value.name!r}", value.name_loc, hint=hint, code="E064")
@@ -970,36 +1163,66 @@ def parse_override(text: str) -> tuple[str, Any]:
     return name, value
 
 
-def elaborate(prog: Program, *, input: tuple[int, int, int] | None = None, constants: dict[str, Any] | None = None,
-              filename: str | None = None, source: str | None = None) -> Network:
+def elaborate(
+    prog: Program,
+    *,
+    input: tuple[int, int, int] | None = None,
+    constants: dict[str, Any] | None = None,
+    filename: str | None = None,
+    source: str | None = None,
+) -> Network:
     """Turn a parsed program into a validated `Network` at the given input size (default: the spec's)."""
     overrides = dict(constants or {})
     for name in overrides:
         if name not in prog.consts:
             hint = did_you_mean(name, prog.consts)
             known = ", ".join(prog.consts) or "none"
-            raise UsageError(f"--set {name}: the spec defines no constant {name!r}"
-                             f" ({hint or 'its constants: ' + known})")
+            raise UsageError(
+                f"--set {name}: the spec defines no constant {name!r} ({hint or 'its constants: ' + known})"
+            )
     consts = Constants(prog.consts, overrides)
     try:
-        if not (prog.network or prog.input or prog.consts or prog.blocks or prog.layers is not None
-                or prog.forward is not None or prog.train is not None):
-            raise SpecError("the spec is empty", Location(1, 1),
-                            hint="a spec needs at least an input size and layers: "
-                                 "input 3x32x32  layers { flatten Flatten()  fc Linear(10) }", code="E012")
+        if not (
+            prog.network
+            or prog.input
+            or prog.consts
+            or prog.blocks
+            or prog.layers is not None
+            or prog.forward is not None
+            or prog.train is not None
+        ):
+            raise SpecError(
+                "the spec is empty",
+                Location(1, 1),
+                hint="a spec needs at least an input size and layers: "
+                "input 3x32x32  layers { flatten Flatten()  fc Linear(10) }",
+                code="E012",
+            )
         values = consts.all()
         if prog.layers is None:
-            raise SpecError("the spec has no `layers` section", prog.network_loc or prog.input_loc or Location(1, 1),
-                            hint="add `layers { name Layer(...) ... }`", code="E012")
+            raise SpecError(
+                "the spec has no `layers` section",
+                prog.network_loc or prog.input_loc or Location(1, 1),
+                hint="add `layers { name Layer(...) ... }`",
+                code="E012",
+            )
         if input is None:
             input = prog.input
         if input is None:
-            raise SpecError("the spec gives no input size", prog.network_loc or Location(1, 1),
-                            hint="add a line such as `input 3x32x32` (C x H x W), or pass --input", code="E013")
+            raise SpecError(
+                "the spec gives no input size",
+                prog.network_loc or Location(1, 1),
+                hint="add a line such as `input 3x32x32` (C x H x W), or pass --input",
+                code="E013",
+            )
         layers = _Expander(prog, consts).items(prog.layers, consts)
         if not layers:
-            raise SpecError("the `layers` section is empty", prog.layers_loc,
-                            hint="add layers: layers { flatten Flatten()  fc Linear(10) }", code="E012")
+            raise SpecError(
+                "the `layers` section is empty",
+                prog.layers_loc,
+                hint="add layers: layers { flatten Flatten()  fc Linear(10) }",
+                code="E012",
+            )
         if prog.forward is not None:
             steps = _forward(prog, layers, consts)
             explicit = True
@@ -1007,15 +1230,33 @@ def elaborate(prog: Program, *, input: tuple[int, int, int] | None = None, const
             steps = [FStep("module", n.name, n.loc) for n in layers]
             explicit = False
         train, train_locs, train_inferred = _train(prog, consts, (input[1], input[2]))
-        return Network(prog.network or "Net", tuple(input), prog.input_loc, layers, steps, explicit, train,  # type: ignore[arg-type]
-                       values, filename, source, train_locs, train_inferred)
+        return Network(
+            prog.network or "Net",
+            tuple(input),
+            prog.input_loc,
+            layers,
+            steps,
+            explicit,
+            train,  # type: ignore[arg-type]
+            values,
+            filename,
+            source,
+            train_locs,
+            train_inferred,
+        )
     except SpecError as e:
-        raise e.attach(filename, source)
+        e.attach(filename, source)
+        raise
     except RecursionError:
         # constants defined by a chain of thousands of others, or blocks nested thousands deep
-        raise SpecError("the spec is nested too deeply to evaluate", Location(1, 1),
-                        hint="constants and blocks may refer to each other a few hundred levels deep", code="E004",
-                        filename=filename, source=source) from None
+        raise SpecError(
+            "the spec is nested too deeply to evaluate",
+            Location(1, 1),
+            hint="constants and blocks may refer to each other a few hundred levels deep",
+            code="E004",
+            filename=filename,
+            source=source,
+        ) from None
 
 
 def load_spec(source: str | bytes, filename: str | None = None, *, input=None, constants=None) -> Network:

@@ -6,7 +6,7 @@ from the input (`in_channels`, `num_features`, `in_features`, `num_channels`) ar
 so `Conv2d(64, 3)` means `out_channels=64, kernel_size=3` exactly as in PyTorch.
 """
 
-from typing import Annotated, ClassVar, Literal, Optional, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from .validate import Bounds, Model
 
@@ -52,7 +52,7 @@ class Conv2d(LayerSpec):
     out_channels: PosInt
     kernel_size: PosPair
     stride: PosPair = 1
-    padding: Union[NonNegPair, Literal["same", "valid"]] = 0
+    padding: NonNegPair | Literal["same", "valid"] = 0
     dilation: PosPair = 1
     groups: PosInt = 1
     bias: bool = True
@@ -63,7 +63,7 @@ class _BatchNorm(LayerSpec):
     POSITIONAL = ("eps", "momentum", "affine", "track_running_stats")
     INFERRED = ("num_features",)
     eps: PosFloat = 1e-5
-    momentum: Optional[Prob] = 0.1
+    momentum: Prob | None = 0.1
     affine: bool = True
     track_running_stats: bool = True
 
@@ -146,7 +146,7 @@ class MaxPool2d(LayerSpec):
     POSITIONAL = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
     DOC = "2-D max pooling; stride defaults to kernel_size."
     kernel_size: PosPair
-    stride: Optional[PosPair] = None
+    stride: PosPair | None = None
     padding: NonNegPair = 0
     dilation: PosPair = 1
     return_indices: Literal[False] = False
@@ -157,14 +157,14 @@ class AvgPool2d(LayerSpec):
     POSITIONAL = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
     DOC = "2-D average pooling; stride defaults to kernel_size."
     kernel_size: PosPair
-    stride: Optional[PosPair] = None
+    stride: PosPair | None = None
     padding: NonNegPair = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
-    divisor_override: Optional[PosInt] = None
+    divisor_override: PosInt | None = None
 
 
-_AdaptiveSize = Union[PosInt, tuple[Optional[PosInt], Optional[PosInt]]]
+_AdaptiveSize = Union[PosInt, tuple[PosInt | None, PosInt | None]]
 
 
 class AdaptiveAvgPool2d(LayerSpec):
@@ -209,15 +209,36 @@ class Linear(LayerSpec):
 class Softmax(LayerSpec):
     POSITIONAL = ("dim",)
     DOC = "Softmax over a dimension (the batch is dimension 0). Training uses cross-entropy on logits: rarely wanted."
-    dim: Optional[int] = None
+    dim: int | None = None
 
 
 LAYERS: dict[str, type[LayerSpec]] = {
     cls.__name__: cls
     for cls in (
-        Conv2d, BatchNorm2d, BatchNorm1d, GroupNorm, ReLU, ReLU6, LeakyReLU, ELU, GELU, SiLU, Hardswish, Mish,
-        Sigmoid, Tanh, Identity, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Dropout, Dropout2d,
-        Flatten, Linear, Softmax,
+        Conv2d,
+        BatchNorm2d,
+        BatchNorm1d,
+        GroupNorm,
+        ReLU,
+        ReLU6,
+        LeakyReLU,
+        ELU,
+        GELU,
+        SiLU,
+        Hardswish,
+        Mish,
+        Sigmoid,
+        Tanh,
+        Identity,
+        MaxPool2d,
+        AvgPool2d,
+        AdaptiveAvgPool2d,
+        AdaptiveMaxPool2d,
+        Dropout,
+        Dropout2d,
+        Flatten,
+        Linear,
+        Softmax,
     )
 }
 

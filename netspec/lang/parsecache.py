@@ -21,15 +21,38 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import syntax as P
 from ..errors import Location
 from ..record import Record
+from . import syntax as P
 
 FORMAT = 1
 MAX_ENTRIES = 500  # the oldest trees go beyond this: a spec edited for months leaves one entry per saved version
-_TYPES: dict[str, type[Record]] = {cls.__name__: cls for cls in (
-    Location, P.Num, P.Str, P.Const, P.Ref, P.BinOp, P.Neg, P.TupleExpr, P.ListExpr, P.Arg, P.Call, P.Template,
-    P.Composite, P.Named, P.Repeat, P.Step, P.Param, P.BlockDef, P.Setting, P.ConstDef, P.Program)}
+_TYPES: dict[str, type[Record]] = {
+    cls.__name__: cls
+    for cls in (
+        Location,
+        P.Num,
+        P.Str,
+        P.Const,
+        P.Ref,
+        P.BinOp,
+        P.Neg,
+        P.TupleExpr,
+        P.ListExpr,
+        P.Arg,
+        P.Call,
+        P.Template,
+        P.Composite,
+        P.Named,
+        P.Repeat,
+        P.Step,
+        P.Param,
+        P.BlockDef,
+        P.Setting,
+        P.ConstDef,
+        P.Program,
+    )
+}
 
 
 _code_hash: str | None = None

@@ -51,24 +51,24 @@ class Ref(Record, frozen=True):
 
 class BinOp(Record, frozen=True):
     op: str  # + - * // / %
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     loc: Location
     op_loc: Location | None = None  # the operator itself (kept for '/'), for a caret on it
 
 
 class Neg(Record, frozen=True):
-    operand: "Expr"
+    operand: Expr
     loc: Location
 
 
 class TupleExpr(Record, frozen=True):
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     loc: Location
 
 
 class ListExpr(Record, frozen=True):
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     loc: Location
 
 
@@ -76,7 +76,7 @@ class Arg(Record, frozen=True):
     """One argument of a call: `name` is None for a positional one."""
 
     name: str | None
-    value: "Expr"
+    value: Expr
     loc: Location
     name_loc: Location | None = None
 
@@ -102,9 +102,9 @@ class Template(Record, frozen=True):
 
 class Composite(Record, frozen=True):
     kind: str  # "Sequential" | "Residual"
-    items: tuple["Item", ...]
+    items: tuple[Item, ...]
     loc: Location
-    shortcut: tuple["Item", ...] | None = None
+    shortcut: tuple[Item, ...] | None = None
 
 
 class Named(Record, frozen=True):
@@ -234,19 +234,25 @@ def _check_text(text: str | bytes) -> str:
             before = text[: e.start]
             line = before.count(b"\n") + 1
             col = e.start - (before.rfind(b"\n") + 1) + 1
-            raise SpecError("the file is not valid UTF-8 text", Location(line, col),
-                            hint="a spec is a UTF-8 text file", code="E003") from None
+            raise SpecError(
+                "the file is not valid UTF-8 text", Location(line, col), hint="a spec is a UTF-8 text file", code="E003"
+            ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\x00" in text:
         idx = text.index("\x00")
         line = text.count("\n", 0, idx) + 1
         col = idx - (text.rfind("\n", 0, idx) + 1) + 1
-        raise SpecError("the file holds a NUL byte: it looks binary, not a spec", Location(line, col),
-                        hint="a spec is a UTF-8 text file", code="E003")
+        raise SpecError(
+            "the file holds a NUL byte: it looks binary, not a spec",
+            Location(line, col),
+            hint="a spec is a UTF-8 text file",
+            code="E003",
+        )
     if len(text) > MAX_SOURCE_CHARS:
-        raise SpecError(f"the spec is {len(text):,} characters long; the limit is {MAX_SOURCE_CHARS:,}",
-                        Location(1, 1), code="E003")
+        raise SpecError(
+            f"the spec is {len(text):,} characters long; the limit is {MAX_SOURCE_CHARS:,}", Location(1, 1), code="E003"
+        )
     return text
 
 
@@ -266,7 +272,8 @@ def parse(text: str | bytes, filename: str | None = None) -> Program:
         text = normalize_source(text)
     except SpecError as e:
         shown = src if isinstance(src, str) else src.decode("utf-8", "replace")
-        raise e.attach(filename, shown.replace("\r\n", "\n").replace("\r", "\n"))
+        e.attach(filename, shown.replace("\r\n", "\n").replace("\r", "\n"))
+        raise
     _check_nesting(text, filename)
     if filename is not None:
         from . import parsecache
@@ -294,7 +301,8 @@ def _parse(text: str, filename: str | None) -> Program:
     try:
         return _Builder(filename, text).program(tree)
     except SpecError as e:
-        raise e.attach(filename, text)
+        e.attach(filename, text)
+        raise
     except RecursionError:
         raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, text) from None
 
@@ -316,9 +324,12 @@ def _check_nesting(text: str, filename: str | None) -> None:
             depth += 1
             if depth > MAX_NESTING:
                 col = m.start() - line_start + 1
-                raise SpecError(f"brackets are nested more than {MAX_NESTING} deep", Location(line, col, col + 1),
-                                hint="flatten the expression or the Sequential nesting", code="E004"
-                                ).attach(filename, text)
+                raise SpecError(
+                    f"brackets are nested more than {MAX_NESTING} deep",
+                    Location(line, col, col + 1),
+                    hint="flatten the expression or the Sequential nesting",
+                    code="E004",
+                ).attach(filename, text)
         elif tok in ")]}":
             depth = max(0, depth - 1)
 
@@ -344,10 +355,12 @@ class _Builder:
                 prog.input_loc = Location(tok.line, tok.column, tok.end_column)
                 dims = tuple(_int(p, prog.input_loc) for p in str(tok).split("x"))
                 if not all(1 <= d <= MAX_INPUT_DIM for d in dims):
-                    raise SpecError(f"the input size {tok} has a dimension "
-                                    f"{'of 0' if 0 in dims else f'over {MAX_INPUT_DIM:,}'}", prog.input_loc,
-                                    hint=f"channels, height and width are each 1 to {MAX_INPUT_DIM:,}: input 3x32x32",
-                                    code="E013")
+                    raise SpecError(
+                        f"the input size {tok} has a dimension {'of 0' if 0 in dims else f'over {MAX_INPUT_DIM:,}'}",
+                        prog.input_loc,
+                        hint=f"channels, height and width are each 1 to {MAX_INPUT_DIM:,}: input 3x32x32",
+                        code="E013",
+                    )
                 prog.input = dims  # type: ignore[assignment]
             elif kind == "const":
                 name_tok = node.children[0]
@@ -355,8 +368,12 @@ class _Builder:
                 self._plain(name, _tok(name_tok), "a constant")
                 if name in prog.consts:
                     first = prog.consts[name].loc
-                    raise SpecError(f"constant {name!r} is defined twice (first at line {first.line})", _tok(name_tok),
-                                    hint="remove one definition, or use --set NAME=VALUE to override", code="E010")
+                    raise SpecError(
+                        f"constant {name!r} is defined twice (first at line {first.line})",
+                        _tok(name_tok),
+                        hint="remove one definition, or use --set NAME=VALUE to override",
+                        code="E010",
+                    )
                 prog.consts[name] = ConstDef(name, self.expr(node.children[1]), _tok(name_tok))
             elif kind == "block_def":
                 b = self.block_def(node)
@@ -379,16 +396,22 @@ class _Builder:
     @staticmethod
     def _once(previous: Location | None, what: str, loc: Location) -> None:
         if previous is not None:
-            raise SpecError(f"a second `{what}` section (the first is at line {previous.line})",
-                            Location(loc.line, loc.column, loc.column + len(what)),
-                            hint="merge the two sections into one", code="E010")
+            raise SpecError(
+                f"a second `{what}` section (the first is at line {previous.line})",
+                Location(loc.line, loc.column, loc.column + len(what)),
+                hint="merge the two sections into one",
+                code="E010",
+            )
 
     @staticmethod
     def _plain(name: str, loc: Location, what: str) -> None:
         if "{" in name:
-            raise SpecError(f"{what} name cannot hold a {{...}} template", loc,
-                            hint="templates such as conv{i} name layers, not constants, blocks or variables",
-                            code="E011")
+            raise SpecError(
+                f"{what} name cannot hold a {{...}} template",
+                loc,
+                hint="templates such as conv{i} name layers, not constants, blocks or variables",
+                code="E011",
+            )
 
     def block_def(self, node) -> BlockDef:
         name_tok, *rest = node.children
@@ -406,8 +429,12 @@ class _Builder:
                 if any(p.name == pname for p in params):
                     raise SpecError(f"parameter {pname!r} is listed twice", _tok(ptok), code="E010")
                 if default is None and any(p.default is not None for p in params):
-                    raise SpecError(f"parameter {pname!r} without a default follows one with a default", _tok(ptok),
-                                    hint="put parameters with defaults last, as in Python", code="E010")
+                    raise SpecError(
+                        f"parameter {pname!r} without a default follows one with a default",
+                        _tok(ptok),
+                        hint="put parameters with defaults last, as in Python",
+                        code="E010",
+                    )
                 params.append(Param(pname, None if default is None else self.expr(default), _tok(ptok)))
             else:
                 items.append(c)
@@ -455,9 +482,13 @@ class _Builder:
                 continue
             if a.data == "positional":
                 if seen_keyword:
-                    raise SpecError("a positional argument follows a keyword argument", _loc_of(a.meta),
-                                    hint=f"write positional arguments first, as in Python: {name}(16, kernel_size=3), "
-                                         f"or name this one", code="E031")
+                    raise SpecError(
+                        "a positional argument follows a keyword argument",
+                        _loc_of(a.meta),
+                        hint=f"write positional arguments first, as in Python: {name}(16, kernel_size=3), "
+                        f"or name this one",
+                        code="E031",
+                    )
                 out.append(Arg(None, self.expr(a.children[0]), _loc_of(a.meta)))
             else:
                 ktok, v = a.children
@@ -475,8 +506,14 @@ class _Builder:
             return Step(Template(str(tok), _tok(tok)), _loc_of(node.meta), residual=True)
         var, start, _range, stop, *body = node.children
         self._plain(str(var), _tok(var), "a repeat variable")
-        return Repeat(str(var), self.expr(start), self.expr(stop), tuple(self.step(c) for c in body),
-                      _loc_of(node.meta), _tok(var))
+        return Repeat(
+            str(var),
+            self.expr(start),
+            self.expr(stop),
+            tuple(self.step(c) for c in body),
+            _loc_of(node.meta),
+            _tok(var),
+        )
 
     def setting(self, node) -> Setting:
         ktok, v = node.children

@@ -13,18 +13,53 @@ from .syntax import _parser, _span
 
 # How a terminal is named in "expected ..." hints; keywords and punctuation are shown as written.
 _TERMINAL_NAMES = {
-    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
-    "SIZE": "a size such as 3x32x32", "$END": "the end of the file",
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "SIZE": "a size such as 3x32x32",
+    "$END": "the end of the file",
 }
 _CLOSERS = {"LPAR": ")", "LBRACE": "}", "LSQB": "]"}
 _OPENERS = {"RPAR": "LPAR", "RBRACE": "LBRACE", "RSQB": "LSQB"}
-_SECTION_TOKENS = {"LAYERS": "layers", "FORWARD": "forward", "TRAIN": "train", "BLOCK": "block",
-                   "SEQUENTIAL": "Sequential", "RESIDUAL": "Residual", "SHORTCUT": "shortcut", "REPEAT": "repeat"}
+_SECTION_TOKENS = {
+    "LAYERS": "layers",
+    "FORWARD": "forward",
+    "TRAIN": "train",
+    "BLOCK": "block",
+    "SEQUENTIAL": "Sequential",
+    "RESIDUAL": "Residual",
+    "SHORTCUT": "shortcut",
+    "REPEAT": "repeat",
+}
 _VALUE_STARTS = {"NAME", "INT", "FLOAT", "STRING", "LPAR", "LSQB", "MINUS", "PLUS", "TRUE", "FALSE", "NONE"}
 
 # Words of Python that a spec may be mistaken for: a spec is data and never runs code.
-_PYTHON_WORDS = ("import", "from", "lambda", "def", "class", "exec", "eval", "return", "print", "with", "global",
-                 "async", "await", "while", "for", "if", "else", "elif", "try", "except", "raise", "del", "assert")
+_PYTHON_WORDS = (
+    "import",
+    "from",
+    "lambda",
+    "def",
+    "class",
+    "exec",
+    "eval",
+    "return",
+    "print",
+    "with",
+    "global",
+    "async",
+    "await",
+    "while",
+    "for",
+    "if",
+    "else",
+    "elif",
+    "try",
+    "except",
+    "raise",
+    "del",
+    "assert",
+)
 
 
 def _terminal_text(name: str) -> str | None:
@@ -110,7 +145,7 @@ def _after(text: str, tok) -> str:
     pos = getattr(tok, "end_pos", None)
     if pos is None:
         return ""
-    return text[pos: pos + 40].lstrip(" \t")
+    return text[pos : pos + 40].lstrip(" \t")
 
 
 # ---- which '{' is never closed: braces and indentation ------------------------------------------------------------
@@ -199,7 +234,7 @@ def _dedent_line(lines: list[str], brace: _Brace, upto: int) -> int | None:
 
 def _indented_body(lines: list[str], brace: _Brace) -> bool:
     """Whether the first line after the brace's is indented more than it: only then does indentation say anything."""
-    for line in lines[brace.tok.line:]:
+    for line in lines[brace.tok.line :]:
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             return _indent(line) > brace.indent
@@ -284,25 +319,40 @@ def syntax_error(err, text: str) -> SpecError:
 
     # Python where a spec was expected: `import os`, `from torch import nn`, `def f(x):`
     if tok.type == "NAME" and str(tok) in _PYTHON_WORDS:
-        return SpecError(f"{str(tok)!r} is not part of the language", _span(tok),
-                         hint="a spec is data: nothing in it is run as Python, imported or looked up", code="E002")
+        return SpecError(
+            f"{str(tok)!r} is not part of the language",
+            _span(tok),
+            hint="a spec is data: nothing in it is run as Python, imported or looked up",
+            code="E002",
+        )
     if last_tok is not None and last_tok.type == "NAME" and str(last_tok) in _PYTHON_WORDS:
-        return SpecError(f"{str(last_tok)!r} is not part of the language", _span(last_tok),
-                         hint="a spec is data: nothing in it is run as Python, imported or looked up", code="E002")
+        return SpecError(
+            f"{str(last_tok)!r} is not part of the language",
+            _span(last_tok),
+            hint="a spec is data: nothing in it is run as Python, imported or looked up",
+            code="E002",
+        )
 
     if tok.type == "$END":
         if opened and opened[-1][0].type == "LBRACE":
             found = _unclosed_brace(text, opened, len(text), None)
             if found is not None:
                 brace, before = found
-                return SpecError(f"unexpected end of file: this '{{'{brace.owner} is never closed", _span(brace.tok),
-                                 hint="add the missing '}'" + (f" before line {before}" if before else ""),
-                                 code="E002")
+                return SpecError(
+                    f"unexpected end of file: this '{{'{brace.owner} is never closed",
+                    _span(brace.tok),
+                    hint="add the missing '}'" + (f" before line {before}" if before else ""),
+                    code="E002",
+                )
         if opened:
             opener, prev = opened[-1]
             closer = _CLOSERS[opener.type]
-            return SpecError(f"unexpected end of file: this '{opener}'{_owner(prev)} is never closed", _span(opener),
-                             hint=f"add the missing '{closer}'", code="E002")
+            return SpecError(
+                f"unexpected end of file: this '{opener}'{_owner(prev)} is never closed",
+                _span(opener),
+                hint=f"add the missing '{closer}'",
+                code="E002",
+            )
         return SpecError("unexpected end of file", loc, hint=expected_text or None, code="E002")
 
     value = str(tok)
@@ -311,32 +361,50 @@ def syntax_error(err, text: str) -> SpecError:
     hint = expected_text or None
 
     if tok.type in _OPENERS and not any(o.type == _OPENERS[tok.type] for o, _ in opened):
-        return SpecError(f"this '{value}' closes nothing", loc,
-                         hint=f"remove it, or add the '{_CLOSERS[_OPENERS[tok.type]]}' it is meant to close",
-                         code="E002")
+        return SpecError(
+            f"this '{value}' closes nothing",
+            loc,
+            hint=f"remove it, or add the '{_CLOSERS[_OPENERS[tok.type]]}' it is meant to close",
+            code="E002",
+        )
     closers = {"RPAR", "RSQB"} & set(expected)
     if closers and opened and opened[-1][0].type in ("LPAR", "LSQB"):
         opener, prev = opened[-1]
         closer = _CLOSERS[opener.type]
         in_call = isinstance(prev, lark.Token) and prev.type == "NAME" and opener.type == "LPAR"
         if in_call and tok.type == "NAME" and _after(text, tok).startswith("=") and "COMMA" in expected:
-            return SpecError(f"unexpected {value!r}: a ',' is missing before it", loc,
-                             hint="arguments are separated by commas: Conv2d(16, kernel_size=3, padding=1)",
-                             code="E002")
+            return SpecError(
+                f"unexpected {value!r}: a ',' is missing before it",
+                loc,
+                hint="arguments are separated by commas: Conv2d(16, kernel_size=3, padding=1)",
+                code="E002",
+            )
         if tok.line > opener.line and _line_start(text, tok.line, tok.column):
-            return SpecError(f"this '{opener}'{_owner(prev)} is never closed", _span(opener),
-                             hint=f"add the missing '{closer}' before line {tok.line}", code="E002")
+            return SpecError(
+                f"this '{opener}'{_owner(prev)} is never closed",
+                _span(opener),
+                hint=f"add the missing '{closer}' before line {tok.line}",
+                code="E002",
+            )
         if tok.type in _VALUE_STARTS and "COMMA" in expected:
-            return SpecError(f"unexpected {value!r}: a ',' is missing before it", loc,
-                             hint="arguments and items are separated by commas: (3, 3)", code="E002")
+            return SpecError(
+                f"unexpected {value!r}: a ',' is missing before it",
+                loc,
+                hint="arguments and items are separated by commas: (3, 3)",
+                code="E002",
+            )
 
     if any(o.type == "LBRACE" for o, _ in opened) and _closes_at(err, tok.line):
         # a line where the parser would have taken a '}', and cannot take what follows (`train {`, `x = 1`)
         found = _unclosed_brace(text, opened, tok.start_pos, tok.line)
         if found is not None:
             brace, before = found
-            return SpecError(f"this '{{'{brace.owner} is never closed", _span(brace.tok),
-                             hint=f"add the missing '}}' before line {before or tok.line}", code="E002")
+            return SpecError(
+                f"this '{{'{brace.owner} is never closed",
+                _span(brace.tok),
+                hint=f"add the missing '}}' before line {before or tok.line}",
+                code="E002",
+            )
 
     if tok.type == "EQUAL":
         if section == "train":
@@ -350,38 +418,53 @@ def syntax_error(err, text: str) -> SpecError:
                 hint = f"keyword arguments go inside a call: {key} Name({last_tok}=...)"
             else:
                 examples = {"data": "cifar10", "epochs": "10", "batch_size": "128", "seed": "0"}
-                hint = (f"a setting is written `key value`, without '=': {last_tok or 'epochs'} "
-                        f"{examples.get(str(last_tok), '...')}")
+                hint = (
+                    f"a setting is written `key value`, without '=': {last_tok or 'epochs'} "
+                    f"{examples.get(str(last_tok), '...')}"
+                )
         elif section in ("layers", "block", "Sequential", "Residual", "shortcut", "repeat"):
             name = last_tok if last_tok is not None and last_tok.type == "NAME" else "name"
-            hint = (f"a layer is written `name Layer(args)`, without '=': {name} Conv2d(...); "
-                    f"constants are defined at the top level")
+            hint = (
+                f"a layer is written `name Layer(args)`, without '=': {name} Conv2d(...); "
+                f"constants are defined at the top level"
+            )
         elif last_tok is not None and last_tok.type in ("NETWORK", "INPUT", "LAYERS", "FORWARD", "TRAIN", "BLOCK"):
-            return SpecError(f"{str(last_tok)!r} is a keyword and cannot name a constant", _span(last_tok),
-                             hint="choose another name", code="E002")
+            return SpecError(
+                f"{str(last_tok)!r} is a keyword and cannot name a constant",
+                _span(last_tok),
+                hint="choose another name",
+                code="E002",
+            )
         return SpecError(msg, loc, hint=hint, code="E002")
     if tok.type == "LPAR" and last_tok is not None and last_tok.type in ("SEQUENTIAL", "RESIDUAL", "SHORTCUT"):
         word = str(last_tok)
-        return SpecError(msg, loc, hint=f"{word} holds its layers in braces: {word} {{ Conv2d(16, 3) ReLU() }}",
-                         code="E002")
+        return SpecError(
+            msg, loc, hint=f"{word} holds its layers in braces: {word} {{ Conv2d(16, 3) ReLU() }}", code="E002"
+        )
     if last_tok is not None and last_tok.type == "INPUT":
-        return SpecError(msg, loc, hint="the input size is written CxHxW, without spaces: input 3x32x32",
-                         code="E002")
+        return SpecError(msg, loc, hint="the input size is written CxHxW, without spaces: input 3x32x32", code="E002")
     if last_tok is not None and last_tok.type == "NETWORK":
         return SpecError(msg, loc, hint="a network's name is one word: network CifarNet", code="E002")
     if last_tok is not None and last_tok.type != "NAME" and str(last_tok) == "residual":  # `forward`'s keyword
-        return SpecError(msg, loc, hint="`residual NAME` runs x + NAME(x): name a declared layer after it",
-                         code="E002")
+        return SpecError(msg, loc, hint="`residual NAME` runs x + NAME(x): name a declared layer after it", code="E002")
     if tok.type == "SLASH":
         return SpecError(msg, loc, hint="integer division is written //", code="E002")
     if tok.type == "LBRACE":
-        return SpecError(msg, loc, hint="a '{' here needs a keyword before it: Sequential { ... }, Residual { ... }, "
-                                        "repeat i in 1..3 { ... }", code="E002")
+        return SpecError(
+            msg,
+            loc,
+            hint="a '{' here needs a keyword before it: Sequential { ... }, Residual { ... }, repeat i in 1..3 { ... }",
+            code="E002",
+        )
     if "LPAR" in expected and "NAME" not in expected and last_tok is not None and last_tok.type == "NAME":
         # `relu1 ReLU` followed by the next line: the call's parentheses are missing
         word = str(last_tok)
-        return SpecError(f"{word!r} needs parentheses", _span(last_tok),
-                         hint=f"a layer is always called: {word}(), even without arguments", code="E002")
+        return SpecError(
+            f"{word!r} needs parentheses",
+            _span(last_tok),
+            hint=f"a layer is always called: {word}(), even without arguments",
+            code="E002",
+        )
     if section is None and not opened and last_tok is not None and last_tok.type == "NAME" and "EQUAL" in expected:
         # a top-level word that does not start `name = value`: the word is the mistake, not what follows it
         before = stack[-2] if len(stack) >= 2 else None
@@ -392,29 +475,48 @@ def syntax_error(err, text: str) -> SpecError:
         elif tok.type == "NAME" and _after(text, tok).startswith("("):
             hint = "layers are written inside the `layers { ... }` section"
         else:
-            hint = ("at the top level, a line is `network NAME`, `input CxHxW`, a constant `name = value`, "
-                    "a block, or a section")
+            hint = (
+                "at the top level, a line is `network NAME`, `input CxHxW`, a constant `name = value`, "
+                "a block, or a section"
+            )
         return SpecError(f"unexpected {str(last_tok)!r}", _span(last_tok), hint=hint, code="E002")
     if tok.type in ("RPAR", "RSQB", "COMMA") and last_tok is not None and last_tok.type == "EQUAL":
         return SpecError(msg, loc, hint="a value is missing after '='", code="E002")
-    if tok.type in ("COMMA", "RPAR") and last_tok is not None and last_tok.type in ("COMMA", "LPAR", "LSQB") \
-            and not (tok.type == "RPAR" and last_tok.type == "LPAR"):
+    if (
+        tok.type in ("COMMA", "RPAR")
+        and last_tok is not None
+        and last_tok.type in ("COMMA", "LPAR", "LSQB")
+        and not (tok.type == "RPAR" and last_tok.type == "LPAR")
+    ):
         return SpecError(msg, loc, hint="a value is missing before it", code="E002")
-    if tok.type == "STAR" and text[getattr(tok, "end_pos", 0):][:1] == "*":
-        return SpecError("unexpected '**'", Location(tok.line, tok.column, tok.column + 2),
-                         hint="there is no power operator: write the value, or a product such as 2 * 2 * 2",
-                         code="E002")
+    if tok.type == "STAR" and text[getattr(tok, "end_pos", 0) :][:1] == "*":
+        return SpecError(
+            "unexpected '**'",
+            Location(tok.line, tok.column, tok.column + 2),
+            hint="there is no power operator: write the value, or a product such as 2 * 2 * 2",
+            code="E002",
+        )
     if tok.type == "COMMA" and "RPAR" not in expected and "RSQB" not in expected:
         return SpecError(msg, loc, hint="a tuple needs parentheses: (3, 3)", code="E002")
     if tok.type == "LPAR" and len(stack) >= 2 and isinstance(stack[-2], lark.Token) and stack[-2].type == "REPEAT":
         # `repeat Conv2d(...)`: `repeat` meant as a layer's name
-        return SpecError("'repeat' is a keyword and cannot name a layer", _span(stack[-2]),
-                         hint="choose another name, or write a repetition: repeat i in 1..3 { ... }", code="E002")
-    if tok.type in _SECTION_TOKENS or tok.type in ("NETWORK", "INPUT", "IN") or \
-            (tok.type != "NAME" and value == "residual"):
-        return SpecError(f"unexpected keyword {value!r}", loc,
-                         hint=(expected_text + "; " if expected_text else "") +
-                         f"{value!r} is a keyword here and cannot be a name", code="E002")
+        return SpecError(
+            "'repeat' is a keyword and cannot name a layer",
+            _span(stack[-2]),
+            hint="choose another name, or write a repetition: repeat i in 1..3 { ... }",
+            code="E002",
+        )
+    if (
+        tok.type in _SECTION_TOKENS
+        or tok.type in ("NETWORK", "INPUT", "IN")
+        or (tok.type != "NAME" and value == "residual")
+    ):
+        return SpecError(
+            f"unexpected keyword {value!r}",
+            loc,
+            hint=(expected_text + "; " if expected_text else "") + f"{value!r} is a keyword here and cannot be a name",
+            code="E002",
+        )
     return SpecError(msg, loc, hint=hint, code="E002")
 
 
@@ -422,11 +524,15 @@ def _unexpected_character(err, text: str, loc: Location) -> SpecError:
     pos = err.pos_in_stream
     ch = text[pos] if pos < len(text) else ""
     hint = None
-    if ch in ("\"", "'"):
+    if ch in ('"', "'"):
         end = text.find("\n", pos)
         end = len(text) if end < 0 else end
-        return SpecError("unterminated string", Location(loc.line, loc.column, loc.column + (end - pos)),
-                         hint=f"close it with {ch} on the same line: strings are written on one line", code="E001")
+        return SpecError(
+            "unterminated string",
+            Location(loc.line, loc.column, loc.column + (end - pos)),
+            hint=f"close it with {ch} on the same line: strings are written on one line",
+            code="E001",
+        )
     if ch == ".":
         lo, hi = pos, pos
         while lo > 0 and (text[lo - 1].isalnum() or text[lo - 1] in "_."):
@@ -442,10 +548,12 @@ def _unexpected_character(err, text: str, loc: Location) -> SpecError:
                 fix = f"write the layer's own name: {last}(...)"
             else:
                 fix = "layers, optimizers and transforms are written by their own names, such as Conv2d(...)"
-            return SpecError(f"dotted names such as {word!r} are not part of the language",
-                             Location(loc.line, loc.column - (pos - lo), loc.column + (hi - pos)),
-                             hint=f"a spec is data: nothing is imported or looked up by a dotted path; {fix}",
-                             code="E001")
+            return SpecError(
+                f"dotted names such as {word!r} are not part of the language",
+                Location(loc.line, loc.column - (pos - lo), loc.column + (hi - pos)),
+                hint=f"a spec is data: nothing is imported or looked up by a dotted path; {fix}",
+                code="E001",
+            )
         if pos + 1 < len(text) and text[pos + 1].isdigit():
             hint = "write a digit before the point: 0.5"
         elif pos > 0 and text[pos - 1].isdigit():
@@ -458,7 +566,7 @@ def _unexpected_character(err, text: str, loc: Location) -> SpecError:
         hint = "a layer is written `name Layer(args)`, without ':'; a setting is written `key value`"
     elif ch == ";":
         hint = "statements need no ';'"
-    elif ch == "*" and text[pos: pos + 2] == "**":
+    elif ch == "*" and text[pos : pos + 2] == "**":
         hint = "there is no power operator: write the value, or a product"
     elif ch == "@":
         hint = "decorators are Python, and a spec is data"

@@ -5,7 +5,7 @@ Sizes that follow from the input (RandomCrop's `size`, CosineAnnealingLR's `T_ma
 left out and are filled in here.
 """
 
-from typing import Annotated, ClassVar, Literal, Optional, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from .validate import Bounds, Factory, Model
 
@@ -73,28 +73,29 @@ class ExponentialLR(_Model):
 
 class CosineAnnealingLR(_Model):
     POSITIONAL = ("T_max", "eta_min")
-    T_max: Optional[PosInt] = None  # inferred: the number of epochs
+    T_max: PosInt | None = None  # inferred: the number of epochs
     eta_min: NonNegFloat = 0.0
 
 
 class OneCycleLR(_Model):
     POSITIONAL = ("max_lr",)
-    max_lr: Optional[PosFloat] = None  # inferred: the optimizer's lr
+    max_lr: PosFloat | None = None  # inferred: the optimizer's lr
     pct_start: Prob = 0.3
     anneal_strategy: Literal["cos", "linear"] = "cos"
     div_factor: PosFloat = 25.0
     final_div_factor: PosFloat = 1e4
 
 
-SCHEDULES: dict[str, type[_Model]] = {c.__name__: c for c in (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR,
-                                                               OneCycleLR)}
+SCHEDULES: dict[str, type[_Model]] = {
+    c.__name__: c for c in (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR)
+}
 
 
 # ---- augmentation (train only) --------------------------------------------------------------------------------
 class RandomCrop(_Model):
     POSITIONAL = ("size", "padding")
-    size: Optional[Size2] = None  # inferred: the input's H x W
-    padding: Union[NonNegInt, tuple[NonNegInt, NonNegInt]] = 0
+    size: Size2 | None = None  # inferred: the input's H x W
+    padding: NonNegInt | tuple[NonNegInt, NonNegInt] = 0
 
 
 class RandomHorizontalFlip(_Model):
@@ -116,7 +117,7 @@ class ColorJitter(_Model):
 
 class RandomRotation(_Model):
     POSITIONAL = ("degrees",)
-    degrees: Union[NonNegFloat, tuple[float, float]]
+    degrees: NonNegFloat | tuple[float, float]
 
 
 class Resize(_Model):
@@ -124,8 +125,9 @@ class Resize(_Model):
     size: Size2
 
 
-TRANSFORMS: dict[str, type[_Model]] = {c.__name__: c for c in (RandomCrop, RandomHorizontalFlip, RandomVerticalFlip,
-                                                                 ColorJitter, RandomRotation, Resize)}
+TRANSFORMS: dict[str, type[_Model]] = {
+    c.__name__: c for c in (RandomCrop, RandomHorizontalFlip, RandomVerticalFlip, ColorJitter, RandomRotation, Resize)
+}
 
 # written in the report's lists, but implicit here: images are tensors from the start
 IMPLICIT_TRANSFORMS = ("ToTensor", "ToPILImage", "PILToTensor", "ToImage", "ToDtype", "Normalize")
@@ -147,12 +149,13 @@ class TrainSpec(Model):
     epochs: PosInt = 10
     batch_size: PosInt = 128
     test_batch_size: PosInt = 1000
-    optimizer: Union[SGD, Adam, AdamW] = Factory(lambda: SGD(lr=0.01, momentum=0.9))
-    schedule: Optional[Union[StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR]] = None
+    optimizer: SGD | Adam | AdamW = Factory(lambda: SGD(lr=0.01, momentum=0.9))
+    schedule: StepLR | MultiStepLR | ExponentialLR | CosineAnnealingLR | OneCycleLR | None = None
     seed: NonNegInt = 0
-    augment: tuple[Union[RandomCrop, RandomHorizontalFlip, RandomVerticalFlip, ColorJitter, RandomRotation,
-                         Resize], ...] = ()
-    normalize: Optional[Normalize] = None
+    augment: tuple[
+        RandomCrop | RandomHorizontalFlip | RandomVerticalFlip | ColorJitter | RandomRotation | Resize, ...
+    ] = ()
+    normalize: Normalize | None = None
     label_smoothing: Annotated[float, Bounds(ge=0.0, lt=1.0)] = 0.0
 
     def describe(self) -> dict:

@@ -21,7 +21,8 @@ Instances are immutable and expose the part of pydantic's `BaseModel` interface 
 from __future__ import annotations
 
 import types
-from typing import Annotated, Any, Callable, ClassVar, Literal, Union, get_args, get_origin
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from ..record import Factory
 
@@ -64,7 +65,7 @@ _MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<required>"})()
 class FieldSpec:
     """One field: its annotation (with `Annotated` bounds), its default or factory. Like pydantic's FieldInfo."""
 
-    __slots__ = ("name", "annotation", "default", "default_factory", "check")
+    __slots__ = ("annotation", "check", "default", "default_factory", "name")
 
     def __init__(self, name: str, annotation: Any, default: Any):
         self.name, self.annotation = name, annotation
@@ -189,13 +190,19 @@ def _compile(ann: Any) -> Callable[[Any], Any]:
         bounds = [b for b in args[1:] if isinstance(b, Bounds)]
         if not bounds:
             return inner
-        ge, gt, le, lt = (next((getattr(b, k) for b in bounds if getattr(b, k) is not None), None)
-                          for k in ("ge", "gt", "le", "lt"))
+        ge, gt, le, lt = (
+            next((getattr(b, k) for b in bounds if getattr(b, k) is not None), None) for k in ("ge", "gt", "le", "lt")
+        )
 
         def bounded(v):
             v = inner(v)
-            if v is _NO or (ge is not None and not v >= ge) or (gt is not None and not v > gt) \
-                    or (le is not None and not v <= le) or (lt is not None and not v < lt):
+            if (
+                v is _NO
+                or (ge is not None and not v >= ge)
+                or (gt is not None and not v > gt)
+                or (le is not None and not v <= le)
+                or (lt is not None and not v < lt)
+            ):
                 return _NO
             return v
 
@@ -247,6 +254,7 @@ def _compile(ann: Any) -> Callable[[Any], Any]:
     if ann is int:
         return lambda v: v if type(v) is int else _NO
     if ann is float:
+
         def to_float(v):
             if type(v) is float:
                 return v
@@ -287,8 +295,10 @@ def pydantic_model(cls: type[Model]):
             else:
                 fields[name] = (ann, ... if f.is_required() else f.default)
         cls._pydantic = create_model(  # type: ignore[call-overload]
-            cls.__name__, __config__=ConfigDict(extra="forbid", strict=True, frozen=True,
-                                                arbitrary_types_allowed=True), **fields)
+            cls.__name__,
+            __config__=ConfigDict(extra="forbid", strict=True, frozen=True, arbitrary_types_allowed=True),
+            **fields,
+        )
     return cls._pydantic
 
 
@@ -309,4 +319,3 @@ def _to_pydantic(ann: Any) -> Any:
     if isinstance(ann, type) and issubclass(ann, Model):
         return InstanceOf[ann]
     return ann
-

@@ -131,7 +131,10 @@ def pad(x: Tensor, padding: int | Sequence[int], fill: int = 0) -> Tensor:
 
 
 def crop_params(
-    n: int, padded_hw: tuple[int, int], size: tuple[int, int], generator: Generator = None,
+    n: int,
+    padded_hw: tuple[int, int],
+    size: tuple[int, int],
+    generator: Generator = None,
     device: torch.device | str = "cpu",
 ) -> tuple[Tensor, Tensor]:
     """Per-image crop offsets, uniform over the full inclusive range like torchvision's `randint(0, H - h + 1)`.
@@ -159,8 +162,12 @@ def crop_at(x_padded: Tensor, tops: Tensor, lefts: Tensor, size: tuple[int, int]
 
 
 def random_crop(
-    x: Tensor, size: int | tuple[int, int], padding: int | Sequence[int] = 0, generator: Generator = None,
-    fill: int = 0, return_params: bool = False,
+    x: Tensor,
+    size: int | tuple[int, int],
+    padding: int | Sequence[int] = 0,
+    generator: Generator = None,
+    fill: int = 0,
+    return_params: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """torchvision RandomCrop(size, padding, fill) per image: pad with `fill`, crop at a uniformly random offset.
 
@@ -200,14 +207,20 @@ def _random_flip(x: Tensor, p: float, generator: Generator, return_params: bool,
 
 
 def random_hflip(
-    x: Tensor, p: float = 0.5, generator: Generator = None, return_params: bool = False,
+    x: Tensor,
+    p: float = 0.5,
+    generator: Generator = None,
+    return_params: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """torchvision RandomHorizontalFlip(p) per image. `return_params` adds {"flip": (N,) bool}."""
     return _random_flip(x, p, generator, return_params, dim=-1)
 
 
 def random_vflip(
-    x: Tensor, p: float = 0.5, generator: Generator = None, return_params: bool = False,
+    x: Tensor,
+    p: float = 0.5,
+    generator: Generator = None,
+    return_params: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """torchvision RandomVerticalFlip(p) per image. `return_params` adds {"flip": (N,) bool}."""
     return _random_flip(x, p, generator, return_params, dim=-2)
@@ -223,8 +236,11 @@ JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # torchvision's fn
 
 
 def _jitter_range(
-    value: float | Sequence[float] | None, name: str, center: float = 1.0,
-    bound: tuple[float, float] = (0.0, float("inf")), clip_first_on_zero: bool = True,
+    value: float | Sequence[float] | None,
+    name: str,
+    center: float = 1.0,
+    bound: tuple[float, float] = (0.0, float("inf")),
+    clip_first_on_zero: bool = True,
 ) -> tuple[float, float] | None:
     """torchvision ColorJitter._check_input: a number v means [max(0, c - v), c + v]; None means 'no-op'."""
     if value is None:
@@ -254,8 +270,12 @@ def _jitter_ranges(brightness, contrast, saturation, hue) -> dict[str, tuple[flo
 
 
 def jitter_params(
-    n: int, brightness: float | Sequence[float] = 0, contrast: float | Sequence[float] = 0,
-    saturation: float | Sequence[float] = 0, hue: float | Sequence[float] = 0, generator: Generator = None,
+    n: int,
+    brightness: float | Sequence[float] = 0,
+    contrast: float | Sequence[float] = 0,
+    saturation: float | Sequence[float] = 0,
+    hue: float | Sequence[float] = 0,
+    generator: Generator = None,
     device: torch.device | str = "cpu",
 ) -> dict[str, Tensor | None]:
     """Per-image ColorJitter parameters, distributed like torchvision's `make_params` for each image.
@@ -389,7 +409,7 @@ def apply_jitter(x: Tensor, params: dict[str, Tensor | None]) -> Tensor:
     for k in range(4):
         start = 0
         for j in range(4):
-            idx = groups[start:start + counts[k][j], k]  # (M,) images whose stage-k op is j
+            idx = groups[start : start + counts[k][j], k]  # (M,) images whose stage-k op is j
             start += counts[k][j]
             name = JITTER_OPS[j]
             if idx.numel() == 0 or name not in factors or (x.shape[1] == 1 and name in ("saturation", "hue")):
@@ -400,8 +420,12 @@ def apply_jitter(x: Tensor, params: dict[str, Tensor | None]) -> Tensor:
 
 
 def color_jitter(
-    x: Tensor, brightness: float | Sequence[float] = 0, contrast: float | Sequence[float] = 0,
-    saturation: float | Sequence[float] = 0, hue: float | Sequence[float] = 0, generator: Generator = None,
+    x: Tensor,
+    brightness: float | Sequence[float] = 0,
+    contrast: float | Sequence[float] = 0,
+    saturation: float | Sequence[float] = 0,
+    hue: float | Sequence[float] = 0,
+    generator: Generator = None,
     return_params: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Tensor | None]]:
     """torchvision ColorJitter(brightness, contrast, saturation, hue) per image, ops in a random order per image.
@@ -434,7 +458,10 @@ def _parse_degrees(degrees: float | Sequence[float]) -> tuple[float, float]:
 
 
 def rotation_params(
-    n: int, degrees: float | Sequence[float], generator: Generator = None, device: torch.device | str = "cpu",
+    n: int,
+    degrees: float | Sequence[float],
+    generator: Generator = None,
+    device: torch.device | str = "cpu",
 ) -> Tensor:
     """(n,) float32 angles in degrees, uniform in [-d, d], like torchvision's `torch.empty(1).uniform_(-d, d)`."""
     lo, hi = _parse_degrees(degrees)
@@ -478,7 +505,10 @@ def rotate_batch(x: Tensor, angles: Tensor, fill: int = 0) -> Tensor:
 
 
 def random_rotation(
-    x: Tensor, degrees: float | Sequence[float], generator: Generator = None, fill: int = 0,
+    x: Tensor,
+    degrees: float | Sequence[float],
+    generator: Generator = None,
+    fill: int = 0,
     return_params: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """torchvision RandomRotation(degrees, fill=fill) per image: angle uniform in [-d, d], nearest, no expand.
@@ -512,7 +542,10 @@ def resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
 
 
 def normalize(
-    x: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor, dtype: torch.dtype = torch.float32,
+    x: Tensor,
+    mean: Sequence[float] | Tensor,
+    std: Sequence[float] | Tensor,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """uint8 (N, C, H, W) -> float (x / 255 - mean) / std, per channel: ToTensor() + Normalize(mean, std), batched.
 
@@ -544,8 +577,9 @@ def _only(name: str, kwargs: dict[str, Any], allowed: set[str], defaults: dict[s
     for key, default in defaults.items():
         value = getattr(kwargs.get(key, default), "value", kwargs.get(key, default))
         if (value.lower() if isinstance(value, str) else value) != default:
-            raise ValueError(f"{name}: only {key}={default!r} is supported by batched augmentation, "
-                             f"got {kwargs[key]!r}")
+            raise ValueError(
+                f"{name}: only {key}={default!r} is supported by batched augmentation, got {kwargs[key]!r}"
+            )
 
 
 def _make_random_crop(kw: dict[str, Any], size: tuple[int, int]) -> Step:

@@ -27,9 +27,9 @@ import threading
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,8 +42,13 @@ log = logging.getLogger("netspec.data")
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "mnist", "fashion-mnist", "tiny-imagenet", "shapes")
 
 # Other spellings accepted for the names in DATASETS (after lower-casing and "_" -> "-").
-ALIASES: dict[str, str] = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashionmnist": "fashion-mnist",
-                           "tinyimagenet": "tiny-imagenet", "tiny-imagenet-200": "tiny-imagenet"}
+ALIASES: dict[str, str] = {
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+    "fashionmnist": "fashion-mnist",
+    "tinyimagenet": "tiny-imagenet",
+    "tiny-imagenet-200": "tiny-imagenet",
+}
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 
@@ -54,8 +59,18 @@ SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
     "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
 }
 
-SHAPES_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "ring",
-                                   "diamond", "hbar", "vbar", "star", "ellipse")
+SHAPES_CLASSES: tuple[str, ...] = (
+    "circle",
+    "square",
+    "triangle",
+    "cross",
+    "ring",
+    "diamond",
+    "hbar",
+    "vbar",
+    "star",
+    "ellipse",
+)
 SHAPES_TRAIN = 5000
 SHAPES_TEST = 1000
 
@@ -100,8 +115,10 @@ class ImageData:
     def __repr__(self) -> str:
         # the default dataclass repr would print the tensors
         h, w = self.image_size
-        return (f"ImageData(name={self.name!r}, train={len(self.train_labels)}, test={len(self.test_labels)}, "
-                f"channels={self.channels}, size={h}x{w}, classes={self.num_classes})")
+        return (
+            f"ImageData(name={self.name!r}, train={len(self.train_labels)}, test={len(self.test_labels)}, "
+            f"channels={self.channels}, size={h}x{w}, classes={self.num_classes})"
+        )
 
 
 def default_data_dir() -> Path:
@@ -116,9 +133,16 @@ def default_data_dir() -> Path:
 # Entry point
 
 
-def load_data(name: str, data_dir: str | Path | None = None, *, size: tuple[int, int] | None = None,
-              train_limit: int | None = None, test_limit: int | None = None, download: bool = True,
-              seed: int = 0) -> ImageData:
+def load_data(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    download: bool = True,
+    seed: int = 0,
+) -> ImageData:
     """Load a data set by name (one of `DATASETS`) or an image-folder tree by path.
 
     `size=(H, W)` resizes every image once, here, so the trainer never resizes per batch. The limits keep the first N
@@ -163,9 +187,11 @@ def dataset_key(name: str) -> str | None:
     from ..lang.syntax import did_you_mean
 
     hint = did_you_mean(key, DATASETS)
-    raise UsageError(f"unknown data set {text!r}: " + (f"{hint} (" if hint else "") + f"expected one of "
-                     f"{', '.join(DATASETS)}, or the path of an image folder with train/ and test/ subfolders"
-                     + (")" if hint else ""))
+    raise UsageError(
+        f"unknown data set {text!r}: " + (f"{hint} (" if hint else "") + f"expected one of "
+        f"{', '.join(DATASETS)}, or the path of an image folder with train/ and test/ subfolders"
+        + (")" if hint else "")
+    )
 
 
 def _check_size(size: Any) -> tuple[int, int] | None:
@@ -196,8 +222,9 @@ def _checked(data: ImageData) -> ImageData:
         images: torch.Tensor = getattr(data, f"{split}_images")
         labels: torch.Tensor = getattr(data, f"{split}_labels")
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise DataError(f"{data.name}: {split} images are {images.dtype} {tuple(images.shape)}, "
-                            f"expected uint8 (N, C, H, W)")
+            raise DataError(
+                f"{data.name}: {split} images are {images.dtype} {tuple(images.shape)}, expected uint8 (N, C, H, W)"
+            )
         if labels.dtype != torch.int64:
             labels = labels.to(torch.int64)
         if len(labels) != len(images):
@@ -209,8 +236,10 @@ def _checked(data: ImageData) -> ImageData:
         setattr(data, f"{split}_images", images.contiguous())
         setattr(data, f"{split}_labels", labels.contiguous())
     if data.train_images.shape[1:] != data.test_images.shape[1:]:
-        raise DataError(f"{data.name}: train images are {tuple(data.train_images.shape[1:])} but test images are "
-                        f"{tuple(data.test_images.shape[1:])}")
+        raise DataError(
+            f"{data.name}: train images are {tuple(data.train_images.shape[1:])} but test images are "
+            f"{tuple(data.test_images.shape[1:])}"
+        )
     return data
 
 
@@ -222,8 +251,8 @@ def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return images
     out = torch.empty((images.shape[0], images.shape[1], *size), dtype=torch.uint8)
     for start in range(0, images.shape[0], _RESIZE_CHUNK):
-        chunk = images[start:start + _RESIZE_CHUNK]
-        out[start:start + len(chunk)] = F.resize(chunk, list(size), antialias=True)
+        chunk = images[start : start + _RESIZE_CHUNK]
+        out[start : start + len(chunk)] = F.resize(chunk, list(size), antialias=True)
     return out
 
 
@@ -242,9 +271,13 @@ def _interleave(groups: Sequence[Sequence[Any]]) -> list[Any]:
 
 
 def _download_hint(what: str, where: str, url: str, download: bool, error: BaseException | None) -> str:
-    why = ("downloading is disabled" if not download else
-           f"the download failed ({type(error).__name__}: {error})" if error is not None else
-           "the download did not produce the expected files")
+    why = (
+        "downloading is disabled"
+        if not download
+        else f"the download failed ({type(error).__name__}: {error})"
+        if error is not None
+        else "the download did not produce the expected files"
+    )
     return f"{what} not found; {why}.\n  put {where}\n  get it from {url}"
 
 
@@ -278,13 +311,34 @@ class _CifarSpec:
 
 
 _CIFAR = {
-    "cifar10": _CifarSpec("cifar10", "CIFAR-10", "cifar-10-batches-py", "cifar-10-python.tar.gz",
-                          tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta",
-                          "label_names", "labels", 10, "CIFAR10",
-                          "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
-    "cifar100": _CifarSpec("cifar100", "CIFAR-100", "cifar-100-python", "cifar-100-python.tar.gz",
-                           ("train",), "test", "meta", "fine_label_names", "fine_labels", 100, "CIFAR100",
-                           "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
+    "cifar10": _CifarSpec(
+        "cifar10",
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        "test_batch",
+        "batches.meta",
+        "label_names",
+        "labels",
+        10,
+        "CIFAR10",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    ),
+    "cifar100": _CifarSpec(
+        "cifar100",
+        "CIFAR-100",
+        "cifar-100-python",
+        "cifar-100-python.tar.gz",
+        ("train",),
+        "test",
+        "meta",
+        "fine_label_names",
+        "fine_labels",
+        100,
+        "CIFAR100",
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    ),
 }
 
 
@@ -296,8 +350,11 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
         from numpy._core import multiarray, numeric
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
-    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                           ("_codecs", "encode"): codecs.encode}
+    allowed: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,
+    }
     for mod in ("numpy.core", "numpy._core"):
         allowed[(f"{mod}.multiarray", "_reconstruct")] = multiarray._reconstruct
         allowed[(f"{mod}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol-5 array pickles
@@ -320,8 +377,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             RestrictedUnpickler._allowed = _numpy_globals()
         obj = RestrictedUnpickler._allowed.get((module, name))
         if obj is None:
-            raise DataError(f"{self.where}: refusing to unpickle {module}.{name}: a CIFAR file contains only "
-                            f"arrays, lists and strings, so this file is not one (and may be malicious)")
+            raise DataError(
+                f"{self.where}: refusing to unpickle {module}.{name}: a CIFAR file contains only "
+                f"arrays, lists and strings, so this file is not one (and may be malicious)"
+            )
         return obj
 
     def persistent_load(self, pid: Any) -> Any:
@@ -364,8 +423,9 @@ def _cifar_batch(blob: bytes, where: str, spec: _CifarSpec) -> tuple[np.ndarray,
         raise DataError(f"{where}: {spec.labels_key!r} must be {len(arr)} integers, one per image")
     bad = np.flatnonzero((lab < 0) | (lab >= spec.num_classes))
     if len(bad):
-        raise DataError(f"{where}: label {int(lab[bad[0]])} of image {int(bad[0])} is out of range "
-                        f"0..{spec.num_classes - 1}")
+        raise DataError(
+            f"{where}: label {int(lab[bad[0]])} of image {int(bad[0])} is out of range 0..{spec.num_classes - 1}"
+        )
     return arr.reshape(-1, 3, 32, 32), lab.astype(np.int64)
 
 
@@ -390,13 +450,15 @@ def _read_tar_members(archive: Path, wanted: Iterable[str]) -> dict[str, bytes]:
                     if f is not None:
                         found[name] = f.read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{archive}: cannot read the archive ({type(e).__name__}: {e}); "
-                        f"it may be truncated: download it again") from None
+        raise DataError(
+            f"{archive}: cannot read the archive ({type(e).__name__}: {e}); it may be truncated: download it again"
+        ) from None
     return found
 
 
-def _load_cifar(spec: _CifarSpec, root: Path, train_limit: int | None, test_limit: int | None,
-                download: bool) -> ImageData:
+def _load_cifar(
+    spec: _CifarSpec, root: Path, train_limit: int | None, test_limit: int | None, download: bool
+) -> ImageData:
     folder, archive = root / spec.folder, root / spec.archive
     names = [*spec.train_files, spec.test_file, spec.meta_file]
     error: BaseException | None = None
@@ -419,30 +481,45 @@ def _load_cifar(spec: _CifarSpec, root: Path, train_limit: int | None, test_limi
         blobs = _read_tar_members(archive, (f"{spec.folder}/{n}" for n in names))
         for n in names:
             if f"{spec.folder}/{n}" not in blobs:
-                raise DataError(f"{archive}: the archive has no member {spec.folder}/{n}; "
-                                f"is it the {spec.title} python version?")
+                raise DataError(
+                    f"{archive}: the archive has no member {spec.folder}/{n}; is it the {spec.title} python version?"
+                )
 
         def read(member: str) -> tuple[bytes, str]:
             return blobs[f"{spec.folder}/{member}"], f"{archive}:{spec.folder}/{member}"
     else:
         missing = [n for n in names if not (folder / n).is_file()]
         found = f" ({folder} lacks {', '.join(missing)})" if folder.is_dir() else ""
-        raise DataError(_download_hint(
-            f"{spec.title}{found}", f"{spec.archive} at {archive} (or its extracted folder at {folder}/)",
-            spec.url, download, error))
+        raise DataError(
+            _download_hint(
+                f"{spec.title}{found}",
+                f"{spec.archive} at {archive} (or its extracted folder at {folder}/)",
+                spec.url,
+                download,
+                error,
+            )
+        )
     classes = _cifar_classes(*read(spec.meta_file), spec)
     train_x, train_y = _cifar_split(read, spec.train_files, spec, train_limit)
     test_x, test_y = _cifar_split(read, (spec.test_file,), spec, test_limit)
-    return ImageData(spec.key, torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(test_x),
-                     torch.from_numpy(test_y), classes, [f"{spec.title} from {source}"])
+    return ImageData(
+        spec.key,
+        torch.from_numpy(train_x),
+        torch.from_numpy(train_y),
+        torch.from_numpy(test_x),
+        torch.from_numpy(test_y),
+        classes,
+        [f"{spec.title} from {source}"],
+    )
 
 
 def _cifar_complete(folder: Path, names: Iterable[str]) -> bool:
     return folder.is_dir() and all((folder / n).is_file() for n in names)
 
 
-def _cifar_split(read: Callable[[str], tuple[bytes, str]], files: Sequence[str], spec: _CifarSpec,
-                 limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_split(
+    read: Callable[[str], tuple[bytes, str]], files: Sequence[str], spec: _CifarSpec, limit: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate batches in order, stopping once `limit` images are in hand (later batch files are not read)."""
     xs, ys, have = [], [], 0
     for member in files:
@@ -461,18 +538,39 @@ def _cifar_split(read: Callable[[str], tuple[bytes, str]], files: Sequence[str],
 # --------------------------------------------------------------------------------------------------------------------
 # MNIST / Fashion-MNIST: idx files, gzipped or not
 
-_IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+_IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 _MNIST_CLASSES = {
     "mnist": [str(i) for i in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
 }
 _MNIST_INFO = {  # title, torchvision class and folder, where to get the files
-    "mnist": ("MNIST", "MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/ (or http://yann.lecun.com/exdb/mnist/)"),
-    "fashion-mnist": ("Fashion-MNIST", "FashionMNIST",
-                      "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ "
-                      "(or on Debian/Ubuntu: apt-get install dataset-fashion-mnist)"),
+    "mnist": (
+        "MNIST",
+        "MNIST",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/ (or http://yann.lecun.com/exdb/mnist/)",
+    ),
+    "fashion-mnist": (
+        "Fashion-MNIST",
+        "FashionMNIST",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ "
+        "(or on Debian/Ubuntu: apt-get install dataset-fashion-mnist)",
+    ),
 }
 
 
@@ -496,7 +594,7 @@ def _read_exact(f: Any, n: int) -> bytearray:
             got += k
         del view
         if start + got < len(buf):
-            del buf[start + got:]
+            del buf[start + got :]
             break
     return buf
 
@@ -525,8 +623,10 @@ def read_idx(path: Path, ndim: int, limit: int | None = None) -> np.ndarray:
             per_item = math.prod(dims[1:])
             data = _read_exact(f, keep * per_item)
             if len(data) < keep * per_item:
-                raise DataError(f"{path}: truncated: the header says {dims[0]} items of {per_item} bytes but the "
-                                f"data ends after {len(data) // max(per_item, 1)}; download the file again")
+                raise DataError(
+                    f"{path}: truncated: the header says {dims[0]} items of {per_item} bytes but the "
+                    f"data ends after {len(data) // max(per_item, 1)}; download the file again"
+                )
             if keep == dims[0] and f.read(1):
                 raise DataError(f"{path}: has data past the {dims[0]} items its header declares")
     except DataError:
@@ -562,8 +662,7 @@ def _find_mnist(key: str, root: Path) -> dict[str, Path] | None:
     return None
 
 
-def _load_mnist(key: str, root: Path, train_limit: int | None, test_limit: int | None,
-                download: bool) -> ImageData:
+def _load_mnist(key: str, root: Path, train_limit: int | None, test_limit: int | None, download: bool) -> ImageData:
     title, tv_class, url = _MNIST_INFO[key]
     files = _find_mnist(key, root)
     error: BaseException | None = None
@@ -576,23 +675,35 @@ def _load_mnist(key: str, root: Path, train_limit: int | None, test_limit: int |
     if files is None:
         names = ", ".join(f"{b}.gz" for b in _IDX_FILES.values())
         looked = ", ".join(f"{p}/" for p in _mnist_candidates(key, root))
-        raise DataError(_download_hint(title, f"{names} (gzipped or not) in {root / key}/\n  (looked in {looked})",
-                                       url, download, error))
+        raise DataError(
+            _download_hint(
+                title, f"{names} (gzipped or not) in {root / key}/\n  (looked in {looked})", url, download, error
+            )
+        )
     images, labels = {}, {}
     for split, limit in (("train", train_limit), ("test", test_limit)):
         x = read_idx(files[f"{split}_images"], 3, limit)
         y = read_idx(files[f"{split}_labels"], 1, limit)
         if len(x) != len(y):
-            raise DataError(f"{files[f'{split}_images']} has {len(x)} images but {files[f'{split}_labels']} has "
-                            f"{len(y)} labels")
+            raise DataError(
+                f"{files[f'{split}_images']} has {len(x)} images but {files[f'{split}_labels']} has {len(y)} labels"
+            )
         bad = np.flatnonzero(y >= 10)
         if len(bad):
-            raise DataError(f"{files[f'{split}_labels']}: label {int(y[bad[0]])} of item {int(bad[0])} is out of "
-                            f"range 0..9")
+            raise DataError(
+                f"{files[f'{split}_labels']}: label {int(y[bad[0]])} of item {int(bad[0])} is out of range 0..9"
+            )
         images[split] = torch.from_numpy(x).unsqueeze(1)
         labels[split] = torch.from_numpy(y).to(torch.int64)
-    return ImageData(key, images["train"], labels["train"], images["test"], labels["test"],
-                     list(_MNIST_CLASSES[key]), [f"{title} from {files['train_images'].parent}/"])
+    return ImageData(
+        key,
+        images["train"],
+        labels["train"],
+        images["test"],
+        labels["test"],
+        list(_MNIST_CLASSES[key]),
+        [f"{title} from {files['train_images'].parent}/"],
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -610,8 +721,9 @@ def decode_image(data: bytes | Path, where: str, force_rgb: bool) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data) as img:
             if img.mode.startswith(_DEEP_MODES):
-                raise DataError(f"{where}: {img.mode} images (16-bit or float) are not supported; "
-                                f"convert them to 8-bit")
+                raise DataError(
+                    f"{where}: {img.mode} images (16-bit or float) are not supported; convert them to 8-bit"
+                )
             gray = not force_rgb and img.mode in _GRAY_MODES
             arr = np.asarray(img.convert("L" if gray else "RGB"))
     except DataError:
@@ -660,15 +772,16 @@ class _Files:
                 with zipfile.ZipFile(zip_path) as zf:
                     names = zf.namelist()
             except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise DataError(f"{zip_path}: cannot read the zip ({type(e).__name__}: {e}); "
-                                f"it may be truncated: download it again") from None
+                raise DataError(
+                    f"{zip_path}: cannot read the zip ({type(e).__name__}: {e}); it may be truncated: download it again"
+                ) from None
             # the official zip has everything under tiny-imagenet-200/; accept any single top folder, or none
             metas = sorted((n for n in names if n.rsplit("/", 1)[-1] == "wnids.txt"), key=len)
             self._prefix = metas[0][: -len("wnids.txt")] if metas else ""
             self._dirs = {}
             for n in sorted(names):  # one pass: listing per class folder must not rescan 120k names
                 if n.startswith(self._prefix) and not n.endswith("/"):
-                    folder, _, base = n[len(self._prefix):].rpartition("/")
+                    folder, _, base = n[len(self._prefix) :].rpartition("/")
                     self._dirs.setdefault(folder, []).append(base)
 
     def __enter__(self) -> _Files:
@@ -738,9 +851,11 @@ def _tiny_source(root: Path) -> _Files:
         return _Files(folder, None)
     if archive.is_file():
         return _Files(folder, archive)
-    raise DataError(f"Tiny ImageNet not found (it cannot be downloaded through torchvision).\n"
-                    f"  put tiny-imagenet-200.zip at {archive} (it is read straight from the zip) "
-                    f"or extract it to {folder}/\n  get it from {TINY_IMAGENET_URL}")
+    raise DataError(
+        f"Tiny ImageNet not found (it cannot be downloaded through torchvision).\n"
+        f"  put tiny-imagenet-200.zip at {archive} (it is read straight from the zip) "
+        f"or extract it to {folder}/\n  get it from {TINY_IMAGENET_URL}"
+    )
 
 
 def _tiny_index(src: _Files) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
@@ -770,8 +885,10 @@ def _tiny_index(src: _Files) -> tuple[list[str], list[tuple[str, int]], list[tup
             continue
         fields = line.split("\t")
         if len(fields) < 2 or fields[1].strip() not in label_of:
-            raise DataError(f"{src.where(ann)}:{number}: expected 'file<TAB>wnid<TAB>...' with a wnid from "
-                            f"wnids.txt, got {line[:80]!r}")
+            raise DataError(
+                f"{src.where(ann)}:{number}: expected 'file<TAB>wnid<TAB>...' with a wnid from "
+                f"wnids.txt, got {line[:80]!r}"
+            )
         test.append((f"val/images/{fields[0].strip()}", label_of[fields[1].strip()]))
     if not test:
         raise DataError(f"{src.where(ann)}: lists no validation images")
@@ -849,13 +966,16 @@ def _load_tiny_from(src: _Files, root: Path, train_limit: int | None, test_limit
     classes, train, test = _tiny_index(src)
     train, test = list(_take(train_limit, train)), list(_take(test_limit, test))
     log.info("decoding %d Tiny ImageNet images", len(train) + len(test))
-    tensors = {"train_images": _decode_many(src, train, (64, 64)),
-               "train_labels": torch.tensor([y for _, y in train], dtype=torch.int64),
-               "test_images": _decode_many(src, test, (64, 64)),
-               "test_labels": torch.tensor([y for _, y in test], dtype=torch.int64)}
+    tensors = {
+        "train_images": _decode_many(src, train, (64, 64)),
+        "train_labels": torch.tensor([y for _, y in train], dtype=torch.int64),
+        "test_images": _decode_many(src, test, (64, 64)),
+        "test_labels": torch.tensor([y for _, y in test], dtype=torch.int64),
+    }
     if train_limit is None and test_limit is None:
-        _save_tiny_cache(cache_path, {"version": _TINY_CACHE_VERSION, "stamp": stamp, "classes": classes,
-                                      **tensors}, notes)
+        _save_tiny_cache(
+            cache_path, {"version": _TINY_CACHE_VERSION, "stamp": stamp, "classes": classes, **tensors}, notes
+        )
     return ImageData("tiny-imagenet", classes=classes, notes=notes, **tensors)
 
 
@@ -868,8 +988,11 @@ def _folder_images(folder: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in sorted(filenames)
-                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        found += [
+            Path(dirpath) / f
+            for f in sorted(filenames)
+            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS
+        ]
     return found
 
 
@@ -877,17 +1000,22 @@ def _class_folders(split: Path) -> list[Path]:
     return sorted((p for p in split.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
 
 
-def _load_image_folder(root: Path, name: str, size: tuple[int, int] | None, train_limit: int | None,
-                       test_limit: int | None) -> ImageData:
+def _load_image_folder(
+    root: Path, name: str, size: tuple[int, int] | None, train_limit: int | None, test_limit: int | None
+) -> ImageData:
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder (expected an image folder with train/ and test/ subfolders, "
-                        f"one subfolder per class)")
+        raise DataError(
+            f"{root}: no such folder (expected an image folder with train/ and test/ subfolders, "
+            f"one subfolder per class)"
+        )
     train_dir = root / "train"
     test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
     if not train_dir.is_dir() or test_dir is None:
         missing = "train/" if not train_dir.is_dir() else "test/ (or val/)"
-        raise DataError(f"{root}: has no {missing} subfolder; an image folder needs train/<class>/*.png and "
-                        f"test/<class>/*.png (any of {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise DataError(
+            f"{root}: has no {missing} subfolder; an image folder needs train/<class>/*.png and "
+            f"test/<class>/*.png (any of {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
     class_dirs = _class_folders(train_dir)
     if not class_dirs:
         raise DataError(f"{train_dir}: no class subfolders (expected one folder of images per class)")
@@ -914,8 +1042,9 @@ def _load_image_folder(root: Path, name: str, size: tuple[int, int] | None, trai
     images = _uniform(arrays, size, notes)
     labels = torch.tensor([y for _, y in items], dtype=torch.int64)
     n = len(train)
-    return ImageData(name, images[:n].clone(), labels[:n].clone(), images[n:].clone(), labels[n:].clone(),
-                     classes, notes)
+    return ImageData(
+        name, images[:n].clone(), labels[:n].clone(), images[n:].clone(), labels[n:].clone(), classes, notes
+    )
 
 
 def _uniform(arrays: list[np.ndarray], size: tuple[int, int] | None, notes: list[str]) -> torch.Tensor:
@@ -927,8 +1056,10 @@ def _uniform(arrays: list[np.ndarray], size: tuple[int, int] | None, notes: list
     target = size or sizes.most_common(1)[0][0]
     odd = sum(n for s, n in sizes.items() if s != target)
     if odd and size is None:
-        notes.append(f"images have {len(sizes)} sizes; resized {odd} of {len(arrays)} to the most common, "
-                     f"{target[0]}x{target[1]}")
+        notes.append(
+            f"images have {len(sizes)} sizes; resized {odd} of {len(arrays)} to the most common, "
+            f"{target[0]}x{target[1]}"
+        )
     elif odd:
         notes.append(f"resized {odd} of {len(arrays)} images to {target[0]}x{target[1]}")
     if channels == 3 and any(a.shape[0] == 1 for a in arrays):
@@ -1045,8 +1176,9 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def make_shapes(size: tuple[int, int] = (32, 32), train_limit: int | None = None, test_limit: int | None = None,
-                seed: int = 0) -> ImageData:
+def make_shapes(
+    size: tuple[int, int] = (32, 32), train_limit: int | None = None, test_limit: int | None = None, seed: int = 0
+) -> ImageData:
     """The built-in `shapes` data set: 10 classes of coloured shapes at random position, scale, small rotation and
     colours, with mild noise; 5,000 train and 1,000 test images (limits keep a prefix), drawn at `size`.
 

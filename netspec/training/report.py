@@ -22,7 +22,7 @@ def _curve(path: Path, epochs, series: dict[str, list[float]], ylabel: str, titl
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for label, ys in series.items():
-        ax.plot(epochs[:len(ys)], ys, marker="o", markersize=3, label=label)
+        ax.plot(epochs[: len(ys)], ys, marker="o", markersize=3, label=label)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(ylabel)
@@ -43,8 +43,9 @@ def run_title(settings: dict) -> str:
     return f"{spec} on {Path(str(settings.get('data', '?'))).name}"
 
 
-def confusion_plot(path: Path, confusion: list[list[int]], classes: list[str],
-                   title: str = "confusion matrix (row-normalized)") -> None:
+def confusion_plot(
+    path: Path, confusion: list[list[int]], classes: list[str], title: str = "confusion matrix (row-normalized)"
+) -> None:
     import numpy as np
 
     plt = _plt()
@@ -61,8 +62,15 @@ def confusion_plot(path: Path, confusion: list[list[int]], classes: list[str],
         if n <= 12:
             for i in range(n):
                 for j in range(n):
-                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
-                            color="white" if frac[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{int(m[i, j])}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if frac[i, j] > 0.5 else "black",
+                    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -75,19 +83,34 @@ def confusion_plot(path: Path, confusion: list[list[int]], classes: list[str],
 PLOTS = ("train_loss.png", "test_loss.png", "test_accuracy.png", "learning_rate.png", "confusion_matrix.png")
 
 
-def write_plots(out: Path, settings: dict, metrics: list[dict], confusion: list[list[int]],
-                classes: list[str]) -> None:
+def write_plots(out: Path, settings: dict, metrics: list[dict], confusion: list[list[int]], classes: list[str]) -> None:
     epochs = [int(r["epoch"]) for r in metrics]
     name = run_title(settings)
-    _curve(out / "train_loss.png", epochs, {"train": [float(r["train_loss"]) for r in metrics]}, "loss",
-           f"train loss: {name}")
-    _curve(out / "test_loss.png", epochs, {"test": [float(r["test_loss"]) for r in metrics]}, "loss",
-           f"test loss: {name}")
-    _curve(out / "test_accuracy.png", epochs, {"test": [100 * float(r["test_accuracy"]) for r in metrics]},
-           "accuracy (%)", f"test accuracy: {name}")
+    _curve(
+        out / "train_loss.png",
+        epochs,
+        {"train": [float(r["train_loss"]) for r in metrics]},
+        "loss",
+        f"train loss: {name}",
+    )
+    _curve(
+        out / "test_loss.png", epochs, {"test": [float(r["test_loss"]) for r in metrics]}, "loss", f"test loss: {name}"
+    )
+    _curve(
+        out / "test_accuracy.png",
+        epochs,
+        {"test": [100 * float(r["test_accuracy"]) for r in metrics]},
+        "accuracy (%)",
+        f"test accuracy: {name}",
+    )
     # metrics.csv's lr is the rate of each epoch's last step
-    _curve(out / "learning_rate.png", epochs, {"lr": [float(r["lr"]) for r in metrics if r.get("lr")]},
-           "learning rate (last step of the epoch)", f"learning rate: {name}")
+    _curve(
+        out / "learning_rate.png",
+        epochs,
+        {"lr": [float(r["lr"]) for r in metrics if r.get("lr")]},
+        "learning rate (last step of the epoch)",
+        f"learning rate: {name}",
+    )
     confusion_plot(out / "confusion_matrix.png", confusion, classes, f"confusion matrix (row-normalized): {name}")
 
 
@@ -114,7 +137,9 @@ def report_markdown(settings: dict, results: dict) -> str:
         lines.append("")
     sched = settings.get("schedule")
     if sched:
-        lines.append(f"Schedule = {sched.get('name')}({', '.join(f'{k}={v}' for k, v in sched.items() if k != 'name')})")
+        lines.append(
+            f"Schedule = {sched.get('name')}({', '.join(f'{k}={v}' for k, v in sched.items() if k != 'name')})"
+        )
         lines.append("")
     lines.append(f"Number of epochs = {settings.get('epochs')}")
     lines.append("")
@@ -133,21 +158,29 @@ def report_markdown(settings: dict, results: dict) -> str:
     lines.append("")
     norm = settings.get("normalize")
     # Normalize is no augmentation: it applies to every image, training and test alike
-    lines.append(f"Normalization = Normalize(mean={tuple(norm['mean'])}, std={tuple(norm['std'])})" if norm else
-                 "Normalization = none (pixels scaled to [0, 1])")
+    lines.append(
+        f"Normalization = Normalize(mean={tuple(norm['mean'])}, std={tuple(norm['std'])})"
+        if norm
+        else "Normalization = none (pixels scaled to [0, 1])"
+    )
     lines += ["", "Performance:", ""]
     lines.append(f"Final train loss is **{results['final_train_loss']:.6f}**")
     lines.append("")
     lines.append(f"Final test loss is **{results['final_test_loss']:.4f}**")
     lines.append("")
-    lines.append(f"Final test accuracy is **{pct(results['test_accuracy'])}% "
-                 f"({results['correct']}/{results['total']})**")
+    lines.append(
+        f"Final test accuracy is **{pct(results['test_accuracy'])}% ({results['correct']}/{results['total']})**"
+    )
     lines += ["", "Detail description of accuracy:", ""]
     for name, acc in results["per_class_accuracy"].items():
         lines.append(f"Accuracy of {name}: {pct(acc)} %")
         lines.append("")
-    lines += ["![train loss](train_loss.png) ![test loss](test_loss.png) ![test accuracy](test_accuracy.png)", "",
-              "![learning rate](learning_rate.png) ![confusion matrix](confusion_matrix.png)", ""]
+    lines += [
+        "![train loss](train_loss.png) ![test loss](test_loss.png) ![test accuracy](test_accuracy.png)",
+        "",
+        "![learning rate](learning_rate.png) ![confusion matrix](confusion_matrix.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -184,27 +217,55 @@ def _limit(value) -> str:
 
 def compare(paths: list[Path], out: Path | None = None) -> str:
     runs = [load_run(Path(p)) for p in paths]
-    headers = ["run", "spec", "data", "train", "test", "input", "epochs", "precision", "params", "MACs",
-               "train loss", "test loss", "accuracy", "time (s)"]
+    headers = [
+        "run",
+        "spec",
+        "data",
+        "train",
+        "test",
+        "input",
+        "epochs",
+        "precision",
+        "params",
+        "MACs",
+        "train loss",
+        "test loss",
+        "accuracy",
+        "time (s)",
+    ]
     rows = []
     for r in runs:
         s, res = r["settings"], r["results"]
-        rows.append([Path(r["path"]).name, Path(s.get("spec") or "-").name, Path(str(s.get("data"))).name,
-                     f"{s.get('train_images', 0):,}", f"{res['total']:,}", "x".join(map(str, s.get("input", []))),
-                     str(res.get("epochs", s.get("epochs"))), str(s.get("precision", "?")),
-                     f"{s.get('params', 0):,}", f"{s.get('macs_per_image', 0):,}", f"{res['final_train_loss']:.4f}",
-                     f"{res['final_test_loss']:.4f}",
-                     f"{100 * res['test_accuracy']:.2f}% ({res['correct']}/{res['total']})",
-                     f"{res.get('train_seconds', float('nan')):.1f}"])
+        rows.append(
+            [
+                Path(r["path"]).name,
+                Path(s.get("spec") or "-").name,
+                Path(str(s.get("data"))).name,
+                f"{s.get('train_images', 0):,}",
+                f"{res['total']:,}",
+                "x".join(map(str, s.get("input", []))),
+                str(res.get("epochs", s.get("epochs"))),
+                str(s.get("precision", "?")),
+                f"{s.get('params', 0):,}",
+                f"{s.get('macs_per_image', 0):,}",
+                f"{res['final_train_loss']:.4f}",
+                f"{res['final_test_loss']:.4f}",
+                f"{100 * res['test_accuracy']:.2f}% ({res['correct']}/{res['total']})",
+                f"{res.get('train_seconds', float('nan')):.1f}",
+            ]
+        )
     from ..table import render_table
 
     text = [render_table(headers, rows, right={3, 4, 6, 8, 9, 10, 11, 13})]
-    test_sets = {(str(r["settings"].get("data")), r["results"]["total"], _limit(r["settings"].get("test_limit")))
-                 for r in runs}
+    test_sets = {
+        (str(r["settings"].get("data")), r["results"]["total"], _limit(r["settings"].get("test_limit"))) for r in runs
+    }
     if len(test_sets) > 1:
-        text.append("warning: these runs were tested on different data ("
-                    + "; ".join(f"{d}, {n:,} test images" for d, n, _ in sorted(test_sets))
-                    + "): their test numbers are not comparable")
+        text.append(
+            "warning: these runs were tested on different data ("
+            + "; ".join(f"{d}, {n:,} test images" for d, n, _ in sorted(test_sets))
+            + "): their test numbers are not comparable"
+        )
     target = out or Path("compare.png")
     _compare_plot(target, runs)
     text.append(f"curves: {target}")
@@ -221,8 +282,7 @@ def _compare_plot(path: Path, runs: list[dict]) -> None:
         ep = [int(m["epoch"]) for m in r["metrics"]]
         axes[0].plot(ep, [float(m["train_loss"]) for m in r["metrics"]], marker="o", markersize=3, label=label)
         axes[1].plot(ep, [float(m["test_loss"]) for m in r["metrics"]], marker="o", markersize=3, label=label)
-        axes[2].plot(ep, [100 * float(m["test_accuracy"]) for m in r["metrics"]], marker="o", markersize=3,
-                     label=label)
+        axes[2].plot(ep, [100 * float(m["test_accuracy"]) for m in r["metrics"]], marker="o", markersize=3, label=label)
     for ax, title, ylabel in zip(axes, ("train loss", "test loss", "test accuracy"), ("loss", "loss", "%")):
         ax.set_title(title)
         ax.set_xlabel("epoch")

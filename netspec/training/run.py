@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..lang import train_section as S
-from .augment import BatchAugment, normalize
 from ..build import build
-from .data import load_data
 from ..errors import DataError, NetspecError, SpecError, UsageError
-from ..shapes import infer
+from ..lang import train_section as S
 from ..lang.elaborate import Network, load_spec, parse_size
+from ..shapes import infer
+from .augment import BatchAugment, normalize
+from .data import load_data
 
 CHECKPOINT_VERSION = 1
 METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_s", "lr"]
@@ -180,8 +180,13 @@ def _rng_state() -> dict:
     py_state = random.getstate()
     state = {
         "python": [py_state[0], list(py_state[1]), py_state[2]],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
-                  float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -278,9 +283,16 @@ def make_schedule(spec, optimizer, epochs: int, steps_per_epoch: int):
     if kind == "CosineAnnealingLR":
         return LR.CosineAnnealingLR(optimizer, a["T_max"] or epochs, a["eta_min"]), False
     if kind == "OneCycleLR":
-        return LR.OneCycleLR(optimizer, max_lr=a["max_lr"], epochs=epochs, steps_per_epoch=steps_per_epoch,
-                            pct_start=a["pct_start"], anneal_strategy=a["anneal_strategy"],
-                            div_factor=a["div_factor"], final_div_factor=a["final_div_factor"]), True
+        return LR.OneCycleLR(
+            optimizer,
+            max_lr=a["max_lr"],
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            pct_start=a["pct_start"],
+            anneal_strategy=a["anneal_strategy"],
+            div_factor=a["div_factor"],
+            final_div_factor=a["final_div_factor"],
+        ), True
     raise AssertionError(kind)
 
 
@@ -347,15 +359,24 @@ def prepare(text: str, filename: str | None, opts: TrainOptions, log: Log) -> Pr
     infer(net)  # the spec as written (with --set) must hold before any data is read: fail fast, and statically
     t = resolve_train(net, opts)
     h, w = net.input[1], net.input[2]
-    data = load_data(t.data, opts.data_dir, size=(h, w), train_limit=opts.train_limit, test_limit=opts.test_limit,
-                     download=opts.download, seed=t.seed)
+    data = load_data(
+        t.data,
+        opts.data_dir,
+        size=(h, w),
+        train_limit=opts.train_limit,
+        test_limit=opts.test_limit,
+        download=opts.download,
+        seed=t.seed,
+    )
     for note in data.notes:
         log(f"data: {note}")
     # the data set decides the classes and the channels
     changed = False
     if "classes" in net.constants and net.constants["classes"] != data.num_classes:
-        log(f"classes: {net.constants['classes']} in the spec, {data.num_classes} in {data.name}: using "
-            f"{data.num_classes}")
+        log(
+            f"classes: {net.constants['classes']} in the spec, {data.num_classes} in {data.name}: using "
+            f"{data.num_classes}"
+        )
         constants["classes"] = data.num_classes
         changed = True
     if net.input[0] != data.channels:
@@ -367,14 +388,23 @@ def prepare(text: str, filename: str | None, opts: TrainOptions, log: Log) -> Pr
     table = infer(net)
     if table.output != (data.num_classes,):
         last = table.rows[-1]
-        raise SpecError(f"the network outputs {'x'.join(map(str, table.output))} values per image, but "
-                        f"{data.name} has {data.num_classes} classes", last.loc,
-                        hint="end with Linear(classes) and define `classes = N` so the data set can set it",
-                        code="E090").attach(net.filename, net.source)
-    if t.normalize is not None and len(t.normalize.mean) not in (1, data.channels) \
-            and not (len(set(t.normalize.mean)) == 1 and len(set(t.normalize.std)) == 1):
-        raise SpecError(f"normalize has {len(t.normalize.mean)} means for {data.channels}-channel images",
-                        net.train_locs.get("normalize"), code="E091").attach(net.filename, net.source)
+        raise SpecError(
+            f"the network outputs {'x'.join(map(str, table.output))} values per image, but "
+            f"{data.name} has {data.num_classes} classes",
+            last.loc,
+            hint="end with Linear(classes) and define `classes = N` so the data set can set it",
+            code="E090",
+        ).attach(net.filename, net.source)
+    if (
+        t.normalize is not None
+        and len(t.normalize.mean) not in (1, data.channels)
+        and not (len(set(t.normalize.mean)) == 1 and len(set(t.normalize.std)) == 1)
+    ):
+        raise SpecError(
+            f"normalize has {len(t.normalize.mean)} means for {data.channels}-channel images",
+            net.train_locs.get("normalize"),
+            code="E091",
+        ).attach(net.filename, net.source)
     return Prepared(net, table, t, data, constants, requested)  # type: ignore[arg-type]
 
 
@@ -439,8 +469,9 @@ def restore_run(spec: str | os.PathLike | None, opts: TrainOptions, log: Log) ->
         stored: dict = settings["options"]
         stored_text = (out / "spec.net").read_text()
     except FileNotFoundError:
-        raise UsageError(f"--resume: {out} holds no run (no settings.json or spec.net); start it without "
-                         f"--resume") from None
+        raise UsageError(
+            f"--resume: {out} holds no run (no settings.json or spec.net); start it without --resume"
+        ) from None
     except (json.JSONDecodeError, KeyError, TypeError):
         raise UsageError(f"--resume: {settings_path} is not the settings of a netspec run") from None
     filename = str(out / "spec.net")
@@ -448,8 +479,10 @@ def restore_run(spec: str | os.PathLike | None, opts: TrainOptions, log: Log) ->
         text, given_name = _read_spec(spec)
         if text != stored_text:
             line, ours, theirs = _first_difference(text, stored_text)
-            raise UsageError(f"--resume: {spec} is not the spec of the run in {out}: line {line} is {ours!r} there "
-                             f"and {theirs!r} in {filename} (resume with {filename}, or start a new run)")
+            raise UsageError(
+                f"--resume: {spec} is not the spec of the run in {out}: line {line} is {ours!r} there "
+                f"and {theirs!r} in {filename} (resume with {filename}, or start a new run)"
+            )
         filename = given_name or filename
 
     def same(key: str, given: Any, run_value: Any) -> bool:
@@ -466,16 +499,21 @@ def restore_run(spec: str | os.PathLike | None, opts: TrainOptions, log: Log) ->
             continue
         if not same(key, given, stored[key]):
             shown = "x".join(map(str, stored[key])) if key == "input" else stored[key]
-            raise UsageError(f"--resume: {_flag(key)} {given} contradicts the run in {out}, which has "
-                             f"{key.replace('_', ' ')} {shown} (leave the flag out to continue the same run)")
+            raise UsageError(
+                f"--resume: {_flag(key)} {given} contradicts the run in {out}, which has "
+                f"{key.replace('_', ' ')} {shown} (leave the flag out to continue the same run)"
+            )
     run_constants = settings.get("constant_values", {})
     for name, given in opts.constants.items():
         if name in run_constants and _jsonable(given) != run_constants[name]:
-            raise UsageError(f"--resume: --set {name}={given} contradicts the run in {out}, which has {name} = "
-                             f"{run_constants[name]}")
+            raise UsageError(
+                f"--resume: --set {name}={given} contradicts the run in {out}, which has {name} = {run_constants[name]}"
+            )
     if opts.precision not in ("auto", stored["precision"]):
-        log.warn(f"--resume with --precision {opts.precision}: the run trained in {stored['precision']}, so its "
-                 f"numbers will no longer match an uninterrupted run")
+        log.warn(
+            f"--resume with --precision {opts.precision}: the run trained in {stored['precision']}, so its "
+            f"numbers will no longer match an uninterrupted run"
+        )
     merged = TrainOptions(**{**asdict(opts), **{k: stored[k] for k in RUN_OPTIONS}})
     merged.input = tuple(stored["input"])
     merged.constants = {**stored["constants"], **opts.constants}
@@ -493,8 +531,10 @@ def restore_run(spec: str | os.PathLike | None, opts: TrainOptions, log: Log) ->
         raise DataError(f"{ckpt_path}: its spec differs from {out / 'spec.net'}; the folder holds two runs")
     resumed = Resumed(out, stored_text, filename, merged, int(stored["epochs"]), checkpoint)
     if merged.epochs < resumed.done:
-        raise UsageError(f"--resume: --epochs {merged.epochs} is fewer than the {resumed.done} epochs the run in "
-                         f"{out} has already done")
+        raise UsageError(
+            f"--resume: --epochs {merged.epochs} is fewer than the {resumed.done} epochs the run in "
+            f"{out} has already done"
+        )
     return resumed
 
 
@@ -507,10 +547,12 @@ def check_schedule_length(resumed: Resumed, train, inferred: frozenset[str]) -> 
     s = train.schedule
     if isinstance(s, OneCycleLR) or (isinstance(s, CosineAnnealingLR) and "T_max" in inferred):
         length = "total_steps" if isinstance(s, OneCycleLR) else "T_max"
-        raise UsageError(f"--resume: --epochs {train.epochs} would change the run's {s.kind()}, whose length "
-                         f"({length}) follows from its {resumed.stored_epochs} epochs: the learning rate already "
-                         f"used would no longer match the schedule. Start a new run with --epochs {train.epochs}"
-                         + (", or write T_max in the spec" if length == "T_max" else ""))
+        raise UsageError(
+            f"--resume: --epochs {train.epochs} would change the run's {s.kind()}, whose length "
+            f"({length}) follows from its {resumed.stored_epochs} epochs: the learning rate already "
+            f"used would no longer match the schedule. Start a new run with --epochs {train.epochs}"
+            + (", or write T_max in the spec" if length == "T_max" else "")
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -543,10 +585,21 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise UsageError(f"{path}: no such checkpoint") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory, not a checkpoint") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError, KeyError,
-            IndexError, OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a netspec checkpoint, or not a safe one: {_refusal(e)}; nothing in it was "
-                        f"run") from None
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        AttributeError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OSError,
+        UnicodeDecodeError,
+    ) as e:
+        raise DataError(
+            f"{path}: not a netspec checkpoint, or not a safe one: {_refusal(e)}; nothing in it was run"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "netspec-checkpoint":
         raise DataError(f"{path}: not a netspec checkpoint")
     return ckpt
@@ -572,10 +625,19 @@ def _load_weights(model: nn.Module, state: dict, path) -> None:
 
 def _env(device: torch.device, precision: str, dist: Dist, channels_last: bool, compiled: bool) -> dict:
     env = {
-        "netspec": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
-        "precision": precision, "channels_last": channels_last, "compile": compiled, "world_size": dist.world,
+        "netspec": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compiled,
+        "world_size": dist.world,
         "cpu_native_bf16": cpu_has_native_bf16(),
     }
     try:
@@ -609,9 +671,18 @@ class Results:
         return asdict(self)
 
 
-def evaluate_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                   batch_size: int, device: torch.device, precision: str, mean_std, channels_last: bool,
-                   dist: Dist | None = None) -> tuple[float, int, int, torch.Tensor]:
+def evaluate_model(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    mean_std,
+    channels_last: bool,
+    dist: Dist | None = None,
+) -> tuple[float, int, int, torch.Tensor]:
     """(mean loss, correct, total, confusion matrix [true, predicted]) over the test set, split between ranks."""
     model.eval()
     n = images.shape[0]
@@ -623,15 +694,14 @@ def evaluate_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     with torch.no_grad():
         for i in range(lo, hi, batch_size):
-            x = images[i:min(i + batch_size, hi)].to(device, non_blocking=True)
-            y = labels[i:min(i + batch_size, hi)].to(device, non_blocking=True)
+            x = images[i : min(i + batch_size, hi)].to(device, non_blocking=True)
+            y = labels[i : min(i + batch_size, hi)].to(device, non_blocking=True)
             x = _prepare_batch(x, mean_std, channels_last)
             with _autocast(device, precision):
                 logits = model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             pred = logits.argmax(1)
-            confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(num_classes,
-                                                                                                 num_classes)
+            confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)
     if dist is not None and dist.enabled:
         import torch.distributed as tdist
 
@@ -705,8 +775,7 @@ def train(spec: str | os.PathLike, **options: Any) -> dict:
 
 
 def run(spec: str | os.PathLike, opts: TrainOptions) -> Results:
-    device_kind = "cuda" if (opts.device == "cuda" or (opts.device == "auto" and torch.cuda.is_available())) \
-        else "cpu"
+    device_kind = "cuda" if (opts.device == "cuda" or (opts.device == "auto" and torch.cuda.is_available())) else "cpu"
     dist = _init_distributed(device_kind)
     try:
         return _run(spec, opts, dist)
@@ -822,27 +891,51 @@ def _run(spec: str | os.PathLike | None, opts: TrainOptions, dist: Dist) -> Resu
         mean_std = tuple(torch.tensor(v, dtype=torch.float32, device=device) for v in mean_std)
 
     settings = {
-        "spec": net.filename, "network": net.name, "input": list(net.input), "constants": constants,
-        "data": data.name, "classes": data.classes, "train_images": n_train,
-        "test_images": int(data.test_images.shape[0]), **t.describe(), "train_limit": opts.train_limit,
-        "test_limit": opts.test_limit, "device": str(device), "precision": precision,
-        "channels_last": channels_last, "compile": opts.compile, "world_size": dist.world,
-        "params": table.total_params, "macs_per_image": table.total_macs,
+        "spec": net.filename,
+        "network": net.name,
+        "input": list(net.input),
+        "constants": constants,
+        "data": data.name,
+        "classes": data.classes,
+        "train_images": n_train,
+        "test_images": int(data.test_images.shape[0]),
+        **t.describe(),
+        "train_limit": opts.train_limit,
+        "test_limit": opts.test_limit,
+        "device": str(device),
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": opts.compile,
+        "world_size": dist.world,
+        "params": table.total_params,
+        "macs_per_image": table.total_macs,
         # what --resume restores (trainer.RUN_OPTIONS): the run's options as resolved, and every constant's value
-        "options": {"data": t.data, "data_dir": opts.data_dir, "train_limit": opts.train_limit,
-                    "test_limit": opts.test_limit, "input": list(p.requested_input), "constants": constants,
-                    "epochs": t.epochs, "batch_size": t.batch_size, "test_batch_size": t.test_batch_size,
-                    "seed": t.seed, "precision": precision, "sync_bn": opts.sync_bn,
-                    **{k: getattr(opts, k) for k in OVERRIDES}},
+        "options": {
+            "data": t.data,
+            "data_dir": opts.data_dir,
+            "train_limit": opts.train_limit,
+            "test_limit": opts.test_limit,
+            "input": list(p.requested_input),
+            "constants": constants,
+            "epochs": t.epochs,
+            "batch_size": t.batch_size,
+            "test_batch_size": t.test_batch_size,
+            "seed": t.seed,
+            "precision": precision,
+            "sync_bn": opts.sync_bn,
+            **{k: getattr(opts, k) for k in OVERRIDES},
+        },
         "constant_values": _jsonable(net.constants),
     }
     if dist.main:
         (out / "spec.net").write_text(text)  # exactly the text that ran; --resume compares SPEC with it
         _write_json(out / "settings.json", settings)
         _write_json(out / "env.json", _env(device, precision, dist, channels_last, opts.compile))
-    log(f"{net.name}: {table.total_params:,} parameters, {table.total_macs:,} MACs per image at "
+    log(
+        f"{net.name}: {table.total_params:,} parameters, {table.total_macs:,} MACs per image at "
         f"{'x'.join(map(str, net.input))}; {data.name}: {n_train:,} train / {test_x.shape[0]:,} test images, "
-        f"{data.num_classes} classes; {device}, {precision}{', channels_last' if channels_last else ''}")
+        f"{data.num_classes} classes; {device}, {precision}{', channels_last' if channels_last else ''}"
+    )
     log(f"run folder: {out}")
 
     # ---- Ctrl-C: finish cleanly at the next step boundary --------------------------------------------------------
@@ -862,9 +955,25 @@ def _run(spec: str | os.PathLike | None, opts: TrainOptions, dist: Dist) -> Resu
         for epoch in range(start_epoch, t.epochs + 1):
             t0 = time.perf_counter()
             step_state: dict = {}
-            train_loss = _train_epoch(train_model, optimizer, scheduler if per_batch else None, scaler, train_x,
-                                      train_y, t, epoch, augment, mean_std, channels_last, device, precision, dist,
-                                      opts, stop, step_state)
+            train_loss = _train_epoch(
+                train_model,
+                optimizer,
+                scheduler if per_batch else None,
+                scaler,
+                train_x,
+                train_y,
+                t,
+                epoch,
+                augment,
+                mean_std,
+                channels_last,
+                device,
+                precision,
+                dist,
+                opts,
+                stop,
+                step_state,
+            )
             if stop["flag"]:
                 raise Interrupted("interrupted")
             if scheduler is not None and not per_batch:
@@ -872,31 +981,64 @@ def _run(spec: str | os.PathLike | None, opts: TrainOptions, dist: Dist) -> Resu
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
-            test_loss, correct, total, confusion = evaluate_model(model, test_x, test_y, data.num_classes,
-                                                                  t.test_batch_size, device, precision, mean_std,
-                                                                  channels_last, dist)
+            test_loss, correct, total, confusion = evaluate_model(
+                model,
+                test_x,
+                test_y,
+                data.num_classes,
+                t.test_batch_size,
+                device,
+                precision,
+                mean_std,
+                channels_last,
+                dist,
+            )
             train_seconds += seconds
             # a checkpoint is kept only while it is good: finite weights and a finite test loss
-            if not math.isfinite(test_loss) or not all(bool(torch.isfinite(v).all()) for v in
-                                                       model.state_dict().values() if v.is_floating_point()):
-                raise Diverged(f"the weights became non-finite during epoch {epoch}: training diverged (try a "
-                               f"smaller --lr); the last good checkpoint is kept")
-            row = {"epoch": epoch, "train_loss": f"{train_loss:.6f}", "test_loss": f"{test_loss:.6f}",
-                   "test_accuracy": f"{correct / max(1, total):.6f}", "seconds": f"{seconds:.3f}",
-                   "images_per_s": f"{n_train / seconds:.1f}", "lr": f"{step_state.get('lr', optimizer.param_groups[0]['lr']):.6g}"}
+            if not math.isfinite(test_loss) or not all(
+                bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point()
+            ):
+                raise Diverged(
+                    f"the weights became non-finite during epoch {epoch}: training diverged (try a "
+                    f"smaller --lr); the last good checkpoint is kept"
+                )
+            row = {
+                "epoch": epoch,
+                "train_loss": f"{train_loss:.6f}",
+                "test_loss": f"{test_loss:.6f}",
+                "test_accuracy": f"{correct / max(1, total):.6f}",
+                "seconds": f"{seconds:.3f}",
+                "images_per_s": f"{n_train / seconds:.1f}",
+                "lr": f"{step_state.get('lr', optimizer.param_groups[0]['lr']):.6g}",
+            }
             metrics.append(row)
             if dist.main:
                 # the checkpoint first (it holds the metrics rows too), then the row: a kill between the two
                 # loses nothing, as --resume rewrites metrics.csv from the checkpoint
-                save_checkpoint(ckpt_path, _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net,
-                                                       constants, settings, data.classes, metrics))
+                save_checkpoint(
+                    ckpt_path,
+                    _checkpoint(
+                        model,
+                        optimizer,
+                        scheduler,
+                        scaler,
+                        epoch,
+                        text,
+                        net,
+                        constants,
+                        settings,
+                        data.classes,
+                        metrics,
+                    ),
+                )
                 _append_metrics(out / "metrics.csv", row)
-            log(f"epoch {epoch}/{t.epochs}  train_loss {train_loss:.4f}  test_loss {test_loss:.4f}  "
+            log(
+                f"epoch {epoch}/{t.epochs}  train_loss {train_loss:.4f}  test_loss {test_loss:.4f}  "
                 f"test_acc {100 * correct / max(1, total):.2f}% ({correct}/{total})  {seconds:.1f}s  "
-                f"{n_train / seconds:,.0f} img/s")
+                f"{n_train / seconds:,.0f} img/s"
+            )
     except Interrupted:
-        resume = shlex.join(["netspec", "train", net.filename or str(out / "spec.net"), "--out", str(out),
-                             "--resume"])
+        resume = shlex.join(["netspec", "train", net.filename or str(out / "spec.net"), "--out", str(out), "--resume"])
         log(f"interrupted: the last finished epoch is saved in {ckpt_path}; continue with\n  {resume}")
         raise Interrupted(f"interrupted; continue with: {resume}") from None
     finally:
@@ -904,21 +1046,33 @@ def _run(spec: str | os.PathLike | None, opts: TrainOptions, dist: Dist) -> Resu
             signal.signal(signal.SIGINT, old_handler)
 
     if confusion is None:  # resumed a finished run: evaluate once more for the results
-        test_loss, correct, total, confusion = evaluate_model(model, test_x, test_y, data.num_classes,
-                                                              t.test_batch_size, device, precision, mean_std,
-                                                              channels_last, dist)
+        test_loss, correct, total, confusion = evaluate_model(
+            model, test_x, test_y, data.num_classes, t.test_batch_size, device, precision, mean_std, channels_last, dist
+        )
     final_train = float(metrics[-1]["train_loss"]) if metrics else float("nan")
-    results = Results(final_train, test_loss, correct / max(1, total), correct, total,
-                      _per_class(confusion, data.classes), t.epochs, train_seconds, str(out), confusion.tolist(),
-                      list(data.classes))
+    results = Results(
+        final_train,
+        test_loss,
+        correct / max(1, total),
+        correct,
+        total,
+        _per_class(confusion, data.classes),
+        t.epochs,
+        train_seconds,
+        str(out),
+        confusion.tolist(),
+        list(data.classes),
+    )
     if dist.main:
         payload = results.as_dict()
         _write_json(out / "results.json", payload)
         from .report import write_report
 
         write_report(out, settings, metrics, payload)
-        log.result(f"final: train loss {final_train:.6f}, test loss {test_loss:.4f}, test accuracy "
-                   f"{100 * correct / max(1, total):.2f}% ({correct}/{total}); report: {out / 'report.md'}")
+        log.result(
+            f"final: train loss {final_train:.6f}, test loss {test_loss:.4f}, test accuracy "
+            f"{100 * correct / max(1, total):.2f}% ({correct}/{total}); report: {out / 'report.md'}"
+        )
     return results
 
 
@@ -928,27 +1082,51 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net, constants, settings, classes,
-                metrics) -> dict:
+def _checkpoint(model, optimizer, scheduler, scaler, epoch, text, net, constants, settings, classes, metrics) -> dict:
     return {
-        "format": "netspec-checkpoint", "version": CHECKPOINT_VERSION, "epoch": epoch,
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "format": "netspec-checkpoint",
+        "version": CHECKPOINT_VERSION,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "rng": _rng_state(), "spec": text, "filename": net.filename or "", "input": list(net.input),
-        "constants": json.dumps(constants), "settings": json.dumps(settings, default=str), "classes": list(classes),
+        "rng": _rng_state(),
+        "spec": text,
+        "filename": net.filename or "",
+        "input": list(net.input),
+        "constants": json.dumps(constants),
+        "settings": json.dumps(settings, default=str),
+        "classes": list(classes),
         "metrics": json.dumps(metrics),
     }
 
 
 def _diverged(loss: torch.Tensor, epoch: int, step: int) -> Diverged:
-    return Diverged(f"the loss became {float(loss)} at epoch {epoch}, step {step}: training diverged "
-                    f"(try a smaller --lr)")
+    return Diverged(
+        f"the loss became {float(loss)} at epoch {epoch}, step {step}: training diverged (try a smaller --lr)"
+    )
 
 
-def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch, augment, mean_std,
-                 channels_last, device, precision, dist: Dist, opts: TrainOptions, stop,
-                 state: dict | None = None) -> float:
+def _train_epoch(
+    model,
+    optimizer,
+    scheduler,
+    scaler,
+    train_x,
+    train_y,
+    t,
+    epoch,
+    augment,
+    mean_std,
+    channels_last,
+    device,
+    precision,
+    dist: Dist,
+    opts: TrainOptions,
+    stop,
+    state: dict | None = None,
+) -> float:
     model.train()
     state = {} if state is None else state
     n = train_x.shape[0]
@@ -964,12 +1142,13 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
     if opts.progress and dist.main and not opts.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=n, desc=f"epoch {epoch}/{t.epochs}", unit="img", leave=False, dynamic_ncols=True,
-                   file=sys.stderr)
+        bar = tqdm(
+            total=n, desc=f"epoch {epoch}/{t.epochs}", unit="img", leave=False, dynamic_ncols=True, file=sys.stderr
+        )
     t0 = time.perf_counter()
     pending_check: torch.Tensor | None = None
     for step in range(steps):
-        idx = order[step * bs:(step + 1) * bs]
+        idx = order[step * bs : (step + 1) * bs]
         x = augment(train_x[idx], generator=aug_gen)  # (B, C, H, W) uint8, the whole global batch
         y = train_y[idx]
         b = x.shape[0]
@@ -977,7 +1156,7 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
             # every rank draws the same global batch and augmentation, then keeps its own slice: the same
             # gradients as one process with the same global batch
             per = math.ceil(b / dist.world)
-            x, y = x[dist.rank * per:(dist.rank + 1) * per], y[dist.rank * per:(dist.rank + 1) * per]
+            x, y = x[dist.rank * per : (dist.rank + 1) * per], y[dist.rank * per : (dist.rank + 1) * per]
         x = _prepare_batch(x, mean_std, channels_last)
         with _autocast(device, precision):
             logits = model(x)
@@ -996,8 +1175,10 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
             try:
                 optimizer.step()
             except RuntimeError as e:  # e.g. a schedule pushed the rate past what float32 holds
-                raise Diverged(f"the optimizer step failed at epoch {epoch}, step {step + 1} ({str(e)[:120]}): "
-                               f"training diverged (try a smaller --lr)") from None
+                raise Diverged(
+                    f"the optimizer step failed at epoch {epoch}, step {step + 1} ({str(e)[:120]}): "
+                    f"training diverged (try a smaller --lr)"
+                ) from None
         if scheduler is not None:
             scheduler.step()
         detached = loss.detach() * (b / dist.world)
@@ -1032,9 +1213,17 @@ def _train_epoch(model, optimizer, scheduler, scaler, train_x, train_y, t, epoch
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str | None = None,
-             test_limit: int | None = None, batch_size: int | None = None, device: str = "auto",
-             precision: str | None = None, download: bool = True, out: str | None = None) -> dict:
+def evaluate(
+    source: str | os.PathLike,
+    data: str | None = None,
+    data_dir: str | None = None,
+    test_limit: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    precision: str | None = None,
+    download: bool = True,
+    out: str | None = None,
+) -> dict:
     """Test loss, accuracy, per-class accuracy and the confusion matrix of a checkpoint (or a run folder's).
 
     By default it tests as the run did: the run's data set, test limit, data folder and precision.
@@ -1046,8 +1235,7 @@ def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str |
     settings = json.loads(ckpt["settings"])
     run_options = settings.get("options", {})
     constants = json.loads(ckpt["constants"])
-    net = load_spec(ckpt["spec"], ckpt.get("filename") or str(path), input=tuple(ckpt["input"]),
-                    constants=constants)
+    net = load_spec(ckpt["spec"], ckpt.get("filename") or str(path), input=tuple(ckpt["input"]), constants=constants)
     table = infer(net)
     dev = resolve_device(device)
     prec = resolve_precision(precision or run_options.get("precision") or settings.get("precision", "fp32"), dev)
@@ -1058,11 +1246,20 @@ def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str |
     if same_data and data_dir is None:
         data_dir = run_options.get("data_dir")
     h, w = net.input[1], net.input[2]
-    ds = load_data(name, data_dir, size=(h, w), train_limit=1, test_limit=test_limit, download=download,
-                   seed=int(settings.get("seed", 0)))
+    ds = load_data(
+        name,
+        data_dir,
+        size=(h, w),
+        train_limit=1,
+        test_limit=test_limit,
+        download=download,
+        seed=int(settings.get("seed", 0)),
+    )
     if ds.num_classes != table.output[0] or ds.channels != net.input[0]:
-        raise DataError(f"{name} has {ds.num_classes} classes of {ds.channels}-channel images; the checkpoint's "
-                        f"network takes {net.input[0]} channels and predicts {table.output[0]} classes")
+        raise DataError(
+            f"{name} has {ds.num_classes} classes of {ds.channels}-channel images; the checkpoint's "
+            f"network takes {net.input[0]} channels and predicts {table.output[0]} classes"
+        )
     model = build(net, table)
     _load_weights(model, ckpt["model"], path)
     channels_last = bool(settings.get("channels_last"))
@@ -1071,14 +1268,31 @@ def evaluate(source: str | os.PathLike, data: str | None = None, data_dir: str |
         model = model.to(memory_format=torch.channels_last)
     norm = settings.get("normalize")
     mean_std = channel_stats(tuple(norm["mean"]), tuple(norm["std"]), ds.channels) if norm else None
-    loss, correct, total, confusion = evaluate_model(model, ds.test_images, ds.test_labels, ds.num_classes,
-                                                     batch_size or int(settings.get("test_batch_size", 256)), dev,
-                                                     prec, mean_std, channels_last)
-    result = {"checkpoint": str(path), "data": ds.name, "test_limit": test_limit, "precision": prec,
-              "epoch": int(ckpt["epoch"]), "test_loss": loss,
-              "test_accuracy": correct / max(1, total), "correct": correct, "total": total,
-              "per_class_accuracy": _per_class(confusion, ds.classes), "confusion_matrix": confusion.tolist(),
-              "classes": ds.classes}
+    loss, correct, total, confusion = evaluate_model(
+        model,
+        ds.test_images,
+        ds.test_labels,
+        ds.num_classes,
+        batch_size or int(settings.get("test_batch_size", 256)),
+        dev,
+        prec,
+        mean_std,
+        channels_last,
+    )
+    result = {
+        "checkpoint": str(path),
+        "data": ds.name,
+        "test_limit": test_limit,
+        "precision": prec,
+        "epoch": int(ckpt["epoch"]),
+        "test_loss": loss,
+        "test_accuracy": correct / max(1, total),
+        "correct": correct,
+        "total": total,
+        "per_class_accuracy": _per_class(confusion, ds.classes),
+        "confusion_matrix": confusion.tolist(),
+        "classes": ds.classes,
+    }
     if out:
         from .report import confusion_plot
 
