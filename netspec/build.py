@@ -8,12 +8,12 @@ spec's `forward` order.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from .errors import SpecError
-from .lang.elaborate import FStep, Network, Node
+from .lang import FStep, Network, Node
 from .shapes import ShapeTable, infer
 
 TORCH_LAYERS: dict[str, type[nn.Module]] = {
@@ -96,7 +96,7 @@ class SpecModel(nn.Module):
     and rebuild the model from its spec, as netspec's checkpoints do.
     """
 
-    def __init__(self, name: str, children: list[tuple[str, nn.Module]], steps: list[FStep]):
+    def __init__(self, name: str, children: list[tuple[str, nn.Module]], steps: Sequence[FStep]):
         super().__init__()
         for child_name, module in children:
             self.add_module(child_name, module)
@@ -118,41 +118,21 @@ class SpecModel(nn.Module):
         return x
 
 
-def _check_name(name: str, node: Node, owner: nn.Module) -> None:
-    if hasattr(owner, name) and name not in owner._modules:
-        raise SpecError(
-            f"{name!r} cannot name a module: it is an attribute of torch's nn.Module",
-            node.loc,
-            hint="choose another name",
-            code="E080",
-        )
-
-
 def _module(node: Node, table: ShapeTable) -> nn.Module:
+    """The torch module of a node; its children's names were checked by the spec stage (`layers.MODULE_ATTRIBUTES`),
+    so registering them cannot clash with a torch attribute."""
     if node.config is not None:
-        cls = TORCH_LAYERS[node.kind]
-        kwargs = {**table.inferred.get(id(node), {}), **node.config.args()}
+        assert node.layer is not None
+        cls = TORCH_LAYERS[node.layer]
+        kwargs = {**table.inferred.get(node, {}), **node.config.args()}
         return cls(**kwargs)
     children = [(c.name, _module(c, table)) for c in node.children]
-    if node.kind == "Sequential":
-        seq = nn.Sequential()
-        for c, (name, child) in zip(node.children, children):
-            _check_name(name, c, seq)
-            seq.add_module(name, child)
-        return seq
+    if node.composite == "Sequential":
+        return nn.Sequential(OrderedDict(children))
     shortcut = None
     if node.shortcut is not None:
         items = [(c.name, _module(c, table)) for c in node.shortcut]
-        probe = nn.Sequential()
-        for c in node.shortcut:
-            _check_name(c.name, c, probe)
         shortcut = items[0][1] if len(items) == 1 and items[0][0] == "0" else nn.Sequential(OrderedDict(items))
-    # an instance, not the class: `training`, `_modules`, ... are set in __init__; `shortcut`, `_body_names` by ours
-    probe = Residual([], nn.Identity())
-    for c in node.children:
-        if c.name == "shortcut":
-            raise SpecError("'shortcut' cannot name a layer inside a Residual", c.loc, code="E080")
-        _check_name(c.name, c, probe)
     return Residual(children, shortcut)
 
 
@@ -160,14 +140,7 @@ def build(net: Network, table: ShapeTable | None = None) -> SpecModel:
     """Compile `net` (at its input size unless a table for another size is given) into a `SpecModel`."""
     if table is None:
         table = infer(net)
-    try:
-        children = []
-        probe = SpecModel(net.name, [], [])  # its own attributes (`_steps`, ...) are taken too
-        for node in net.layers:
-            _check_name(node.name, node, probe)
-            children.append((node.name, _module(node, table)))
-        cls = type(net.name, (SpecModel,), {"__doc__": f"The network {net.name}, compiled by netspec."})
-        return cls(net.name, children, net.forward)
-    except SpecError as e:
-        e.attach(net.filename, net.source)
-        raise
+    children = [(node.name, _module(node, table)) for node in net.layers]
+    cls = type(net.name, (SpecModel,), {"__doc__": f"The network {net.name}, compiled by netspec."})
+    model: SpecModel = cls(net.name, children, net.forward)
+    return model

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import SpecError
-from .lang.elaborate import Network
+from .lang import Network
 from .shapes import ShapeTable, fmt_shape
 
 
@@ -31,7 +31,7 @@ def shape_table(net: Network, table: ShapeTable) -> str:
         rows.append(
             [
                 name,
-                r.kind,
+                r.label,
                 fmt_shape(r.out_shape),
                 _num(r.params) if r.is_leaf else f"({_num(r.params)})",
                 _num(r.macs) if r.is_leaf else f"({_num(r.macs)})",
@@ -53,7 +53,7 @@ def side_by_side(net: Network, sizes, tables: list) -> str:
     if base is not None:
         for i, r in enumerate(base.rows):
             name = "  " * r.depth + r.path.rsplit(".", 1)[-1] if r.depth else r.path
-            cells = [name, r.kind]
+            cells = [name, r.label]
             for t in tables:
                 if isinstance(t, ShapeTable) and i < len(t.rows):
                     rr = t.rows[i]

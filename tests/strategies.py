@@ -33,7 +33,7 @@ from torch import nn
 
 
 def _is_function_row(row) -> bool:
-    return row.kind.endswith("()")  # relu(), flatten(): `forward` functions, no module
+    return row.step == "function"  # relu(), flatten(): `forward` functions, no module
 
 
 def _torchinfo_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
@@ -81,14 +81,14 @@ def oracle(compiled, *, batch: int = 2, use_torchinfo: bool = True) -> None:
         seen[row.path] += 1
         assert k < len(calls[row.path]), f"row {row.path!r} #{k}: the module ran only {len(calls[row.path])} times"
         real_in, real_out = calls[row.path][k]
-        assert row.in_shape == real_in, (row.path, row.kind, row.in_shape, real_in)
-        assert row.out_shape == real_out, (row.path, row.kind, row.out_shape, real_out)
+        assert row.in_shape == real_in, (row.path, row.label, row.in_shape, real_in)
+        assert row.out_shape == real_out, (row.path, row.label, row.out_shape, real_out)
         mod = modules[row.path]
         own = sum(p.numel() for p in mod.parameters())
         assert row.params == (own if k == 0 else 0), (row.path, row.params, own, k)
         if row.is_leaf:
             assert not any(True for _ in mod.children()), f"{row.path}: a leaf row on a composite module"
-            assert row.macs == _torchinfo_macs(mod, (1, *real_out)), (row.path, row.kind, row.macs)
+            assert row.macs == _torchinfo_macs(mod, (1, *real_out)), (row.path, row.label, row.macs)
     for path, got in calls.items():
         assert seen[path] == len(got), f"module {path!r} ran {len(got)} times but has {seen[path]} rows"
 
@@ -109,7 +109,7 @@ def oracle(compiled, *, batch: int = 2, use_torchinfo: bool = True) -> None:
 
 def line_count(text: str) -> int:
     """Lines of the text as the parser numbers them (CRLF and CR are line breaks; a final newline adds none)."""
-    from netspec.lang.syntax import normalize_source
+    from netspec.lang import normalize_source
 
     try:
         norm = normalize_source(text)

@@ -9,16 +9,17 @@ from pathlib import Path
 import netspec
 import pytest
 from netspec.errors import SpecError, UsageError
-from netspec.lang import layers as L
-from netspec.lang.elaborate import (
+from netspec.lang import (
+    FUNCTIONS,
+    LAYERS,
     MODULE_ATTRIBUTES,
     SEQUENTIAL_ATTRIBUTES,
-    _show,
     describe_type,
     load_spec,
+    parse,
     parse_override,
+    show,
 )
-from netspec.lang.syntax import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "language.md"
@@ -35,7 +36,7 @@ def net_of(text: str, **kw):
 
 def error_of(text: str, **kw) -> SpecError:
     with pytest.raises(SpecError) as exc:
-        netspec.check(text, **kw)
+        netspec.checks(text, **kw)
     return exc.value
 
 
@@ -49,13 +50,13 @@ def names(nodes) -> list[str]:
 def layer_table() -> list[str]:
     """The rows of the layer table of docs/language.md, as the code describes the layers today."""
     rows = []
-    for name, cls in L.LAYERS.items():
+    for name, cls in LAYERS.items():
         order = list(cls.POSITIONAL) + [n for n in cls.model_fields if n not in cls.POSITIONAL]
         args = []
         for n in order:
             f = cls.model_fields[n]
             star = "" if n in cls.POSITIONAL else "*"
-            args.append(f"`{star}{n}`" if f.is_required() else f"`{star}{n}={_show(f.default)}`")
+            args.append(f"`{star}{n}`" if f.is_required() else f"`{star}{n}={show(f.default)}`")
         inferred = ", ".join(f"`{n}`" for n in cls.INFERRED) or "—"
         rows.append(f"| `{name}` | {', '.join(args) or '—'} | {inferred} | {cls.DOC} |")
     return rows
@@ -63,9 +64,9 @@ def layer_table() -> list[str]:
 
 def test_every_layer_is_documented():
     doc = DOCS.read_text(encoding="utf-8")
-    for name in L.LAYERS:
+    for name in LAYERS:
         assert f"`{name}`" in doc, name
-    for name in L.FUNCTIONS:
+    for name in FUNCTIONS:
         assert f"| `{name}` |" in doc, name
 
 
@@ -78,7 +79,7 @@ def test_layer_table_in_the_docs_matches_the_code():
 
 def test_argument_types_in_the_docs_match_the_code():
     doc = DOCS.read_text(encoding="utf-8")
-    for name, cls in L.LAYERS.items():
+    for name, cls in LAYERS.items():
         for arg, f in cls.model_fields.items():
             described = describe_type(f.annotation, f.metadata)
             assert re.search(rf"\| `{arg}` \| {re.escape(described)} \|[^\n]*\b{name}\b", doc), (name, arg)
@@ -128,7 +129,7 @@ def test_examples_are_what_they_claim():
     assert resnet.module.res1_1.shortcut is None
     assert resnet.train.schedule.kind() == "CosineAnnealingLR" and resnet.train.schedule.T_max == 30
     deeper = netspec.load(ROOT / "examples" / "resnet_small.net", constants={"depth": 5})  # ResNet-32
-    assert sum(1 for n in deeper.network.layers if n.kind == "Residual") == 15
+    assert sum(1 for n in deeper.network.layers if n.composite == "Residual") == 15
 
 
 # ---- constants and arithmetic --------------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ WIDE = spec(
 
 
 def test_set_overrides_a_constant_and_what_depends_on_it():
-    compiled = netspec.load(WIDE, constants={"classes": 100, "width": 8})
+    compiled = netspec.loads(WIDE, constants={"classes": 100, "width": 8})
     m = compiled.module
     assert (m.c.out_channels, m.h.out_features, m.out.out_features) == (8, 16, 100)
     assert compiled.network.constants == {"classes": 100, "width": 8, "hidden": 16}
@@ -231,16 +232,16 @@ def test_parse_override_refuses(text):
 
 def test_set_of_an_unknown_constant_is_a_usage_error():
     with pytest.raises(UsageError, match=r"no constant 'clases' \(did you mean 'classes'\?\)"):
-        netspec.check(WIDE, constants={"clases": 100})
+        netspec.checks(WIDE, constants={"clases": 100})
     with pytest.raises(UsageError, match="its constants: none"):
-        netspec.check(spec("layers { f Flatten() }"), constants={"x": 1})
+        netspec.checks(spec("layers { f Flatten() }"), constants={"x": 1})
 
 
 def test_input_override_and_missing_input():
-    net, table = netspec.check(spec("layers { c Conv2d(4, 3) f Flatten() fc Linear(2) }"), input="1x10x10")
+    net, table = netspec.checks(spec("layers { c Conv2d(4, 3) f Flatten() fc Linear(2) }"), input="1x10x10")
     assert table.rows[0].out_shape == (4, 8, 8) and net.input == (1, 10, 10)
     assert error_of("layers { f Flatten() }").code == "E013"
-    net, _ = netspec.check("layers { f Flatten() }", input=(3, 4, 4))
+    net, _ = netspec.checks("layers { f Flatten() }", input=(3, 4, 4))
     assert net.input == (3, 4, 4)
 
 
@@ -248,7 +249,7 @@ def test_input_override_and_missing_input():
 
 
 def test_positional_arguments_follow_pytorch_order():
-    m = netspec.load(spec("layers { c Conv2d(16, 5, 2, 1, 1, 1, false, 'reflect') }")).module
+    m = netspec.loads(spec("layers { c Conv2d(16, 5, 2, 1, 1, 1, false, 'reflect') }")).module
     assert (
         m.c.in_channels,
         m.c.out_channels,
@@ -261,7 +262,7 @@ def test_positional_arguments_follow_pytorch_order():
 
 
 def test_values_reach_the_torch_module_as_written():
-    m = netspec.load(
+    m = netspec.loads(
         spec("""layers {
         same   Conv2d(4, kernel_size=(1, 3), padding='same')
         valid  Conv2d(4, kernel_size=[3, 1], padding='valid', bias=False)
@@ -337,7 +338,7 @@ COMPOSITES = spec("""layers {
 
 
 def test_sequential_and_residual_print_as_modules():
-    text = str(netspec.load(COMPOSITES).module)
+    text = str(netspec.loads(COMPOSITES).module)
     assert (
         text
         == """Net(
@@ -379,7 +380,7 @@ def test_residual_computes_body_plus_shortcut():
     import torch
 
     torch.manual_seed(0)
-    m = netspec.load(COMPOSITES).module.eval()
+    m = netspec.loads(COMPOSITES).module.eval()
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         y = m.seq(x)
@@ -538,7 +539,7 @@ forward {
 def test_forward_runs_modules_functions_and_residual_steps():
     import torch
 
-    compiled = netspec.load(FORWARD)
+    compiled = netspec.loads(FORWARD)
     m = compiled.module.eval()
     assert [s.op for s in compiled.network.forward] == [
         "module",
@@ -565,7 +566,7 @@ def test_forward_runs_modules_functions_and_residual_steps():
 
 def test_without_forward_the_declaration_order_runs():
     net = net_of(spec("layers { f Flatten() a Linear(3) b Linear(2) }"))
-    assert not net.explicit_forward and [(s.op, s.name) for s in net.forward] == [
+    assert [(s.op, s.name) for s in net.forward] == [
         ("module", "f"),
         ("module", "a"),
         ("module", "b"),

@@ -8,48 +8,55 @@ templates are the next stage's work).
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import os
 import re
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Union
+from typing import Any, NamedTuple
+
+import lark
+from lark import Token, Transformer, v_args
 
 from ..errors import Location, SpecError
-from ..record import Factory, Record
 
 # ---------------------------------------------------------------------------------------------------------------
 # Syntax tree
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class Num(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Num:
     value: int | float
     loc: Location
 
 
-class Str(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Str:
     value: str
     loc: Location
 
 
-class Const(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Const:
     """true / false / None."""
 
     value: bool | None
     loc: Location
 
 
-class Ref(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Ref:
     """A name used as a value: a constant, a block parameter, a repeat variable (or a bare word like `cifar10`)."""
 
     name: str
     loc: Location
 
 
-class BinOp(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class BinOp:
     op: str  # + - * // / %
     left: Expr
     right: Expr
@@ -57,22 +64,26 @@ class BinOp(Record, frozen=True):
     op_loc: Location | None = None  # the operator itself (kept for '/'), for a caret on it
 
 
-class Neg(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Neg:
     operand: Expr
     loc: Location
 
 
-class TupleExpr(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class TupleExpr:
     items: tuple[Expr, ...]
     loc: Location
 
 
-class ListExpr(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class ListExpr:
     items: tuple[Expr, ...]
     loc: Location
 
 
-class Arg(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Arg:
     """One argument of a call: `name` is None for a positional one."""
 
     name: str | None
@@ -81,7 +92,8 @@ class Arg(Record, frozen=True):
     name_loc: Location | None = None
 
 
-class Call(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Call:
     """`Conv2d(64, kernel_size=3)`: a layer, a block's use, a transform or an optimizer."""
 
     name: str
@@ -90,54 +102,71 @@ class Call(Record, frozen=True):
     name_loc: Location  # just the name
 
 
-Expr = Union[Num, Str, Const, Ref, BinOp, Neg, TupleExpr, ListExpr, Call]
+Expr = Num | Str | Const | Ref | BinOp | Neg | TupleExpr | ListExpr | Call
 
 
-class Template(Record, frozen=True):
-    """A name that may hold `{expr}` holes: `conv{id}`, `resblock{s}_{i+1}`."""
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """The `{i+1}` of `conv{i+1}`: its text and its expression."""
+
+    text: str
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A name that may hold `{expr}` holes: `conv{id}`, `resblock{s}_{i+1}`. `parts` are the text between the
+    holes and the holes, in order."""
 
     text: str
     loc: Location
+    parts: tuple[str | Hole, ...]
 
 
-class Composite(Record, frozen=True):
-    kind: str  # "Sequential" | "Residual"
+@dataclass(frozen=True, slots=True)
+class Composite:
+    composite: str  # "Sequential" | "Residual"
     items: tuple[Item, ...]
     loc: Location
     shortcut: tuple[Item, ...] | None = None
 
 
-class Named(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Named:
     name: Template
     body: Call | Composite
     loc: Location
 
 
-class Repeat(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Repeat:
     var: str
     start: Expr
     stop: Expr  # inclusive
-    items: tuple  # of Item, or of Step inside `forward`
+    items: tuple[Any, ...]  # of Item, or of Step inside `forward`
     loc: Location
-    var_loc: Location | None = None
+    var_loc: Location
 
 
-Item = Union[Named, Call, Composite, Repeat]
+Item = Named | Call | Composite | Repeat
 
 
-class Step(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Step:
     name: Template
     loc: Location
     residual: bool = False
 
 
-class Param(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Param:
     name: str
     default: Expr | None
     loc: Location
 
 
-class BlockDef(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class BlockDef:
     name: str
     params: tuple[Param, ...]
     items: tuple[Item, ...]
@@ -145,31 +174,34 @@ class BlockDef(Record, frozen=True):
     name_loc: Location
 
 
-class Setting(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Setting:
     key: str
     value: Expr
     loc: Location
     key_loc: Location
 
 
-class ConstDef(Record, frozen=True):
+@dataclass(frozen=True, slots=True)
+class ConstDef:
     name: str
     value: Expr
     loc: Location
 
 
-class Program(Record):
+@dataclass(frozen=True, slots=True)
+class Program:
     """A whole spec file, as written."""
 
     network: str | None = None
     network_loc: Location | None = None
     input: tuple[int, int, int] | None = None
     input_loc: Location | None = None
-    consts: dict[str, ConstDef] = Factory(dict)
-    blocks: dict[str, BlockDef] = Factory(dict)
+    consts: dict[str, ConstDef] = field(default_factory=dict)
+    blocks: dict[str, BlockDef] = field(default_factory=dict)
     layers: tuple[Item, ...] | None = None
     layers_loc: Location | None = None
-    forward: tuple | None = None  # of Step | Repeat
+    forward: tuple[Step | Repeat, ...] | None = None
     forward_loc: Location | None = None
     train: tuple[Setting, ...] | None = None
     train_loc: Location | None = None
@@ -181,19 +213,21 @@ class Program(Record):
 
 MAX_SOURCE_CHARS = 1_000_000
 MAX_INPUT_DIM = 65_536  # the same limit as the command line's --input
+MAX_NESTING = 100
 
 
 def cache_dir() -> Path:
-    """netspec's own cache folder: Lark's tables and parsed specs (`$NETSPEC_CACHE`, else ~/.cache/netspec)."""
+    """Where Lark keeps the parser's tables: `$NETSPEC_CACHE`, else ~/.cache/netspec."""
     return Path(os.environ.get("NETSPEC_CACHE") or Path.home() / ".cache" / "netspec")
 
 
 @functools.lru_cache(maxsize=1)
-def _parser():
-    import lark  # imported lazily: `netspec --help` stays fast
-
+def parser() -> lark.Lark:
+    """The LALR parser of `grammar.lark`, with two start rules: `start` (a spec) and `hole` (a name's hole)."""
     text = resources.files("netspec.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
-    options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    options: dict[str, Any] = dict(
+        parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "hole"]
+    )
     # Building the LALR tables takes ~0.3 s; Lark caches them in a file keyed by the grammar, the options and Lark's
     # version. The file lives in our own cache folder (not a shared temp dir), so no other user can plant one.
     key = hashlib.sha256(f"{text}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()[:16]
@@ -203,26 +237,6 @@ def _parser():
         return lark.Lark(text, cache=str(folder / f"grammar-{key}.lark"), **options)
     except OSError:  # a read-only home: build the tables every time
         return lark.Lark(text, **options)
-
-
-def _loc_of(meta_or_token) -> Location:
-    line = getattr(meta_or_token, "line", None) or 1
-    col = getattr(meta_or_token, "column", None) or 1
-    end_line = getattr(meta_or_token, "end_line", None)
-    end_col = getattr(meta_or_token, "end_column", None)
-    if end_line != line:
-        end_col = None
-    return Location(line, col, end_col)
-
-
-def _tok(token) -> Location:
-    return _loc_of(token)
-
-
-def _span(tok) -> Location:
-    value = str(tok)
-    end = tok.column + len(value) if value and "\n" not in value else None
-    return Location(tok.line, tok.column, end)
 
 
 def _check_text(text: str | bytes) -> str:
@@ -258,61 +272,51 @@ def _check_text(text: str | bytes) -> str:
 
 def normalize_source(text: str | bytes) -> str:
     """The text as the parser sees it: UTF-8 decoded, BOM dropped, CRLF and CR turned into LF."""
-    text = _check_text(text)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return _check_text(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse(text: str | bytes, filename: str | None = None) -> Program:
-    """Parse spec text into a `Program`. Raises `SpecError` (with file, line and column) on any syntax error.
-
-    A spec file's tree (`filename` given) is kept in `netspec.parsecache`, and an unchanged file is not parsed again.
-    """
-    src = text
+    """Parse spec text into a `Program`. Raises `SpecError` (with file, line and column) on any syntax error."""
     try:
-        text = normalize_source(text)
+        source = normalize_source(text)
     except SpecError as e:
-        shown = src if isinstance(src, str) else src.decode("utf-8", "replace")
-        e.attach(filename, shown.replace("\r\n", "\n").replace("\r", "\n"))
-        raise
-    _check_nesting(text, filename)
-    if filename is not None:
-        from . import parsecache
-
-        prog = parsecache.load(text)
-        if prog is not None:
-            return prog
-    prog = _parse(text, filename)
-    if filename is not None:
-        parsecache.store(text, prog)
-    return prog
-
-
-def _parse(text: str, filename: str | None) -> Program:
-    import lark
-
+        shown = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        raise e.attach(filename, shown.replace("\r\n", "\n").replace("\r", "\n")) from None
     try:
-        tree = _parser().parse(text)
+        _check_nesting(source)
+        return _parse(source)
+    except SpecError as e:
+        raise e.attach(filename, source) from None
+    except RecursionError:
+        raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, source) from None
+
+
+def _parse(text: str) -> Program:
+    try:
+        tree = parser().parse(text, start="start")
     except lark.UnexpectedInput as err:
         from .syntax_errors import syntax_error  # imported only for a spec with a mistake
 
-        raise syntax_error(err, text).attach(filename, text) from None
-    except RecursionError:
-        raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, text) from None
+        raise syntax_error(err, text) from None
+    program: Program = _transform(_Builder(), tree)
+    return program
+
+
+def _transform(builder: _Builder, tree: lark.Tree[lark.Token]) -> Any:
+    """Run the builder; a SpecError (or a RecursionError) raised inside it comes out as itself, not as Lark's
+    VisitError wrapper."""
     try:
-        return _Builder(filename, text).program(tree)
-    except SpecError as e:
-        e.attach(filename, text)
+        return builder.transform(tree)
+    except lark.exceptions.VisitError as e:
+        if isinstance(e.orig_exc, (SpecError, RecursionError)):
+            raise e.orig_exc from None
         raise
-    except RecursionError:
-        raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, text) from None
 
-
-MAX_NESTING = 100
 
 _NESTING = re.compile(r"#[^\n]*|'[^'\n]*'|\"[^\"\n]*\"|[\[\](){}\n]")
 
 
-def _check_nesting(text: str, filename: str | None) -> None:
+def _check_nesting(text: str) -> None:
     """Refuse brackets nested deeper than any real spec needs, at the bracket that goes too deep, before the
     parser spends seconds (or Python's recursion limit) on it."""
     depth, line, line_start = 0, 1, 0
@@ -329,232 +333,20 @@ def _check_nesting(text: str, filename: str | None) -> None:
                     Location(line, col, col + 1),
                     hint="flatten the expression or the Sequential nesting",
                     code="E004",
-                ).attach(filename, text)
+                )
         elif tok in ")]}":
             depth = max(0, depth - 1)
 
 
-class _Builder:
-    """Walks Lark's tree into dataclasses. Hand-written rather than a Transformer so that positions are explicit."""
-
-    def __init__(self, filename: str | None, text: str):
-        self.filename = filename
-        self.text = text
-
-    def program(self, tree) -> Program:
-        prog = Program()
-        for node in tree.children:
-            kind = node.data
-            loc = _loc_of(node.meta)
-            if kind == "network":
-                self._once(prog.network_loc, "network", loc)
-                prog.network, prog.network_loc = str(node.children[0]), _tok(node.children[0])
-            elif kind == "input":
-                self._once(prog.input_loc, "input", loc)
-                tok = node.children[0]
-                prog.input_loc = Location(tok.line, tok.column, tok.end_column)
-                dims = tuple(_int(p, prog.input_loc) for p in str(tok).split("x"))
-                if not all(1 <= d <= MAX_INPUT_DIM for d in dims):
-                    raise SpecError(
-                        f"the input size {tok} has a dimension {'of 0' if 0 in dims else f'over {MAX_INPUT_DIM:,}'}",
-                        prog.input_loc,
-                        hint=f"channels, height and width are each 1 to {MAX_INPUT_DIM:,}: input 3x32x32",
-                        code="E013",
-                    )
-                prog.input = dims  # type: ignore[assignment]
-            elif kind == "const":
-                name_tok = node.children[0]
-                name = str(name_tok)
-                self._plain(name, _tok(name_tok), "a constant")
-                if name in prog.consts:
-                    first = prog.consts[name].loc
-                    raise SpecError(
-                        f"constant {name!r} is defined twice (first at line {first.line})",
-                        _tok(name_tok),
-                        hint="remove one definition, or use --set NAME=VALUE to override",
-                        code="E010",
-                    )
-                prog.consts[name] = ConstDef(name, self.expr(node.children[1]), _tok(name_tok))
-            elif kind == "block_def":
-                b = self.block_def(node)
-                if b.name in prog.blocks:
-                    raise SpecError(f"block {b.name!r} is defined twice", b.name_loc, code="E010")
-                prog.blocks[b.name] = b
-            elif kind == "layers":
-                self._once(prog.layers_loc, "layers", loc)
-                prog.layers, prog.layers_loc = self.items(node.children), loc
-            elif kind == "forward":
-                self._once(prog.forward_loc, "forward", loc)
-                prog.forward, prog.forward_loc = tuple(self.step(c) for c in node.children), loc
-            elif kind == "train":
-                self._once(prog.train_loc, "train", loc)
-                prog.train, prog.train_loc = tuple(self.setting(c) for c in node.children), loc
-            else:  # pragma: no cover - the grammar has no other top-level rule
-                raise AssertionError(kind)
-        return prog
-
-    @staticmethod
-    def _once(previous: Location | None, what: str, loc: Location) -> None:
-        if previous is not None:
-            raise SpecError(
-                f"a second `{what}` section (the first is at line {previous.line})",
-                Location(loc.line, loc.column, loc.column + len(what)),
-                hint="merge the two sections into one",
-                code="E010",
-            )
-
-    @staticmethod
-    def _plain(name: str, loc: Location, what: str) -> None:
-        if "{" in name:
-            raise SpecError(
-                f"{what} name cannot hold a {{...}} template",
-                loc,
-                hint="templates such as conv{i} name layers, not constants, blocks or variables",
-                code="E011",
-            )
-
-    def block_def(self, node) -> BlockDef:
-        name_tok, *rest = node.children
-        name = str(name_tok)
-        self._plain(name, _tok(name_tok), "a block")
-        params: list[Param] = []
-        items = []
-        for c in rest:
-            if c is None:
-                continue
-            if getattr(c, "data", None) == "param":
-                ptok, default = c.children
-                pname = str(ptok)
-                self._plain(pname, _tok(ptok), "a parameter")
-                if any(p.name == pname for p in params):
-                    raise SpecError(f"parameter {pname!r} is listed twice", _tok(ptok), code="E010")
-                if default is None and any(p.default is not None for p in params):
-                    raise SpecError(
-                        f"parameter {pname!r} without a default follows one with a default",
-                        _tok(ptok),
-                        hint="put parameters with defaults last, as in Python",
-                        code="E010",
-                    )
-                params.append(Param(pname, None if default is None else self.expr(default), _tok(ptok)))
-            else:
-                items.append(c)
-        return BlockDef(name, tuple(params), self.items(items), _loc_of(node.meta), _tok(name_tok))
-
-    def items(self, nodes) -> tuple[Item, ...]:
-        return tuple(self.item(n) for n in nodes if n is not None)
-
-    def item(self, node) -> Item:
-        kind = node.data
-        if kind == "named":
-            name_tok, body = node.children
-            return Named(Template(str(name_tok), _tok(name_tok)), self.body(body), _loc_of(node.meta))
-        if kind == "repeat":
-            var, start, _range, stop, *body = node.children
-            self._plain(str(var), _tok(var), "a repeat variable")
-            return Repeat(str(var), self.expr(start), self.expr(stop), self.items(body), _loc_of(node.meta), _tok(var))
-        return self.body(node)
-
-    def body(self, node) -> Call | Composite:
-        if node.data == "call":
-            return self.call(node)
-        loc = _loc_of(node.meta)
-        if node.data == "sequential":
-            return Composite("Sequential", self.items(node.children), loc)
-        if node.data == "residual":
-            children = [c for c in node.children]
-            shortcut = None
-            if children and getattr(children[-1], "data", None) == "shortcut_body":
-                shortcut = self.items(children[-1].children)
-                children = children[:-1]
-            elif children and children[-1] is None:
-                children = children[:-1]
-            return Composite("Residual", self.items(children), loc, shortcut)
-        raise AssertionError(node.data)  # pragma: no cover
-
-    def call(self, node) -> Call:
-        name_tok, *args = node.children
-        name = str(name_tok)
-        self._plain(name, _tok(name_tok), "a layer or block")
-        out: list[Arg] = []
-        seen_keyword = False
-        for a in args:
-            if a is None:
-                continue
-            if a.data == "positional":
-                if seen_keyword:
-                    raise SpecError(
-                        "a positional argument follows a keyword argument",
-                        _loc_of(a.meta),
-                        hint=f"write positional arguments first, as in Python: {name}(16, kernel_size=3), "
-                        f"or name this one",
-                        code="E031",
-                    )
-                out.append(Arg(None, self.expr(a.children[0]), _loc_of(a.meta)))
-            else:
-                ktok, v = a.children
-                seen_keyword = True
-                out.append(Arg(str(ktok), self.expr(v), _loc_of(a.meta), _tok(ktok)))
-        return Call(name, tuple(out), _loc_of(node.meta), _tok(name_tok))
-
-    def step(self, node):
-        kind = node.data
-        if kind == "step":
-            tok = node.children[0]
-            return Step(Template(str(tok), _tok(tok)), _tok(tok))
-        if kind == "residual_step":
-            tok = node.children[0]
-            return Step(Template(str(tok), _tok(tok)), _loc_of(node.meta), residual=True)
-        var, start, _range, stop, *body = node.children
-        self._plain(str(var), _tok(var), "a repeat variable")
-        return Repeat(
-            str(var),
-            self.expr(start),
-            self.expr(stop),
-            tuple(self.step(c) for c in body),
-            _loc_of(node.meta),
-            _tok(var),
-        )
-
-    def setting(self, node) -> Setting:
-        ktok, v = node.children
-        return Setting(str(ktok), self.expr(v), _loc_of(node.meta), _tok(ktok))
-
-    _BINOPS = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "truediv": "/", "mod": "%"}
-
-    def expr(self, node) -> Expr:
-        import lark
-
-        if isinstance(node, lark.Token):  # pragma: no cover - every terminal is wrapped by an alias
-            raise AssertionError(node)
-        kind = node.data
-        loc = _loc_of(node.meta)
-        if kind == "int":
-            return Num(_int(str(node.children[0]), loc), loc)
-        if kind == "float":
-            return Num(float(node.children[0]), loc)
-        if kind == "string":
-            return Str(str(node.children[0])[1:-1], loc)
-        if kind == "true":
-            return Const(True, loc)
-        if kind == "false":
-            return Const(False, loc)
-        if kind == "none":
-            return Const(None, loc)
-        if kind == "ref":
-            return Ref(str(node.children[0]), loc)
-        if kind == "call":
-            return self.call(node)
-        if kind in self._BINOPS:
-            left, *mid, right = node.children
-            op_loc = _span(mid[0]) if mid else None
-            return BinOp(self._BINOPS[kind], self.expr(left), self.expr(right), loc, op_loc)
-        if kind == "neg":
-            return Neg(self.expr(node.children[0]), loc)
-        if kind == "tuple":
-            return TupleExpr(tuple(self.expr(c) for c in node.children if c is not None), loc)
-        if kind == "list":
-            return ListExpr(tuple(self.expr(c) for c in node.children if c is not None), loc)
-        raise AssertionError(kind)  # pragma: no cover
+def location(where: Any, line_shift: int = 0, column_shift: int = 0) -> Location:
+    """The Location of a Lark token or a rule's meta; the end column is kept when it is on the same line."""
+    line = getattr(where, "line", None) or 1
+    col = getattr(where, "column", None) or 1
+    end_line = getattr(where, "end_line", None)
+    end_col = getattr(where, "end_column", None)
+    if end_line != line or end_col is None:
+        return Location(line + line_shift, col + column_shift)
+    return Location(line + line_shift, col + column_shift, end_col + column_shift)
 
 
 def _int(text: str, loc: Location) -> int:
@@ -564,30 +356,286 @@ def _int(text: str, loc: Location) -> int:
     return int(text)
 
 
-def did_you_mean(name: str, choices) -> str | None:
-    """A `did you mean 'X'?` hint for a misspelt name (or `'X' or 'Y'` when two are about as close), or None."""
-    choices = list(choices)
-    lowered = {c.lower(): c for c in choices}
-    if name.lower() in lowered and lowered[name.lower()] != name:
-        return f"did you mean {lowered[name.lower()]!r}?"
-    # a name with letters left out (RandomFlip for RandomHorizontalFlip) is a subsequence of what was meant
-    longer = [c for c in choices if len(name) >= 4 and len(c) > len(name) and _subsequence(name.lower(), c.lower())]
-    if 1 <= len(longer) <= 2:
-        longer.sort(key=lambda c: -difflib.SequenceMatcher(None, name, c).ratio())
-        ratios = [difflib.SequenceMatcher(None, name, c).ratio() for c in longer]
-        if len(longer) == 2 and ratios[0] - ratios[1] >= 0.1:
-            longer = longer[:1]
-        return "did you mean " + " or ".join(repr(c) for c in longer) + "?"
-    close = difflib.get_close_matches(name, choices, n=2, cutoff=0.6)
-    if not close:
-        return None
-    if len(close) == 2:
-        ratio = [difflib.SequenceMatcher(None, name, c).ratio() for c in close]
-        if ratio[0] - ratio[1] < 0.1:
-            return f"did you mean {close[0]!r} or {close[1]!r}?"
-    return f"did you mean {close[0]!r}?"
+def _plain(name: str, loc: Location, what: str) -> None:
+    if "{" in name:
+        raise SpecError(
+            f"{what} name cannot hold a {{...}} template",
+            loc,
+            hint="templates such as conv{i} name layers, not constants, blocks or variables",
+            code="E011",
+        )
 
 
-def _subsequence(short: str, long: str) -> bool:
-    it = iter(long)
-    return all(ch in it for ch in short)
+# ---------------------------------------------------------------------------------------------------------------
+# Builder: Lark's tree -> the dataclasses above
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Section(NamedTuple):
+    """A top-level statement, on its way into the Program."""
+
+    kind: str  # "network", "input", "const", "block", "layers", "forward", "train"
+    value: Any
+    at: Location  # what the Program records as the section's place
+    loc: Location  # the whole statement
+
+
+class _Shortcut(NamedTuple):
+    items: tuple[Item, ...]
+
+
+_HOLE = re.compile(r"\{([^{}]*)\}")
+_BINOPS = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "truediv": "/", "mod": "%"}
+
+
+@v_args(meta=True)
+class _Builder(Transformer[Token, Any]):
+    """Lark's tree -> dataclasses, bottom-up. Positions come from each rule's meta; `line_shift` and
+    `column_shift` place the tree of a name's hole, parsed on its own, where the hole is in the file."""
+
+    def __init__(self, line_shift: int = 0, column_shift: int = 0):
+        super().__init__()
+        self.line_shift, self.column_shift = line_shift, column_shift
+
+    def _loc(self, where: Any) -> Location:
+        return location(where, self.line_shift, self.column_shift)
+
+    # ---- the file and its sections ------------------------------------------------------------------------
+    def start(self, meta: Any, children: list[_Section]) -> Program:
+        return _program(children)
+
+    def network(self, meta: Any, children: list[Token]) -> _Section:
+        return _Section("network", str(children[0]), self._loc(children[0]), self._loc(meta))
+
+    def input(self, meta: Any, children: list[Token]) -> _Section:
+        tok = children[0]
+        at = self._loc(tok)
+        dims = tuple(_int(p, at) for p in str(tok).split("x"))
+        if not all(1 <= d <= MAX_INPUT_DIM for d in dims):
+            raise SpecError(
+                f"the input size {tok} has a dimension {'of 0' if 0 in dims else f'over {MAX_INPUT_DIM:,}'}",
+                at,
+                hint=f"channels, height and width are each 1 to {MAX_INPUT_DIM:,}: input 3x32x32",
+                code="E013",
+            )
+        return _Section("input", dims, at, self._loc(meta))
+
+    def const(self, meta: Any, children: list[Any]) -> _Section:
+        name_tok, value = children
+        at = self._loc(name_tok)
+        _plain(str(name_tok), at, "a constant")
+        return _Section("const", ConstDef(str(name_tok), value, at), at, self._loc(meta))
+
+    def block_def(self, meta: Any, children: list[Any]) -> _Section:
+        name_tok, *rest = children
+        name_loc = self._loc(name_tok)
+        _plain(str(name_tok), name_loc, "a block")
+        params = tuple(c for c in rest if isinstance(c, Param))
+        _check_params(params)
+        items = tuple(c for c in rest if c is not None and not isinstance(c, Param))
+        block = BlockDef(str(name_tok), params, items, self._loc(meta), name_loc)
+        return _Section("block", block, name_loc, self._loc(meta))
+
+    def param(self, meta: Any, children: list[Any]) -> Param:
+        tok, default = children
+        _plain(str(tok), self._loc(tok), "a parameter")
+        return Param(str(tok), default, self._loc(tok))
+
+    def layers(self, meta: Any, children: list[Any]) -> _Section:
+        loc = self._loc(meta)
+        return _Section("layers", _items(children), loc, loc)
+
+    def forward(self, meta: Any, children: list[Any]) -> _Section:
+        loc = self._loc(meta)
+        return _Section("forward", tuple(children), loc, loc)
+
+    def train(self, meta: Any, children: list[Setting]) -> _Section:
+        loc = self._loc(meta)
+        return _Section("train", tuple(children), loc, loc)
+
+    def setting(self, meta: Any, children: list[Any]) -> Setting:
+        key, value = children
+        return Setting(str(key), value, self._loc(meta), self._loc(key))
+
+    # ---- layers ---------------------------------------------------------------------------------------------
+    def named(self, meta: Any, children: list[Any]) -> Named:
+        name_tok, body = children
+        return Named(self._template(name_tok), body, self._loc(meta))
+
+    def sequential(self, meta: Any, children: list[Any]) -> Composite:
+        return Composite("Sequential", _items(children), self._loc(meta))
+
+    def residual(self, meta: Any, children: list[Any]) -> Composite:
+        shortcut = children[-1].items if children and isinstance(children[-1], _Shortcut) else None
+        body = [c for c in children if not isinstance(c, _Shortcut)]
+        return Composite("Residual", _items(body), self._loc(meta), shortcut)
+
+    def shortcut_body(self, meta: Any, children: list[Any]) -> _Shortcut:
+        return _Shortcut(_items(children))
+
+    def repeat(self, meta: Any, children: list[Any]) -> Repeat:
+        var, start, _range, stop, *body = children
+        _plain(str(var), self._loc(var), "a repeat variable")
+        return Repeat(str(var), start, stop, _items(body), self._loc(meta), self._loc(var))
+
+    def call(self, meta: Any, children: list[Any]) -> Call:
+        name_tok, *args = children
+        name = str(name_tok)
+        _plain(name, self._loc(name_tok), "a layer or block")
+        seen_keyword = False
+        for a in args:
+            if a is None:
+                continue
+            if a.name is None and seen_keyword:
+                raise SpecError(
+                    "a positional argument follows a keyword argument",
+                    a.loc,
+                    hint=f"write positional arguments first, as in Python: {name}(16, kernel_size=3), or name this one",
+                    code="E031",
+                )
+            seen_keyword = seen_keyword or a.name is not None
+        present = tuple(a for a in args if a is not None)
+        return Call(name, present, self._loc(meta), self._loc(name_tok))
+
+    def positional(self, meta: Any, children: list[Any]) -> Arg:
+        return Arg(None, children[0], self._loc(meta))
+
+    def keyword(self, meta: Any, children: list[Any]) -> Arg:
+        key, value = children
+        return Arg(str(key), value, self._loc(meta), self._loc(key))
+
+    # ---- forward ------------------------------------------------------------------------------------------
+    def step(self, meta: Any, children: list[Token]) -> Step:
+        tok = children[0]
+        return Step(self._template(tok), self._loc(tok))
+
+    def residual_step(self, meta: Any, children: list[Token]) -> Step:
+        return Step(self._template(children[0]), self._loc(meta), residual=True)
+
+    def repeat_steps(self, meta: Any, children: list[Any]) -> Repeat:
+        return self.repeat(meta, children)
+
+    # ---- values -------------------------------------------------------------------------------------------
+    def integer(self, meta: Any, children: list[Token]) -> Num:
+        loc = self._loc(meta)
+        return Num(_int(str(children[0]), loc), loc)
+
+    def decimal(self, meta: Any, children: list[Token]) -> Num:
+        return Num(float(children[0]), self._loc(meta))
+
+    def string(self, meta: Any, children: list[Token]) -> Str:
+        return Str(str(children[0])[1:-1], self._loc(meta))
+
+    def true(self, meta: Any, children: list[Token]) -> Const:
+        return Const(True, self._loc(meta))
+
+    def false(self, meta: Any, children: list[Token]) -> Const:
+        return Const(False, self._loc(meta))
+
+    def none(self, meta: Any, children: list[Token]) -> Const:
+        return Const(None, self._loc(meta))
+
+    def ref(self, meta: Any, children: list[Token]) -> Ref:
+        return Ref(str(children[0]), self._loc(meta))
+
+    def neg(self, meta: Any, children: list[Any]) -> Neg:
+        return Neg(children[0], self._loc(meta))
+
+    def tuple_expr(self, meta: Any, children: list[Any]) -> TupleExpr:
+        return TupleExpr(_present(children), self._loc(meta))
+
+    def list_expr(self, meta: Any, children: list[Any]) -> ListExpr:
+        return ListExpr(_present(children), self._loc(meta))
+
+    def __default__(self, data: Any, children: list[Any], meta: Any) -> Any:
+        if data in _BINOPS:  # add, sub, ...: `left op right`, the token kept only for '/'
+            left, *op, right = children
+            return BinOp(_BINOPS[data], left, right, self._loc(meta), self._loc(op[0]) if op else None)
+        if data == "hole":
+            return children[0]
+        raise AssertionError(data)  # pragma: no cover - every rule has its method
+
+    # ---- name templates -----------------------------------------------------------------------------------
+    def _template(self, tok: Token) -> Template:
+        """A name and the expressions of its holes, each parsed from the grammar's `hole` rule."""
+        text, loc = str(tok), self._loc(tok)
+        parts: list[str | Hole] = []
+        at = 0
+        for m in _HOLE.finditer(text):
+            if m.start() > at:
+                parts.append(text[at : m.start()])
+            parts.append(Hole(m.group(1), _hole(m.group(1), loc, column=loc.column + m.start(1))))
+            at = m.end()
+        if at < len(text) or not parts:
+            parts.append(text[at:])
+        return Template(text, loc, tuple(parts))
+
+
+def _hole(text: str, template: Location, column: int) -> Expr:
+    """The expression of one `{...}` hole, parsed on its own and placed at its column in the file."""
+    try:
+        tree = parser().parse(text, start="hole")
+    except lark.UnexpectedInput:
+        raise SpecError(
+            f"cannot read {{{text}}} in the name template",
+            template,
+            hint="holes hold names and integers joined by + - *",
+            code="E040",
+        ) from None
+    expr: Expr = _transform(_Builder(template.line - 1, column - 1), tree)
+    return expr
+
+
+def _present(children: list[Any]) -> tuple[Any, ...]:
+    return tuple(c for c in children if c is not None)
+
+
+def _items(children: list[Any]) -> tuple[Item, ...]:
+    return tuple(c for c in children if c is not None)
+
+
+def _check_params(params: tuple[Param, ...]) -> None:
+    for i, p in enumerate(params):
+        if any(q.name == p.name for q in params[:i]):
+            raise SpecError(f"parameter {p.name!r} is listed twice", p.loc, code="E010")
+        if p.default is None and any(q.default is not None for q in params[:i]):
+            raise SpecError(
+                f"parameter {p.name!r} without a default follows one with a default",
+                p.loc,
+                hint="put parameters with defaults last, as in Python",
+                code="E010",
+            )
+
+
+def _program(sections: list[_Section]) -> Program:
+    """The top-level statements in one Program: constants and blocks by name, each section at most once."""
+    consts: dict[str, ConstDef] = {}
+    blocks: dict[str, BlockDef] = {}
+    once: dict[str, _Section] = {}
+    for s in sections:
+        if s.kind == "const":
+            if s.value.name in consts:
+                raise SpecError(
+                    f"constant {s.value.name!r} is defined twice (first at line {consts[s.value.name].loc.line})",
+                    s.at,
+                    hint="remove one definition, or use --set NAME=VALUE to override",
+                    code="E010",
+                )
+            consts[s.value.name] = s.value
+        elif s.kind == "block":
+            if s.value.name in blocks:
+                raise SpecError(f"block {s.value.name!r} is defined twice", s.at, code="E010")
+            blocks[s.value.name] = s.value
+        else:
+            if s.kind in once:
+                raise SpecError(
+                    f"a second `{s.kind}` section (the first is at line {once[s.kind].at.line})",
+                    Location(s.loc.line, s.loc.column, s.loc.column + len(s.kind)),
+                    hint="merge the two sections into one",
+                    code="E010",
+                )
+            once[s.kind] = s
+    fields: dict[str, Any] = {}
+    for kind, s in once.items():
+        fields[kind], fields[f"{kind}_loc"] = s.value, s.at
+    return Program(consts=consts, blocks=blocks, **fields)

@@ -9,7 +9,7 @@ import re
 from typing import Any, NamedTuple
 
 from ..errors import Location, SpecError
-from .syntax import _parser, _span
+from .syntax import parser
 
 # How a terminal is named in "expected ..." hints; keywords and punctuation are shown as written.
 _TERMINAL_NAMES = {
@@ -62,11 +62,18 @@ _PYTHON_WORDS = (
 )
 
 
+def _span(tok: Any) -> Location:
+    """A token's place, the caret spanning its text."""
+    value = str(tok)
+    end = tok.column + len(value) if value and "\n" not in value else None
+    return Location(tok.line, tok.column, end)
+
+
 def _terminal_text(name: str) -> str | None:
     if name in _TERMINAL_NAMES:
         return _TERMINAL_NAMES[name]
     try:
-        term = _parser().get_terminal(name)
+        term = parser().get_terminal(name)
     except KeyError:
         return None
     if term.pattern.type == "str":
@@ -196,7 +203,7 @@ def _braces(text: str, lines: list[str], first, end: int) -> tuple[list[_Brace],
     # their line), after as many newlines, so that lines and columns are the file's
     start = text.rfind("\n", 0, first.start_pos) + 1
     try:
-        toks = list(_parser().lex("\n" * (first.line - 1) + text[start:end]))
+        toks = list(parser().lex("\n" * (first.line - 1) + text[start:end]))
     except lark.UnexpectedInput:  # the parser read this text, so it lexes; should it not, the braces are unknown
         return [], None
     stack: list[_Brace] = []
