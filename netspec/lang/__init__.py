@@ -5,11 +5,12 @@ What the later stages use is exported here: `load_spec` (text -> a validated `Ne
 hints.
 """
 
-from .elaborate import elaborate, input_size, load_spec, parse_override, parse_size, read_spec, render_name
+from .elaborate import elaborate, load_spec
 from .hints import did_you_mean, few, short
 from .layers import COMPOSITES, FUNCTIONS, LAYERS, MODULE_ATTRIBUTES, SEQUENTIAL_ATTRIBUTES, LayerSpec
 from .network import FStep, Network, Node
-from .syntax import Program, Repeat, Step, Template, normalize_source, parse
+from .parse import normalize_source, parse, read_spec
+from .syntax import Program, Repeat, Step, Template
 from .train_section import (
     DATA_ALIASES,
     DATA_NAMES,
@@ -21,7 +22,7 @@ from .train_section import (
     infer_schedule,
 )
 from .validate import ArgModel, describe_type, pair, show
-from .values import Constants, Scope, value_of
+from .values import Constants, Scope, input_size, parse_override, parse_size, render_name, value_of
 
 __all__ = [
     "COMPOSITES",

@@ -8,37 +8,18 @@ caused it.
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ..errors import Location, SpecError, UsageError
-from .hints import did_you_mean, few, short
+from .hints import did_you_mean, few
 from .layers import COMPOSITES, FUNCTIONS, LAYERS, MODULE_ATTRIBUTES, SEQUENTIAL_ATTRIBUTES, LayerSpec
 from .network import FStep, Network, Node
-from .syntax import (
-    BinOp,
-    BlockDef,
-    Call,
-    Composite,
-    Expr,
-    ListExpr,
-    Named,
-    Neg,
-    Program,
-    Ref,
-    Repeat,
-    Step,
-    Template,
-    TupleExpr,
-    normalize_source,
-    parse,
-)
+from .parse import normalize_source, parse
+from .syntax import BlockDef, Call, Composite, Named, Program, Repeat, Step, Template
 from .train_section import train_spec
-from .validate import CallValue, Symbol, show, type_name, validated
-from .values import Constants, Scope, value_of
+from .validate import CallValue, show, validated
+from .values import Constants, Scope, render_name, value_of
 
 MAX_LAYERS = 20_000  # after expansion; a guard against `repeat i in 1..10**9`
 MAX_ITERATIONS = 100_000  # every repeat iteration, nested ones multiplied
@@ -46,62 +27,6 @@ MAX_ITERATIONS = 100_000  # every repeat iteration, nested ones multiplied
 # ---------------------------------------------------------------------------------------------------------------
 # Names
 # ---------------------------------------------------------------------------------------------------------------
-
-_VALID_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def render_name(t: Template, scope: Scope) -> str:
-    """Fill the `{expr}` holes of a name template (`conv{id}`, `resblock{s}_{i+1}`)."""
-    parts = []
-    for part in t.parts:
-        if isinstance(part, str):
-            parts.append(part)
-            continue
-        for ref in _refs(part.value):
-            if not scope.lookup(ref.name)[0]:
-                names = scope.names()
-                raise SpecError(
-                    f"undefined name {ref.name!r} in the name template",
-                    t.loc,
-                    hint=did_you_mean(ref.name, names)
-                    or "holes use block parameters, repeat variables and constants"
-                    + (f"; here: {few(names)}" if names else ""),
-                    code="E020",
-                )
-        value = value_of(part.value, scope)
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise SpecError(
-                f"{{{part.text}}} in the name {t.text!r} is {type_name(value)}; names hold integers and strings",
-                t.loc,
-                code="E040",
-            )
-        parts.append(str(value))
-    name = "".join(parts)
-    if not _VALID_NAME.match(name):
-        raise SpecError(
-            f"the name {t.text!r} becomes {name!r}, which is not a valid module name",
-            t.loc,
-            hint="names hold letters, digits and '_'",
-            code="E040",
-        )
-    return name
-
-
-def _refs(expr: Expr) -> Iterator[Ref]:
-    """The names an expression uses, in the order written."""
-    if isinstance(expr, Ref):
-        yield expr
-    elif isinstance(expr, BinOp):
-        yield from _refs(expr.left)
-        yield from _refs(expr.right)
-    elif isinstance(expr, Neg):
-        yield from _refs(expr.operand)
-    elif isinstance(expr, (TupleExpr, ListExpr)):
-        for item in expr.items:
-            yield from _refs(item)
-    elif isinstance(expr, Call):
-        for arg in expr.args:
-            yield from _refs(arg.value)
 
 
 def _check_module_name(node: Node, owner: str) -> None:
@@ -528,59 +453,3 @@ def load_spec(
     """Parse and elaborate spec text (`filename` names it in errors)."""
     prog = parse(source, filename)
     return elaborate(prog, input=input, constants=constants, filename=filename, source=normalize_source(source))
-
-
-def read_spec(path: str | os.PathLike[str]) -> tuple[bytes, str]:
-    """A spec file's bytes and its name; a UsageError when it cannot be read."""
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{p}: is a directory, not a spec file")
-    try:
-        return p.read_bytes(), str(p)
-    except FileNotFoundError:
-        raise UsageError(f"{p}: no such file") from None
-    except OSError as e:
-        raise UsageError(f"{p}: cannot read ({e.strerror})") from None
-
-
-def parse_size(text: str) -> tuple[int, int, int]:
-    """'3x32x32' -> (3, 32, 32); a UsageError for anything else (the CLI's --input)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not m:
-        raise UsageError(f"--input {text!r}: expected CxHxW, e.g. 3x32x32")
-    c, h, w = (int(g) for g in m.groups())
-    if min(c, h, w) < 1:
-        raise UsageError(f"--input {text!r}: every dimension must be at least 1")
-    if max(c, h, w) > 65536:
-        raise UsageError(f"--input {text!r}: dimensions over 65,536 are not supported")
-    return c, h, w
-
-
-def input_size(value: str | Sequence[int] | None) -> tuple[int, int, int] | None:
-    """An input size given as "CxHxW" or (C, H, W), checked; None stays None (the spec's own)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return parse_size(value)
-    dims = tuple(int(v) for v in value)
-    if len(dims) != 3:
-        raise UsageError(f"input {value!r}: expected (C, H, W)")
-    return parse_size("x".join(map(str, dims)))
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """'classes=100' -> ('classes', 100); the value is read as a spec value (numbers, strings, tuples, ...)."""
-    if "=" not in text:
-        raise UsageError(f"--set {short(text)}: expected NAME=VALUE, e.g. --set classes=100")
-    name, _, value_text = text.partition("=")
-    name = name.strip()
-    if not re.fullmatch(r"[A-Za-z_]\w*", name):
-        raise UsageError(f"--set {short(text)}: {name!r} is not a constant name")
-    try:
-        prog = parse(f"{name} = {value_text}\n")
-        value = value_of(prog.consts[name].value, Constants({}, {}))
-    except SpecError as e:
-        raise UsageError(f"--set {short(text)}: cannot read the value ({e.message})") from None
-    if isinstance(value, (CallValue, Symbol)):
-        raise UsageError(f"--set {short(text)}: the value must be a number, string, boolean or tuple")
-    return name, value
