@@ -8,7 +8,8 @@ spec's `forward` order.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -43,7 +44,7 @@ TORCH_LAYERS: dict[str, type[nn.Module]] = {
     "Softmax": nn.Softmax,
 }
 
-_FUNCTIONS = {
+_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
     "gelu": nn.functional.gelu,
     "silu": nn.functional.silu,
@@ -53,7 +54,7 @@ _FUNCTIONS = {
 }
 
 
-def _writes_in_place(modules) -> bool:
+def _writes_in_place(modules: Iterable[nn.Module]) -> bool:
     """Whether running these modules may overwrite their input: some layer was built with inplace=True."""
     return any(getattr(m, "inplace", False) for module in modules for m in module.modules())
 
@@ -70,10 +71,7 @@ class Residual(nn.Module):
         for name, module in body:
             self.add_module(name, module)
         self._body_names = [name for name, _ in body]
-        if shortcut is not None:
-            self.shortcut = shortcut
-        else:
-            self.shortcut = None
+        self.shortcut = shortcut
         # an in-place layer (ReLU(inplace=true) first in the body, ...) would overwrite x before x + body(x) reads
         # it: such a body gets its own copy of x
         self._copy_input = _writes_in_place([m for _, m in body] + ([shortcut] if shortcut is not None else []))
@@ -81,7 +79,7 @@ class Residual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x.clone() if self._copy_input else x
         for name in self._body_names:
-            y = self._modules[name](y)
+            y = cast(nn.Module, self._modules[name])(y)
         s = x if self.shortcut is None else self.shortcut(x)
         return y + s
 
@@ -103,16 +101,17 @@ class SpecModel(nn.Module):
         # (kind, child name or function name) pairs; kept as plain data so torch.compile traces a simple loop
         self._steps: list[tuple[str, str]] = [(s.op, s.name) for s in steps]
         # `residual name` steps whose module writes in place: x + name(x) gives the module a copy of x
+        children_by_name = dict(children)
         self._copy_input = frozenset(
-            s.name for s in steps if s.op == "residual" and _writes_in_place([self._modules[s.name]])
+            s.name for s in steps if s.op == "residual" and _writes_in_place([children_by_name[s.name]])
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for op, name in self._steps:
             if op == "module":
-                x = self._modules[name](x)
+                x = cast(nn.Module, self._modules[name])(x)
             elif op == "residual":
-                x = x + self._modules[name](x.clone() if name in self._copy_input else x)
+                x = x + cast(nn.Module, self._modules[name])(x.clone() if name in self._copy_input else x)
             else:
                 x = _FUNCTIONS[name](x)
         return x

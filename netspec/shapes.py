@@ -85,13 +85,16 @@ def _need_chw(kind: str, shape: Shape) -> tuple[int, int, int]:
         if len(shape) == 1:
             hint = f"{kind} works on (C, H, W) images; this tensor was already flattened"
         raise ShapeError(f"{kind} needs a C x H x W input", hint)
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 # ---- the rules: (config, input shape) -> (output shape, params, macs, inferred arguments) ----------------------
 
+Result = tuple[Shape, int, int, dict[str, int]]
+Pair = int | tuple[int, int]
 
-def _conv2d(cfg: L.Conv2d, shape: Shape):
+
+def _conv2d(cfg: L.Conv2d, shape: Shape) -> Result:
     c, h, w = _need_chw("Conv2d", shape)
     kh, kw = pair(cfg.kernel_size)
     sh, sw = pair(cfg.stride)
@@ -137,13 +140,13 @@ def _check_padding_mode(mode: str, ph: int, pw: int, h: int, w: int) -> None:
         )
 
 
-def _batchnorm2d(cfg: L.BatchNorm2d, shape: Shape):
+def _batchnorm2d(cfg: L.BatchNorm2d, shape: Shape) -> Result:
     c, _, _ = _need_chw("BatchNorm2d", shape)
     params = 2 * c if cfg.affine else 0
     return shape, params, params, {"num_features": c}
 
 
-def _batchnorm1d(cfg: L.BatchNorm1d, shape: Shape):
+def _batchnorm1d(cfg: L.BatchNorm1d, shape: Shape) -> Result:
     if len(shape) not in (1, 2):
         raise ShapeError(
             "BatchNorm1d needs a (C,) or (C, L) input", "use BatchNorm2d on C x H x W images, or Flatten() first"
@@ -153,7 +156,7 @@ def _batchnorm1d(cfg: L.BatchNorm1d, shape: Shape):
     return shape, params, params, {"num_features": c}
 
 
-def _groupnorm(cfg: L.GroupNorm, shape: Shape):
+def _groupnorm(cfg: L.GroupNorm, shape: Shape) -> Result:
     if len(shape) < 1:
         raise ShapeError("GroupNorm needs a channel dimension")
     c = shape[0]
@@ -170,7 +173,7 @@ def _groupnorm(cfg: L.GroupNorm, shape: Shape):
     return shape, params, params, {"num_channels": c}
 
 
-def _same(cfg, shape: Shape):
+def _same(cfg: Any, shape: Shape) -> Result:
     return shape, 0, 0, {}
 
 
@@ -183,7 +186,9 @@ def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
     return out
 
 
-def _pool(kind: str, shape: Shape, kernel, stride, padding, dilation, ceil: bool):
+def _pool(
+    kind: str, shape: Shape, kernel: Pair, stride: Pair | None, padding: Pair, dilation: Pair, ceil: bool
+) -> Result:
     c, h, w = _need_chw(kind, shape)
     kh, kw = pair(kernel)
     sh, sw = pair(stride if stride is not None else kernel)
@@ -203,26 +208,27 @@ def _pool(kind: str, shape: Shape, kernel, stride, padding, dilation, ceil: bool
     return (c, ho, wo), 0, 0, {}
 
 
-def _maxpool2d(cfg: L.MaxPool2d, shape: Shape):
+def _maxpool2d(cfg: L.MaxPool2d, shape: Shape) -> Result:
     return _pool("MaxPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode)
 
 
-def _avgpool2d(cfg: L.AvgPool2d, shape: Shape):
+def _avgpool2d(cfg: L.AvgPool2d, shape: Shape) -> Result:
     return _pool("AvgPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, 1, cfg.ceil_mode)
 
 
-def _adaptive(cfg, shape: Shape):
+def _adaptive(cfg: L.AdaptiveAvgPool2d | L.AdaptiveMaxPool2d, shape: Shape) -> Result:
     c, h, w = _need_chw(cfg.kind(), shape)
-    oh, ow = pair(cfg.output_size)
+    size: int | tuple[int | None, int | None] | None = cfg.output_size  # None keeps that side
+    oh, ow = pair(size)
     return (c, h if oh is None else oh, w if ow is None else ow), 0, 0, {}
 
 
-def _dropout2d(cfg: L.Dropout2d, shape: Shape):
+def _dropout2d(cfg: L.Dropout2d, shape: Shape) -> Result:
     _need_chw("Dropout2d", shape)
     return shape, 0, 0, {}
 
 
-def _flatten(cfg: L.Flatten, shape: Shape):
+def _flatten(cfg: L.Flatten, shape: Shape) -> Result:
     ndim = len(shape) + 1  # with the batch dimension
     start = cfg.start_dim + ndim if cfg.start_dim < 0 else cfg.start_dim
     end = cfg.end_dim + ndim if cfg.end_dim < 0 else cfg.end_dim
@@ -237,7 +243,7 @@ def _flatten(cfg: L.Flatten, shape: Shape):
     return out[1:], 0, 0, {}
 
 
-def _linear(cfg: L.Linear, shape: Shape):
+def _linear(cfg: L.Linear, shape: Shape) -> Result:
     if len(shape) != 1:
         raise ShapeError("Linear needs a flat (F,) input", "add Flatten() before it")
     f = shape[0]
@@ -245,14 +251,13 @@ def _linear(cfg: L.Linear, shape: Shape):
     return (cfg.out_features,), params, params, {"in_features": f}
 
 
-def _softmax(cfg: L.Softmax, shape: Shape):
+def _softmax(cfg: L.Softmax, shape: Shape) -> Result:
     if cfg.dim is not None and not (-(len(shape) + 1) <= cfg.dim <= len(shape)):
         raise ShapeError(f"dim={cfg.dim} is out of range")
     return shape, 0, 0, {}
 
 
-# (config, input shape) -> (output shape, params, MACs, arguments inferred from the input)
-Rule = Callable[[Any, Shape], tuple[Shape, int, int, dict[str, int]]]
+Rule = Callable[[Any, Shape], Result]
 
 RULES: dict[str, Rule] = {
     "Conv2d": _conv2d,

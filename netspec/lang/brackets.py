@@ -82,7 +82,7 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
-def _brace_owner(toks: list, i: int) -> str:
+def _brace_owner(toks: list[Any], i: int) -> str:
     """` of `layers``, ` of block b`, ` of `repeat`` for the '{' at toks[i], or ''."""
     prev = toks[i - 1] if i else None
     if prev is not None and prev.type in SECTION_TOKENS:
@@ -100,14 +100,14 @@ def _brace_owner(toks: list, i: int) -> str:
     return ""
 
 
-def _braces(text: str, lines: list[str], first, end: int) -> tuple[list[Brace], Brace | None]:
+def _braces(text: str, lines: list[str], first: Any, end: int) -> tuple[list[Brace], Brace | None]:
     """Between the outermost '{' still open (`first`) and offset `end`: the '{'s open at `end`, outermost first, and
     the first '{' that a '}' closed from the start of a line less indented than the '{'s line."""
     # lexed from the start of first's line (any line start is between tokens: strings and comments end with
     # their line), after as many newlines, so that lines and columns are the file's
     start = text.rfind("\n", 0, first.start_pos) + 1
     try:
-        toks = list(parser().lex("\n" * (first.line - 1) + text[start:end]))
+        toks: list[Any] = list(parser().lex("\n" * (first.line - 1) + text[start:end]))
     except lark.UnexpectedInput:  # the parser read this text, so it lexes; should it not, the braces are unknown
         return [], None
     stack: list[Brace] = []
@@ -152,7 +152,7 @@ def _indented_body(lines: list[str], brace: Brace) -> bool:
     return False
 
 
-def closes_at(err, line: int) -> bool:
+def closes_at(err: lark.UnexpectedInput, line: int) -> bool:
     """Whether the parser, at the start of `line`, would have taken a '}': its state before the tokens and subtrees
     it read on that line (none of them reaches back to an earlier line), fed a '}'."""
     state = getattr(getattr(err, "interactive_parser", None), "parser_state", None)
@@ -176,7 +176,7 @@ def closes_at(err, line: int) -> bool:
     return True
 
 
-def unclosed_brace(text: str, opened: list, end: int, line: int | None) -> tuple[Brace, int | None] | None:
+def unclosed_brace(text: str, opened: Opened, end: int, line: int | None) -> tuple[Brace, int | None] | None:
     """The '{' most likely left open, and the line its '}' belongs before, for an error at offset `end` on `line`
     (None: at the end of the file), given the parser's open delimiters. None where indentation does not tell."""
     first = next((o for o, _ in opened if o.type == "LBRACE"), None)

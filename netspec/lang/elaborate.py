@@ -438,9 +438,18 @@ def _network(
         prog.train or (), lambda e: value_of(e, consts, symbols=True), (size[1], size[2]), prog.train_loc
     )
     return Network(
-        prog.network or "Net", tuple(size), prog.input_loc, layers, steps, train, values, filename, source,
-        train_locs, inferred,
-    )  # fmt: skip
+        name=prog.network or "Net",
+        input=(size[0], size[1], size[2]),
+        input_loc=prog.input_loc,
+        layers=layers,
+        forward=steps,
+        train=train,
+        constants=values,
+        filename=filename,
+        source=source,
+        train_locs=train_locs,
+        train_inferred=inferred,
+    )
 
 
 def load_spec(

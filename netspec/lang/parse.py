@@ -75,11 +75,12 @@ def parser() -> lark.Lark:
 
 def _check_text(text: str | bytes) -> str:
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             # line/column of the first bad byte
-            before = text[: e.start]
+            before = raw[: e.start]
             line = before.count(b"\n") + 1
             col = e.start - (before.rfind(b"\n") + 1) + 1
             raise SpecError(

@@ -82,7 +82,7 @@ def _describe_expected(expected: set[str]) -> str:
 def _value_stack(err: lark.UnexpectedInput) -> list[Any]:
     """What the LALR parser had read when it failed: tokens and finished subtrees, innermost last."""
     try:
-        return list(err.interactive_parser.parser_state.value_stack)  # type: ignore[attr-defined]
+        return list(err.interactive_parser.parser_state.value_stack)
     except AttributeError:
         return []
 
@@ -116,7 +116,7 @@ def syntax_error(err: lark.UnexpectedInput, text: str) -> SpecError:
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
         line, col = len(lines), len(lines[-1].rstrip()) + 1
-    loc = Location(line, col)
+    loc = Location(line, col or 1)
     if isinstance(err, lark.UnexpectedCharacters):
         return _unexpected_character(err, text, loc)
     if not isinstance(err, lark.UnexpectedToken):  # pragma: no cover - LALR raises only these two
@@ -339,7 +339,7 @@ def _top_level_word(f: _Failure) -> SpecError | None:
     """A top-level word that does not start `name = value`: the word is the mistake, not what follows it."""
     if f.section is not None or f.opened or f.last_type != "NAME" or "EQUAL" not in f.expected:
         return None
-    before = f.stack[-2] if len(f.stack) >= 2 else None
+    before: Any = f.stack[-2] if len(f.stack) >= 2 else None
     while getattr(before, "data", "").startswith("__") and before.children:  # Lark's helper for `_item*`
         before = before.children[-1]
     if getattr(before, "data", None) == "network":
@@ -420,7 +420,7 @@ _RULES: tuple[Rule, ...] = (
 
 
 def _unexpected_character(err: lark.UnexpectedCharacters, text: str, loc: Location) -> SpecError:
-    pos = err.pos_in_stream
+    pos = err.pos_in_stream or 0
     ch = text[pos] if pos < len(text) else ""
     hint = None
     if ch in ('"', "'"):

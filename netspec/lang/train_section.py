@@ -163,9 +163,9 @@ class TrainSpec(BaseModel):
     normalize: Normalize | None = None
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """A plain-JSON view of the settings (for settings.json and reports)."""
-        out = {}
+        out: dict[str, Any] = {}
         for k in type(self).model_fields:
             v = getattr(self, k)
             if isinstance(v, ArgModel):

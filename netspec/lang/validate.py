@@ -32,9 +32,12 @@ NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
 STRICT = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
-def pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    """An `int or (int, int)` argument as a pair: 3 -> (3, 3)."""
-    return (v, v) if isinstance(v, int) else (v[0], v[1])
+T = typing.TypeVar("T")
+
+
+def pair(v: T | tuple[T, T]) -> tuple[T, T]:
+    """An `x or (x, x)` argument as a pair: 3 -> (3, 3), (3, None) stays."""
+    return (v[0], v[1]) if isinstance(v, tuple) else (v, v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,7 @@ def describe_type(ann: Any, metadata: Any = (), plural: bool = False) -> str:
         meta = [m for info in args[1:] for m in getattr(info, "metadata", [info])]
         return describe_type(args[0], [*metadata, *meta], plural)
     if origin is Union or origin is types.UnionType:
-        parts = []
+        parts: list[str] = []
         for a in args:
             if typing.get_origin(a) is Literal:
                 parts.extend(show(v) for v in typing.get_args(a))

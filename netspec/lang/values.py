@@ -194,6 +194,7 @@ def _binop(expr: BinOp, a: Any, b: Any) -> Any:
         return a + b
     x = _number(a, expr.left.loc, op)
     y = _number(b, expr.right.loc, op)
+    result: int | float
     if op in ("//", "%"):
         if not (isinstance(x, int) and isinstance(y, int)):
             raise SpecError(f"'{op}' needs integers", expr.loc, code="E022")
