@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import UsageError
 from .lang import Network, TrainSpec, input_size, load_spec, read_spec
 from .shapes import ShapeTable, infer
 
@@ -23,6 +24,8 @@ def check(path: str | os.PathLike[str], input: Size = None, constants: Mapping[s
           ) -> tuple[Network, ShapeTable]:  # fmt: skip
     """Parse, validate and infer the shapes of the spec file at `path`, without torch. Raises SpecError (a mistake
     in the spec) or UsageError (no such file, a bad input size or constant)."""
+    if isinstance(path, str) and ("\n" in path or "{" in path):  # a spec's text always has `layers { ... }`
+        raise UsageError("netspec.check and netspec.load take a spec file's path; for spec text, use checks or loads")
     text, filename = read_spec(path)
     return _checked(text, filename, input, constants)
 

@@ -218,6 +218,19 @@ def test_set_of_an_unknown_constant_is_a_usage_error():
         netspec.checks(spec("layers { f Flatten() }"), constants={"x": 1})
 
 
+def test_load_takes_a_path_and_loads_takes_text(tmp_path):
+    text = spec("layers { f Flatten() fc Linear(2) }")
+    (tmp_path / "t.net").write_text(text)
+    for path in (tmp_path / "t.net", str(tmp_path / "t.net")):
+        net, _ = netspec.check(path)
+        assert net.filename == str(tmp_path / "t.net")
+    assert netspec.checks(text)[0].filename is None
+    with pytest.raises(UsageError, match="for spec text, use checks or loads"):
+        netspec.check(text)
+    with pytest.raises(UsageError, match="no such file"):
+        netspec.load(tmp_path / "missing.net")
+
+
 def test_input_override_and_missing_input():
     net, table = netspec.checks(spec("layers { c Conv2d(4, 3) f Flatten() fc Linear(2) }"), input="1x10x10")
     assert table.rows[0].out_shape == (4, 8, 8) and net.input == (1, 10, 10)

@@ -9,7 +9,7 @@ left out and are filled in here.
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ..errors import Location, SpecError
 from .hints import did_you_mean
@@ -26,11 +26,10 @@ from .validate import (
     Prob,
     Symbol,
     pair,
-    should,
-    show,
     takes,
     type_name,
     validated,
+    validated_settings,
 )
 
 
@@ -260,17 +259,8 @@ def train_spec(
         out[key] = _setting(key, value, loc)
     if "augment" in out:
         out["augment"] = _sized(out["augment"], input_hw, locs["augment"])
-    try:
-        spec = TrainSpec.model_validate(out)  # strict: `batch_size '128'` is a mistake, not 128
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        key = str(err["loc"][0])
-        raise SpecError(
-            f"setting {key!r} {should(err['msg'])}, got {show(values[key][0] if key in values else None)}",
-            locs.get(key, section),
-            code="E061",
-            hint=takes(TrainSpec, key),
-        ) from None
+    written = {key: value for key, (value, _) in values.items()}
+    spec = validated_settings(TrainSpec, out, written, locs, section)  # strict: `batch_size '128'` is not 128
     _check_normalize(spec.normalize, locs.get("normalize"))
     inferred = frozenset(
         k for k in INFERRED_SCHEDULE_ARGS if spec.schedule is not None and getattr(spec.schedule, k, 0) is None

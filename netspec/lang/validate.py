@@ -87,6 +87,7 @@ class ArgModel(BaseModel):
 
 
 M = typing.TypeVar("M", bound=ArgModel)
+B = typing.TypeVar("B", bound=BaseModel)
 
 
 # ---- values and types in words ---------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def takes(model: type[BaseModel], field_name: str | None) -> str | None:
 
 
 # ---- pydantic's errors in netspec's words ----------------------------------------------------------------------
-def first_error(e: ValidationError, values: dict[str, Any]) -> ErrorDetails:
+def _first_error(e: ValidationError, values: dict[str, Any]) -> ErrorDetails:
     """Of pydantic's errors for one value (one per member of a Union), the one that reads best for what was given:
     a bound on the right kind of value ("should be >= 1") says more than "should be a tuple"."""
     errors = e.errors(include_url=False)
@@ -211,12 +212,30 @@ def first_error(e: ValidationError, values: dict[str, Any]) -> ErrorDetails:
     return (wanted or field_errors)[0]
 
 
-def should(msg: str) -> str:
+def _should(msg: str) -> str:
     """pydantic's "Input should be ..." -> "should be ..."; any other message -> "is not valid (...)"."""
     for prefix in ("Input should be ", "Input should "):
         if msg.startswith(prefix):
             return "should " + msg[len("Input should ") :]
     return f"is not valid ({msg[0].lower() + msg[1:]})" if msg else "is not valid"
+
+
+def validated_settings(
+    model: type[B], values: dict[str, Any], written: dict[str, Any], locs: dict[str, Location], section: Location | None
+) -> B:
+    """A settings model (TrainSpec) from its values; a mistake is a SpecError at the setting (`written` holds the
+    values as the spec wrote them, for the message)."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+    key = str(err["loc"][0])
+    raise SpecError(
+        f"setting {key!r} {_should(err['msg'])}, got {show(written.get(key))}",
+        locs.get(key, section),
+        code="E061",
+        hint=takes(model, key),
+    )
 
 
 def validated(model: type[M], call: CallValue) -> M:
@@ -226,7 +245,7 @@ def validated(model: type[M], call: CallValue) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as e:
-        err = first_error(e, values)
+        err = _first_error(e, values)
     field_name = str(err["loc"][0]) if err["loc"] else None
     if err["type"] == "missing":
         raise SpecError(
@@ -237,7 +256,7 @@ def validated(model: type[M], call: CallValue) -> M:
         )
     loc = locs.get(field_name, call.name_loc) if field_name else call.name_loc
     raise SpecError(
-        f"argument {field_name!r} of {call.name} {should(err['msg'])}, got {show(values.get(field_name or ''))}",
+        f"argument {field_name!r} of {call.name} {_should(err['msg'])}, got {show(values.get(field_name or ''))}",
         loc,
         hint=takes(model, field_name),
         code="E036",
