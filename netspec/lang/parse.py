@@ -186,7 +186,7 @@ def _check_nesting(text: str) -> None:
             depth = max(0, depth - 1)
 
 
-def location(where: Any, line_shift: int = 0, column_shift: int = 0) -> Location:
+def _location(where: Any, line_shift: int = 0, column_shift: int = 0) -> Location:
     """The Location of a Lark token or a rule's meta; the end column is kept when it is on the same line."""
     line = getattr(where, "line", None) or 1
     col = getattr(where, "column", None) or 1
@@ -246,7 +246,7 @@ class _Builder(Transformer[Token, Any]):
         self.line_shift, self.column_shift = line_shift, column_shift
 
     def _loc(self, where: Any) -> Location:
-        return location(where, self.line_shift, self.column_shift)
+        return _location(where, self.line_shift, self.column_shift)
 
     # ---- the file and its sections ------------------------------------------------------------------------
     def start(self, meta: Any, children: list[_Section]) -> Program:
