@@ -68,7 +68,7 @@ def usual_loop(spec_text: str, data, epochs: int, seed: int, batch: int, lr: flo
         generator=g,
     )
     test = DataLoader(PILDataset(data.test_images, data.test_labels, test_tf), batch_size=1000, num_workers=2)
-    model = netspec.load(spec_text).module
+    model = netspec.loads(spec_text).module
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     for _ in range(epochs):
         model.train()
@@ -93,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     spec_text = (ROOT / "examples" / "lenet5.net").read_text()
     spec_text = spec_text.replace("    normalize", AUGMENT + "    normalize", 1)
-    train_spec = netspec.load(spec_text).train
+    train_spec = netspec.loads(spec_text).train
     data = load_data("fashion-mnist", args.data_dir, download=False)
     print(
         f"Fashion-MNIST: {len(data.train_labels)} train / {len(data.test_labels)} test images; "

@@ -4,12 +4,11 @@
     python benchmarks/check_speed.py --runs 30 examples/lenet5.net
 
 Each run is a fresh process of the installed `netspec` console script (the one next to this Python; `python -m
-netspec` if there is none), timed from start to exit, with a cache folder of its own (`NETSPEC_CACHE`). One
-untimed run first builds Lark's tables and Python's bytecode cache. Two rows per spec: the first check of the spec
-(its parsed tree removed from the cache before each run: Lark parses it) and a check of an unchanged spec (the tree
-read from the cache: Lark is not imported). Two floors on the same machine: `python -c pass` (the interpreter and
-this installation's site hooks) and `python -c "import click"`. It prints min / median / max and the modules of
-torch, pydantic and Lark that a repeated check imported (there should be none).
+netspec` if there is none), timed from start to exit. One untimed run first builds Lark's tables (kept in
+`NETSPEC_CACHE`, a folder of the benchmark's own) and Python's bytecode cache. Two floors on the same machine:
+`python -c pass` (the interpreter and this installation's site hooks) and `python -c "import click"`. It prints
+min / median / max, and the time a check spends importing netspec's language stage, pydantic, Lark and click
+(`python -X importtime`).
 
 PYTHONDONTWRITEBYTECODE=1 (set on some machines, this one included) keeps Python from caching netspec's bytecode in
 an editable install, so every run compiles netspec's modules again; `--no-bytecode-cache` measures that case too.
@@ -20,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,24 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = [ROOT / "specs" / f"{n}.net" for n in ("cifar_best", "cifar_worst", "tiny_best", "tiny_deep")]
 
-PROBE = (
-    "import sys, runpy; sys.argv = ['netspec', 'check', %r]\n"
-    "try:\n    runpy.run_module('netspec', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-    "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic', 'pydantic_core', 'lark'}))"
-)
-
 
 def netspec_command() -> list[str]:
     script = Path(sys.executable).with_name("netspec")
     return [str(script)] if script.is_file() else [sys.executable, "-m", "netspec"]
 
 
-def timed(cmd: list[str], runs: int, env: dict, forget: Path | None = None) -> list[float]:
+def timed(cmd: list[str], runs: int, env: dict[str, str]) -> list[float]:
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm the caches
     times = []
     for _ in range(runs):
-        if forget is not None:
-            shutil.rmtree(forget, ignore_errors=True)
         t = time.perf_counter()
         proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         times.append(time.perf_counter() - t)
@@ -60,6 +52,24 @@ def timed(cmd: list[str], runs: int, env: dict, forget: Path | None = None) -> l
 def row(name: str, times: list[float]) -> str:
     return (
         f"| {name} | {min(times) * 1e3:.0f} ms | {statistics.median(times) * 1e3:.0f} ms | {max(times) * 1e3:.0f} ms |"
+    )
+
+
+def import_times(spec: Path, env: dict[str, str]) -> str:
+    """How long one check spends importing the language stage (pydantic and Lark included) and click."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "netspec", "check", str(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    cumulative = {}
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)$", line)
+        if m:
+            cumulative[m.group(2)] = int(m.group(1)) / 1e3
+    return ", ".join(
+        f"{name} {cumulative.get(name, 0):.0f} ms" for name in ("netspec.lang", "pydantic", "lark", "click")
     )
 
 
@@ -81,38 +91,21 @@ def main() -> None:
     )
     modes = [("bytecode cached", False)] + ([("no bytecode cache", True)] if args.no_bytecode_cache else [])
     cache = Path(tempfile.mkdtemp(prefix="netspec-bench-cache-"))
+    env = dict(os.environ, NETSPEC_CACHE=str(cache))
     for label, no_cache in modes:
-        env = dict(os.environ, NETSPEC_CACHE=str(cache))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         if no_cache:
             env["PYTHONDONTWRITEBYTECODE"] = "1"
-            shutil.rmtree(ROOT / "netspec" / "__pycache__", ignore_errors=True)
+            for folder in (ROOT / "netspec").rglob("__pycache__"):
+                shutil.rmtree(folder, ignore_errors=True)
         print(f"\n{label}, {args.runs} runs each\n\n| run | min | median | max |\n| --- | --- | --- | --- |")
         print(row("`python -c pass`", timed([sys.executable, "-c", "pass"], args.runs, env)))
         print(row("`python -c 'import click'`", timed([sys.executable, "-c", "import click"], args.runs, env)))
         for spec in args.specs:
             name = spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec
-            print(
-                row(
-                    f"`netspec check {name}`, first check",
-                    timed(cmd + ["check", str(spec)], args.runs, env, forget=cache / "parsed"),
-                ),
-                flush=True,
-            )
-            print(
-                row(f"`netspec check {name}`, unchanged spec", timed(cmd + ["check", str(spec)], args.runs, env)),
-                flush=True,
-            )
-    for _ in range(2):  # the first run stores the tree that the second reads
-        heavy = subprocess.run(
-            [sys.executable, "-c", PROBE % str(args.specs[0])],
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, NETSPEC_CACHE=str(cache)),
-        )
+            print(row(f"`netspec check {name}`", timed(cmd + ["check", str(spec)], args.runs, env)), flush=True)
+    print(f"\nimports of one check (netspec.lang includes pydantic and Lark): {import_times(args.specs[0], env)}")
     shutil.rmtree(cache, ignore_errors=True)
-    imported = heavy.stdout.strip().splitlines()[-1]
-    print(f"\nmodules of torch, pydantic and Lark imported by a repeated check: {imported}")
 
 
 if __name__ == "__main__":

@@ -531,7 +531,7 @@ def fixed_spec(name: str) -> str:
 
 def check_fix(name: str) -> None:
     """Raise unless the fixed spec loads and infers without an error."""
-    from netspec.lang.elaborate import load_spec
+    from netspec.lang import load_spec
     from netspec.shapes import infer
 
     infer(load_spec(fixed_spec(name).encode("utf-8", "surrogateescape"), f"{REL}/{name}.net"))

@@ -1,4 +1,4 @@
-"""The Python API: `netspec.load(...)` and `netspec.check(...)`.
+"""The Python API: `netspec.load(path)` / `netspec.loads(text)` and `netspec.check(path)` / `netspec.checks(text)`.
 
 >>> import netspec
 >>> net = netspec.load("specs/cifar_best.net", input="3x64x64")
@@ -9,58 +9,42 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageError
-from .lang.elaborate import Network, load_spec, parse_size
-from .record import Record
+from .lang import Network, TrainSpec, input_size, load_spec, read_spec
 from .shapes import ShapeTable, infer
 
-
-def read_source(source: str | os.PathLike) -> tuple[str | bytes, str | None]:
-    """(text, filename): a Path, or a one-line string that names a file or ends in .net (and holds no `{`, which
-    every spec's `layers { ... }` has), is read as a file; any other string is spec text."""
-    if isinstance(source, os.PathLike) or (
-        isinstance(source, str)
-        and "\n" not in source
-        and "{" not in source
-        and (source.endswith(".net") or Path(source).is_file())
-    ):
-        path = Path(source)
-        if path.is_dir():
-            raise UsageError(f"{path}: is a directory, not a spec file")
-        try:
-            return path.read_bytes(), str(path)
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such file") from None
-        except OSError as e:
-            raise UsageError(f"{path}: cannot read ({e.strerror})") from None
-    return source, None  # type: ignore[return-value]
+Size = str | Sequence[int] | None
 
 
-def _input(value) -> tuple[int, int, int] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return parse_size(value)
-    dims = tuple(int(v) for v in value)
-    if len(dims) != 3:
-        raise UsageError(f"input {value!r}: expected (C, H, W)")
-    return parse_size("x".join(map(str, dims)))
+def check(path: str | os.PathLike[str], input: Size = None, constants: Mapping[str, Any] | None = None
+          ) -> tuple[Network, ShapeTable]:  # fmt: skip
+    """Parse, validate and infer the shapes of the spec file at `path`, without torch. Raises SpecError (a mistake
+    in the spec) or UsageError (no such file, a bad input size or constant)."""
+    if isinstance(path, str) and ("\n" in path or "{" in path):  # a spec's text always has `layers { ... }`
+        raise UsageError("netspec.check and netspec.load take a spec file's path; for spec text, use checks or loads")
+    text, filename = read_spec(path)
+    return _checked(text, filename, input, constants)
 
 
-def check(
-    source: str | os.PathLike, input=None, constants: Mapping[str, Any] | None = None
+def checks(text: str | bytes, input: Size = None, constants: Mapping[str, Any] | None = None
+           ) -> tuple[Network, ShapeTable]:  # fmt: skip
+    """`check` for spec text."""
+    return _checked(text, None, input, constants)
+
+
+def _checked(
+    text: str | bytes, filename: str | None, input: Size, constants: Mapping[str, Any] | None
 ) -> tuple[Network, ShapeTable]:
-    """Parse, validate and infer shapes, without torch. Raises SpecError / UsageError."""
-    text, filename = read_source(source)
-    net = load_spec(text, filename, input=_input(input), constants=dict(constants or {}))
+    net = load_spec(text, filename, input=input_size(input), constants=dict(constants or {}))
     return net, infer(net)
 
 
-class Compiled(Record):
+@dataclass(frozen=True, slots=True)
+class Compiled:
     """What `netspec.load` returns: the validated network, its shape table, and the torch module."""
 
     network: Network
@@ -68,13 +52,22 @@ class Compiled(Record):
     module: Any  # torch.nn.Module
 
     @property
-    def train(self):
+    def train(self) -> TrainSpec:
         return self.network.train
 
 
-def load(source: str | os.PathLike, input=None, constants: Mapping[str, Any] | None = None) -> Compiled:
-    """Compile a spec (a path or spec text) to a torch module at `input` ("3x64x64" or (3, 64, 64))."""
-    from .build import build
+def load(path: str | os.PathLike[str], input: Size = None, constants: Mapping[str, Any] | None = None) -> Compiled:
+    """Compile the spec file at `path` to a torch module at `input` ("3x64x64" or (3, 64, 64); default: the
+    spec's), with `constants` overriding the spec's."""
+    return _compiled(*check(path, input, constants))
 
-    net, table = check(source, input, constants)
+
+def loads(text: str | bytes, input: Size = None, constants: Mapping[str, Any] | None = None) -> Compiled:
+    """`load` for spec text."""
+    return _compiled(*checks(text, input, constants))
+
+
+def _compiled(net: Network, table: ShapeTable) -> Compiled:
+    from .build import build  # torch is imported here, not by `check`
+
     return Compiled(net, table, build(net, table))

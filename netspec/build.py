@@ -8,12 +8,13 @@ spec's `forward` order.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import cast
 
 import torch
 from torch import nn
 
-from .errors import SpecError
-from .lang.elaborate import FStep, Network, Node
+from .lang import FStep, Network, Node
 from .shapes import ShapeTable, infer
 
 TORCH_LAYERS: dict[str, type[nn.Module]] = {
@@ -43,7 +44,7 @@ TORCH_LAYERS: dict[str, type[nn.Module]] = {
     "Softmax": nn.Softmax,
 }
 
-_FUNCTIONS = {
+_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
     "gelu": nn.functional.gelu,
     "silu": nn.functional.silu,
@@ -53,7 +54,7 @@ _FUNCTIONS = {
 }
 
 
-def _writes_in_place(modules) -> bool:
+def _writes_in_place(modules: Iterable[nn.Module]) -> bool:
     """Whether running these modules may overwrite their input: some layer was built with inplace=True."""
     return any(getattr(m, "inplace", False) for module in modules for m in module.modules())
 
@@ -70,10 +71,7 @@ class Residual(nn.Module):
         for name, module in body:
             self.add_module(name, module)
         self._body_names = [name for name, _ in body]
-        if shortcut is not None:
-            self.shortcut = shortcut
-        else:
-            self.shortcut = None
+        self.shortcut = shortcut
         # an in-place layer (ReLU(inplace=true) first in the body, ...) would overwrite x before x + body(x) reads
         # it: such a body gets its own copy of x
         self._copy_input = _writes_in_place([m for _, m in body] + ([shortcut] if shortcut is not None else []))
@@ -81,7 +79,7 @@ class Residual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x.clone() if self._copy_input else x
         for name in self._body_names:
-            y = self._modules[name](y)
+            y = cast(nn.Module, self._modules[name])(y)
         s = x if self.shortcut is None else self.shortcut(x)
         return y + s
 
@@ -96,63 +94,44 @@ class SpecModel(nn.Module):
     and rebuild the model from its spec, as netspec's checkpoints do.
     """
 
-    def __init__(self, name: str, children: list[tuple[str, nn.Module]], steps: list[FStep]):
+    def __init__(self, name: str, children: list[tuple[str, nn.Module]], steps: Sequence[FStep]):
         super().__init__()
         for child_name, module in children:
             self.add_module(child_name, module)
         # (kind, child name or function name) pairs; kept as plain data so torch.compile traces a simple loop
         self._steps: list[tuple[str, str]] = [(s.op, s.name) for s in steps]
         # `residual name` steps whose module writes in place: x + name(x) gives the module a copy of x
+        children_by_name = dict(children)
         self._copy_input = frozenset(
-            s.name for s in steps if s.op == "residual" and _writes_in_place([self._modules[s.name]])
+            s.name for s in steps if s.op == "residual" and _writes_in_place([children_by_name[s.name]])
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for op, name in self._steps:
             if op == "module":
-                x = self._modules[name](x)
+                x = cast(nn.Module, self._modules[name])(x)
             elif op == "residual":
-                x = x + self._modules[name](x.clone() if name in self._copy_input else x)
+                x = x + cast(nn.Module, self._modules[name])(x.clone() if name in self._copy_input else x)
             else:
                 x = _FUNCTIONS[name](x)
         return x
 
 
-def _check_name(name: str, node: Node, owner: nn.Module) -> None:
-    if hasattr(owner, name) and name not in owner._modules:
-        raise SpecError(
-            f"{name!r} cannot name a module: it is an attribute of torch's nn.Module",
-            node.loc,
-            hint="choose another name",
-            code="E080",
-        )
-
-
 def _module(node: Node, table: ShapeTable) -> nn.Module:
+    """The torch module of a node; its children's names were checked by the spec stage (`layers.MODULE_ATTRIBUTES`),
+    so registering them cannot clash with a torch attribute."""
     if node.config is not None:
-        cls = TORCH_LAYERS[node.kind]
-        kwargs = {**table.inferred.get(id(node), {}), **node.config.args()}
+        assert node.layer is not None
+        cls = TORCH_LAYERS[node.layer]
+        kwargs = {**table.inferred.get(node, {}), **node.config.args()}
         return cls(**kwargs)
     children = [(c.name, _module(c, table)) for c in node.children]
-    if node.kind == "Sequential":
-        seq = nn.Sequential()
-        for c, (name, child) in zip(node.children, children):
-            _check_name(name, c, seq)
-            seq.add_module(name, child)
-        return seq
+    if node.composite == "Sequential":
+        return nn.Sequential(OrderedDict(children))
     shortcut = None
     if node.shortcut is not None:
         items = [(c.name, _module(c, table)) for c in node.shortcut]
-        probe = nn.Sequential()
-        for c in node.shortcut:
-            _check_name(c.name, c, probe)
         shortcut = items[0][1] if len(items) == 1 and items[0][0] == "0" else nn.Sequential(OrderedDict(items))
-    # an instance, not the class: `training`, `_modules`, ... are set in __init__; `shortcut`, `_body_names` by ours
-    probe = Residual([], nn.Identity())
-    for c in node.children:
-        if c.name == "shortcut":
-            raise SpecError("'shortcut' cannot name a layer inside a Residual", c.loc, code="E080")
-        _check_name(c.name, c, probe)
     return Residual(children, shortcut)
 
 
@@ -160,14 +139,7 @@ def build(net: Network, table: ShapeTable | None = None) -> SpecModel:
     """Compile `net` (at its input size unless a table for another size is given) into a `SpecModel`."""
     if table is None:
         table = infer(net)
-    try:
-        children = []
-        probe = SpecModel(net.name, [], [])  # its own attributes (`_steps`, ...) are taken too
-        for node in net.layers:
-            _check_name(node.name, node, probe)
-            children.append((node.name, _module(node, table)))
-        cls = type(net.name, (SpecModel,), {"__doc__": f"The network {net.name}, compiled by netspec."})
-        return cls(net.name, children, net.forward)
-    except SpecError as e:
-        e.attach(net.filename, net.source)
-        raise
+    children = [(node.name, _module(node, table)) for node in net.layers]
+    cls = type(net.name, (SpecModel,), {"__doc__": f"The network {net.name}, compiled by netspec."})
+    model: SpecModel = cls(net.name, children, net.forward)
+    return model

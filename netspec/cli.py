@@ -17,7 +17,7 @@ from .errors import NetspecError, SpecError, UsageError
 
 
 def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
-    from .lang.elaborate import parse_size
+    from .lang import parse_size
 
     if text is None:
         return None
@@ -34,7 +34,7 @@ def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
 
 
 def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
-    from .lang.elaborate import parse_override
+    from .lang import parse_override
 
     out = {}
     for s in items:
@@ -123,11 +123,10 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
         net, table = check_spec(Path(spec), sizes[0] if sizes else None, constants)
         click.echo(shape_table(net, table))
         return
-    from .api import read_source
-    from .lang.elaborate import load_spec
+    from .lang import load_spec, read_spec
     from .shapes import infer, smallest_inputs
 
-    net = load_spec(*read_source(Path(spec)), input=sizes[0], constants=constants)  # each size is inferred below
+    net = load_spec(*read_spec(spec), input=sizes[0], constants=constants)  # each size is inferred below
     tables = []
     for size in sizes:
         try:

@@ -6,10 +6,11 @@ like rustc does and exits 1. `DataError` is the same idea for data sets (no spec
 
 from __future__ import annotations
 
-from .record import Record
+from dataclasses import dataclass
 
 
-class Location(Record):
+@dataclass(frozen=True, slots=True)
+class Location:
     """A place in a spec file: 1-based line and column; `end_column` marks the end of the caret span."""
 
     line: int

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .errors import SpecError
-from .lang.elaborate import Network
-from .shapes import ShapeTable, fmt_shape
+from .lang import Network
+from .shapes import Shape, ShapeTable, fmt_shape
 
 
 def _num(n: int) -> str:
@@ -14,7 +16,7 @@ def _num(n: int) -> str:
 def render_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
-    def line(cells):
+    def line(cells: list[str]) -> str:
         return "  ".join(
             c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
         ).rstrip()
@@ -31,7 +33,7 @@ def shape_table(net: Network, table: ShapeTable) -> str:
         rows.append(
             [
                 name,
-                r.kind,
+                r.label,
                 fmt_shape(r.out_shape),
                 _num(r.params) if r.is_leaf else f"({_num(r.params)})",
                 _num(r.macs) if r.is_leaf else f"({_num(r.macs)})",
@@ -43,7 +45,7 @@ def shape_table(net: Network, table: ShapeTable) -> str:
     return f"{head}\n{body}\n{total}"
 
 
-def side_by_side(net: Network, sizes, tables: list) -> str:
+def side_by_side(net: Network, sizes: Sequence[Shape], tables: Sequence[ShapeTable | SpecError]) -> str:
     ok = [t for t in tables if isinstance(t, ShapeTable)]
     base = ok[0] if ok else None
     headers = ["name", "layer"]
@@ -53,7 +55,7 @@ def side_by_side(net: Network, sizes, tables: list) -> str:
     if base is not None:
         for i, r in enumerate(base.rows):
             name = "  " * r.depth + r.path.rsplit(".", 1)[-1] if r.depth else r.path
-            cells = [name, r.kind]
+            cells = [name, r.label]
             for t in tables:
                 if isinstance(t, ShapeTable) and i < len(t.rows):
                     rr = t.rows[i]

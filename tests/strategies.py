@@ -1,436 +1,31 @@
-"""Shared helpers of `test_shapes.py` and `test_fuzz.py`.
-
-* `oracle(compiled)`: the static shape table must agree EXACTLY with torch (shapes of every row, per-row and total
-  parameters, torchinfo's parameter and mult-add totals).
-* A small model of layer stacks (`Layer`, `Seq`, `Res`), a torch reference that runs such a stack directly with
-  `torch.nn` (in_channels & co. taken from the real tensor), and hypothesis strategies that draw stacks and render
-  them as spec text with the language's sugar (constants with arithmetic, `repeat`, blocks, `forward`).
-
-Imported by the test modules as `strategies` (pytest puts `tests/` on sys.path: the folder has no __init__.py).
+"""Hypothesis strategies that draw random layer stacks with the shape in view (each drawn layer is run with torch
+as it is drawn) and write them as spec text (`stacks()`), for `test_fuzz.py`.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import signal
-import warnings
-from collections import defaultdict
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import torch
-import torchinfo
 from hypothesis import strategies as st
-from netspec.errors import SpecError
-from torch import nn
 
-# ----------------------------------------------------------------------------------------------------------------
-# The oracle
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _is_function_row(row) -> bool:
-    return row.kind.endswith("()")  # relu(), flatten(): `forward` functions, no module
-
-
-def _torchinfo_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
-    """torchinfo's formula (LayerInfo.calculate_macs) for one call at batch size 1."""
-    macs = 0
-    for name, p in module.named_parameters(recurse=False):
-        if name in ("weight", "bias"):
-            if "Conv" in type(module).__name__:
-                macs += p.numel() * math.prod(out_shape[2:])
-            else:
-                macs += p.numel()
-    return macs
-
-
-def oracle(compiled, *, batch: int = 2, use_torchinfo: bool = True) -> None:
-    """Assert that `compiled.shapes` describes `compiled.module` exactly (see the module docstring)."""
-    module, table = compiled.module, compiled.shapes
-    inp = tuple(table.input)
-    modules = dict(module.named_modules())
-    calls: dict[str, list[tuple[tuple, tuple]]] = defaultdict(list)  # path -> [(in shape, out shape)] per call
-
-    def hook(path):
-        def fn(mod, args, out):
-            calls[path].append((tuple(args[0].shape[1:]), tuple(out.shape[1:])))
-
-        return fn
-
-    handles = [m.register_forward_hook(hook(p)) for p, m in modules.items() if p]
-    try:
-        module.train()
-        with torch.no_grad():
-            out = module(torch.zeros(batch, *inp))
-    finally:
-        for h in handles:
-            h.remove()
-    assert tuple(out.shape) == (batch, *table.output), (tuple(out.shape), table.output)
-
-    # every module row matches the k-th call of the module at its path, in order
-    seen: dict[str, int] = defaultdict(int)
-    for row in table.rows:
-        if _is_function_row(row):
-            continue
-        assert row.path in modules, f"row {row.path!r} names no module; modules: {sorted(modules)}"
-        k = seen[row.path]
-        seen[row.path] += 1
-        assert k < len(calls[row.path]), f"row {row.path!r} #{k}: the module ran only {len(calls[row.path])} times"
-        real_in, real_out = calls[row.path][k]
-        assert row.in_shape == real_in, (row.path, row.kind, row.in_shape, real_in)
-        assert row.out_shape == real_out, (row.path, row.kind, row.out_shape, real_out)
-        mod = modules[row.path]
-        own = sum(p.numel() for p in mod.parameters())
-        assert row.params == (own if k == 0 else 0), (row.path, row.params, own, k)
-        if row.is_leaf:
-            assert not any(True for _ in mod.children()), f"{row.path}: a leaf row on a composite module"
-            assert row.macs == _torchinfo_macs(mod, (1, *real_out)), (row.path, row.kind, row.macs)
-    for path, got in calls.items():
-        assert seen[path] == len(got), f"module {path!r} ran {len(got)} times but has {seen[path]} rows"
-
-    # the top-level rows chain input -> output
-    top = [r for r in table.rows if r.depth == 0]
-    assert top and top[0].in_shape == inp and top[-1].out_shape == tuple(table.output)
-    for a, b in itertools.pairwise(top):
-        assert a.out_shape == b.in_shape, (a.path, a.out_shape, b.path, b.in_shape)
-
-    total = sum(p.numel() for p in module.parameters())
-    assert total == table.total_params, (total, table.total_params)
-
-    if use_torchinfo:
-        stats = torchinfo.summary(module, input_size=(1, *inp), verbose=0, mode="eval", device="cpu")
-        assert stats.total_params == table.total_params, (stats.total_params, table.total_params)
-        assert stats.total_mult_adds == table.total_macs, (stats.total_mult_adds, table.total_macs)
-
-
-def line_count(text: str) -> int:
-    """Lines of the text as the parser numbers them (CRLF and CR are line breaks; a final newline adds none)."""
-    from netspec.lang.syntax import normalize_source
-
-    try:
-        norm = normalize_source(text)
-    except SpecError:
-        norm = text
-    n = norm.count("\n") + 1
-    if norm.endswith("\n"):
-        n -= 1
-    return max(n, 1)
-
-
-def assert_located(err: SpecError, text: str) -> None:
-    """A SpecError from spec text points at a line and column inside it, and renders."""
-    assert err.loc is not None, f"no location: {err.message}"
-    n = line_count(text)
-    assert 1 <= err.loc.line <= n, (err.loc, n, err.message)
-    assert err.loc.column >= 1, (err.loc, err.message)
-    err.render()
-
-
-class Timeout(Exception):
-    pass
-
-
-@contextmanager
-def time_limit(seconds: float):
-    """Fail (instead of hanging) when the body runs longer than `seconds` (SIGALRM: main thread, Unix)."""
-
-    def handler(signum, frame):
-        raise Timeout(f"took longer than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# A model of layer stacks, rendered as spec text, and a torch reference that runs it without netspec
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Layer:
-    kind: str
-    args: tuple = ()  # positional values, in PyTorch's order without the inferred argument
-    kwargs: tuple = ()  # (name, value) pairs
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class Seq:
-    items: tuple
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class Res:
-    body: tuple
-    shortcut: tuple | None = None
-    name: str | None = None
-
-
-def fmt_value(v: Any) -> str:
-    """A Python value as spec text."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "None"
-    if isinstance(v, str):
-        return repr(v)
-    if isinstance(v, (tuple, list)):
-        inner = ", ".join(fmt_value(x) for x in v)
-        return f"({inner},)" if len(v) == 1 else f"({inner})"
-    if isinstance(v, float):
-        return repr(v) if ("." in repr(v) or "e" in repr(v)) else repr(v) + ".0"
-    return str(v)
-
-
-def fmt_call(layer: Layer, value=fmt_value) -> str:
-    parts = [value(a) for a in layer.args] + [f"{k}={value(v)}" for k, v in layer.kwargs]
-    return f"{layer.kind}({', '.join(parts)})"
-
-
-def render_items(items, indent: str = "    ") -> list[str]:
-    """Plain rendering (no sugar): one line per layer, composites in braces."""
-    out = []
-    for it in items:
-        prefix = f"{it.name} " if it.name else ""
-        if isinstance(it, Layer):
-            out.append(f"{indent}{prefix}{fmt_call(it)}")
-        elif isinstance(it, Seq):
-            out.append(f"{indent}{prefix}Sequential {{")
-            out += render_items(it.items, indent + "    ")
-            out.append(f"{indent}}}")
-        else:
-            out.append(f"{indent}{prefix}Residual {{")
-            out += render_items(it.body, indent + "    ")
-            if it.shortcut is None:
-                out.append(f"{indent}}}")
-            else:
-                out.append(f"{indent}}} shortcut {{")
-                out += render_items(it.shortcut, indent + "    ")
-                out.append(f"{indent}}}")
-    return out
-
-
-def render_spec(items, input: tuple[int, int, int]) -> str:
-    lines = [f"input {input[0]}x{input[1]}x{input[2]}", "layers {"] + render_items(items) + ["}"]
-    return "\n".join(lines) + "\n"
-
-
-class Stricter(Exception):
-    """netspec refuses this on purpose although torch would run it (the reason is the message)."""
-
-
-class TorchFailure(Exception):
-    """torch itself refuses this stack (constructor or forward raised)."""
-
-
-_INFERRED = {
-    "Conv2d": "in_channels",
-    "BatchNorm2d": "num_features",
-    "BatchNorm1d": "num_features",
-    "GroupNorm": "num_channels",
-    "Linear": "in_features",
-}
-_IMAGE_ONLY = ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d")
-_TORCH_POSITIONAL: dict[str, list[str]] = {}
-
-
-def torch_positional(kind: str) -> list[str]:
-    """PyTorch's own positional order (from the constructor's signature), without the inferred argument."""
-    if kind not in _TORCH_POSITIONAL:
-        import inspect
-
-        names = [
-            p.name
-            for p in inspect.signature(getattr(nn, kind)).parameters.values()
-            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.name not in ("device", "dtype")
-        ]
-        _TORCH_POSITIONAL[kind] = [n for n in names if n != _INFERRED.get(kind)]
-    return _TORCH_POSITIONAL[kind]
-
-
-def _plain(v):
-    if isinstance(v, list):
-        return tuple(v)
-    return v
-
-
-def ref_layer(layer: Layer, x: torch.Tensor, counts: list) -> torch.Tensor:
-    """Run one layer with torch directly: in_channels & co. from the real tensor. Raises Stricter/TorchFailure."""
-    kind = layer.kind
-    kwargs = dict(zip(torch_positional(kind), map(_plain, layer.args)))
-    kwargs.update({k: _plain(v) for k, v in layer.kwargs})
-    stricter = None
-    if kind in _IMAGE_ONLY and x.dim() != 4:
-        stricter = f"{kind} on a {x.dim() - 1}-D tensor per image: torch reads the batch as one unbatched image"
-        if kind == "Dropout2d":
-            stricter = "Dropout2d on a tensor that is not C x H x W: torch only warns"
-    if kind == "Linear" and x.dim() != 2:
-        stricter = "Linear on an unflattened tensor: torch applies it to the last dimension"
-    if kind == "Flatten":
-        start = kwargs.get("start_dim", 1)
-        if start == 0 or start == -x.dim():
-            stricter = "Flatten(start_dim=0) merges the batch into the features"
-    if kind in _INFERRED:
-        if kind == "Linear":
-            kwargs[_INFERRED[kind]] = x.shape[-1]
-        elif kind in _IMAGE_ONLY and x.dim() == 3:
-            kwargs[_INFERRED[kind]] = x.shape[0]  # as torch reads an unbatched image
-        else:
-            kwargs[_INFERRED[kind]] = x.shape[1]
-    try:
-        m = getattr(nn, kind)(**kwargs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            y = m(x)
-            # and one image in eval mode, as torchinfo and inference run it: GroupNorm with one value per group
-            # fails there (netspec refuses it), and so does BatchNorm(track_running_stats=False) with one value per
-            # channel, which runs with larger batches (netspec accepts it: noted, the oracle skips torchinfo)
-            try:
-                if not stricter:  # (a batch read as one unbatched image has no "one image")
-                    m.eval()(x[:1].clone())
-            except Exception:
-                if not (kind.startswith("BatchNorm") and kwargs.get("track_running_stats") is False):
-                    raise
-                counts.append("one image fails")
-            m.train()
-    except Exception as e:
-        raise TorchFailure(f"{kind}: {type(e).__name__}: {e}") from e
-    if stricter:  # torch ran it, netspec refuses it on purpose
-        raise Stricter(stricter)
-    counts.append(sum(p.numel() for p in m.parameters()))
-    return y
-
-
-@dataclass
-class RefResult:
-    output: tuple  # per image
-    params: int
-    single_image: bool  # whether it also runs on one image in eval mode (as torchinfo runs it)
-
-
-def reference(items, input: tuple[int, int, int], batch: int = 2) -> RefResult:
-    """The stack run with torch directly (a fresh module per layer, train mode, then one image in eval mode).
-    Raises Stricter or TorchFailure."""
-    counts: list = []
-    with torch.no_grad():
-        y = ref_items(items, torch.zeros(batch, *input), counts)
-    return RefResult(tuple(y.shape[1:]), sum(c for c in counts if isinstance(c, int)), "one image fails" not in counts)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# More of the model: sugar that only changes how a stack is written
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rep:
-    """`repeat i in start..stop { name{i} Kind(..., arg=a * i + b) }`: one layer per i."""
-
-    start: int
-    stop: int
-    kind: str
-    kwargs: tuple  # fixed (name, value) pairs
-    affine: tuple  # (name, a, b): the argument is a * i + b
-    name: str | None  # a name prefix: the layers are {name}{i}; None: anonymous
-
-    def expand(self) -> tuple:
-        out = []
-        for i in range(self.start, self.stop + 1):
-            kw = list(self.kwargs) + [(n, a * i + b) for n, a, b in self.affine]
-            out.append(Layer(self.kind, (), tuple(kw), None if self.name is None else f"{self.name}{i}"))
-        return tuple(out)
-
-
-@dataclass(frozen=True)
-class Blk:
-    """A use of a block: its plain layers are written once in `block bK(...)`; `params` are (layer index, argument,
-    parameter name) of the integer arguments passed at the call; `tag` fills the `{id}` in the layers' names."""
-
-    layers: tuple  # of Layer (names None: anonymous; else the name template's prefix)
-    params: tuple
-    tag: int
-
-    def expand(self) -> tuple:
-        return tuple(
-            Layer(ly.kind, (), ly.kwargs, None if ly.name is None else f"{ly.name}_{self.tag}") for ly in self.layers
-        )
-
-    def signature(self) -> tuple:
-        """What the block's definition depends on (the same for two uses of one block)."""
-        pset = {(i, a) for i, a, _ in self.params}
-        return tuple(
-            (ly.kind, ly.name, tuple((k, "@" if (j, k) in pset else v) for k, v in ly.kwargs))
-            for j, ly in enumerate(self.layers)
-        ) + (tuple(p for _, _, p in self.params),)
-
-
-@dataclass(frozen=True)
-class Fn:
-    """A `forward` function step: relu, gelu, silu, sigmoid, tanh, flatten."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class ResStep:
-    """`residual name` in `forward`: x + item(x)."""
-
-    item: Any
-
-
-_FN = {
-    "relu": torch.relu,
-    "gelu": nn.functional.gelu,
-    "silu": nn.functional.silu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "flatten": lambda x: torch.flatten(x, 1),
-}
-
-
-def _add(y, s, what):
-    if y.shape != s.shape:
-        try:
-            y + s
-        except Exception as e:
-            raise TorchFailure(f"{what}: {e}") from e
-        raise Stricter(f"{what} with different shapes: torch broadcasts them")
-    return y + s
-
-
-def ref_item(it, x: torch.Tensor, counts: list) -> torch.Tensor:
-    if isinstance(it, Layer):
-        return ref_layer(it, x, counts)
-    if isinstance(it, Seq):
-        return ref_items(it.items, x, counts)
-    if isinstance(it, Res):
-        y = ref_items(it.body, x, counts)
-        s = x if it.shortcut is None else ref_items(it.shortcut, x, counts)
-        return _add(y, s, "Residual")
-    if isinstance(it, (Rep, Blk)):
-        return ref_items(it.expand(), x, counts)
-    if isinstance(it, Fn):
-        return _FN[it.name](x)
-    if isinstance(it, ResStep):
-        return _add(ref_item(it.item, x, counts), x, "residual step")
-    raise AssertionError(it)
-
-
-def ref_items(items, x: torch.Tensor, counts: list) -> torch.Tensor:
-    for it in items:
-        x = ref_item(it, x, counts)
-    return x
-
+from layer_stacks import (
+    FUNCTIONS,
+    Blk,
+    Case,
+    Fn,
+    Layer,
+    Rep,
+    Res,
+    ResStep,
+    Seq,
+    Stricter,
+    TorchFailure,
+    Writer,
+    declared,
+    item_names,
+    ref_item,
+)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Hypothesis: random stacks, drawn with the shape in view (run with torch as they are drawn), then written as text
@@ -489,19 +84,44 @@ def layer_kwargs(draw, kind: str, shape: tuple) -> tuple:
             kw[name] = draw(strat)
 
     if kind == "Conv2d":
-        groups = draw(st.sampled_from(_divisors(c))) if draw(st.integers(0, 99)) < 25 else 1
-        if draw(st.integers(0, 99)) < 5:
-            groups = draw(st.integers(2, 4))  # often wrong
-        kw["out_channels"] = groups * draw(st.integers(1, 4))
-        kw["kernel_size"] = draw(st.one_of(_pair(1, 3), _pair(1, min(7, side + 2))))
-        maybe("stride", _pair(1, 3))
-        maybe("padding", st.one_of(_pair(0, 2), st.sampled_from(["same", "valid"])), 0.5)
+        _conv2d_kwargs(draw, maybe, kw, c, side)
+    elif kind in ("MaxPool2d", "AvgPool2d"):
+        _pool_kwargs(draw, maybe, kw, kind, side)
+    else:
+        _other_kwargs(draw, maybe, kw, kind, c)
+    return tuple(kw.items())
+
+
+def _conv2d_kwargs(draw, maybe, kw: dict[str, Any], c: int, side: int) -> None:
+    groups = draw(st.sampled_from(_divisors(c))) if draw(st.integers(0, 99)) < 25 else 1
+    if draw(st.integers(0, 99)) < 5:
+        groups = draw(st.integers(2, 4))  # often wrong
+    kw["out_channels"] = groups * draw(st.integers(1, 4))
+    kw["kernel_size"] = draw(st.one_of(_pair(1, 3), _pair(1, min(7, side + 2))))
+    maybe("stride", _pair(1, 3))
+    maybe("padding", st.one_of(_pair(0, 2), st.sampled_from(["same", "valid"])), 0.5)
+    maybe("dilation", _pair(1, 2), 0.2)
+    if groups != 1:
+        kw["groups"] = groups
+    maybe("bias", st.booleans(), 0.2)
+    maybe("padding_mode", st.sampled_from(["zeros", "reflect", "replicate", "circular"]), 0.2)
+
+
+def _pool_kwargs(draw, maybe, kw: dict[str, Any], kind: str, side: int) -> None:
+    kw["kernel_size"] = draw(_pair(1, min(4, side + 1)))
+    maybe("stride", st.one_of(st.none(), _pair(1, 3)))
+    maybe("padding", _pair(0, 2), 0.3)
+    maybe("ceil_mode", st.booleans(), 0.3)
+    if kind == "MaxPool2d":
         maybe("dilation", _pair(1, 2), 0.2)
-        if groups != 1:
-            kw["groups"] = groups
-        maybe("bias", st.booleans(), 0.2)
-        maybe("padding_mode", st.sampled_from(["zeros", "reflect", "replicate", "circular"]), 0.2)
-    elif kind in ("BatchNorm2d", "BatchNorm1d"):
+        maybe("return_indices", st.just(False), 0.05)
+    else:
+        maybe("count_include_pad", st.booleans(), 0.3)
+        maybe("divisor_override", st.one_of(st.none(), st.integers(1, 3)), 0.15)
+
+
+def _other_kwargs(draw, maybe, kw: dict[str, Any], kind: str, c: int) -> None:
+    if kind in ("BatchNorm2d", "BatchNorm1d"):
         maybe("eps", st.sampled_from([1e-5, 1e-3, 0.1]), 0.2)
         maybe("momentum", st.sampled_from([0.1, None, 0.5, 1.0]), 0.2)
         maybe("affine", st.booleans(), 0.3)
@@ -520,17 +140,6 @@ def layer_kwargs(draw, kind: str, shape: tuple) -> tuple:
         maybe("inplace", st.booleans(), 0.2)
     elif kind == "GELU":
         maybe("approximate", st.sampled_from(["none", "tanh"]))
-    elif kind in ("MaxPool2d", "AvgPool2d"):
-        kw["kernel_size"] = draw(_pair(1, min(4, side + 1)))
-        maybe("stride", st.one_of(st.none(), _pair(1, 3)))
-        maybe("padding", _pair(0, 2), 0.3)
-        maybe("ceil_mode", st.booleans(), 0.3)
-        if kind == "MaxPool2d":
-            maybe("dilation", _pair(1, 2), 0.2)
-            maybe("return_indices", st.just(False), 0.05)
-        else:
-            maybe("count_include_pad", st.booleans(), 0.3)
-            maybe("divisor_override", st.one_of(st.none(), st.integers(1, 3)), 0.15)
     elif kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
         opt = st.one_of(st.none(), st.integers(1, 4))
         kw["output_size"] = draw(st.one_of(st.integers(1, 4), st.tuples(opt, opt)))
@@ -545,7 +154,6 @@ def layer_kwargs(draw, kind: str, shape: tuple) -> tuple:
         maybe("bias", st.booleans(), 0.3)
     elif kind == "Softmax":
         kw["dim"] = draw(st.one_of(st.just(1), st.integers(-4, 3), st.none()))
-    return tuple(kw.items())
 
 
 def _try(item, x: torch.Tensor):
@@ -648,7 +256,7 @@ class _Gen:
         if top and self.use_forward and r < 0.54:
             if self.chance(0.5):
                 return ResStep(Seq(tuple(self.preserving(x))) if self.chance(0.5) else self.layer(x))
-            return Fn(self.d(st.sampled_from(sorted(_FN))))
+            return Fn(self.d(st.sampled_from(sorted(FUNCTIONS))))
         return self.layer(x)
 
     def rep(self, x: torch.Tensor) -> Rep:
@@ -742,176 +350,6 @@ class _Gen:
         return items or [Layer("Identity")]
 
 
-@dataclass
-class Case:
-    text: str
-    items: list
-    input: tuple[int, int, int]
-    load_input: str | None  # passed to load(input=...) when the text has no `input` line
-
-
-_KEYWORD_CASES = {True: ["true", "True"], False: ["false", "False"], None: ["None", "none"]}
-
-
-class _Writer:
-    """Writes a stack as spec text, choosing among the language's ways to say the same thing."""
-
-    def __init__(self, draw):
-        self.draw = draw
-        self.consts: dict[str, str] = {}  # name -> its definition's text
-        self.blocks: dict[tuple, tuple[str, list[str]]] = {}  # signature -> (name, parameter names)
-        self.block_text: list[str] = []
-
-    def d(self, strat):
-        return self.draw(strat)
-
-    def chance(self, p: float) -> bool:
-        return self.d(st.integers(0, 99)) < p * 100
-
-    def const(self, value_text: str) -> str:
-        name = f"k{len(self.consts)}"
-        self.consts[name] = value_text
-        return name
-
-    def int_expr(self, v: int, depth: int = 0) -> str:
-        """Text that evaluates to the integer v: a literal, or arithmetic over constants."""
-        if depth > 1 or not self.chance(0.3):
-            return str(v) if v >= 0 else f"-{-v}"
-        form = self.d(st.sampled_from(["const", "mul", "add", "sub", "floordiv", "mod", "neg", "paren"]))
-        if form == "const":
-            return self.const(self.int_expr(v, depth + 1))
-        if form == "mul" and v != 0:
-            m = self.d(st.sampled_from([d for d in (1, 2, 3, 4) if v % d == 0]))
-            return f"{self.const(self.int_expr(v // m, depth + 1))} * {m}"
-        if form == "add":
-            b = self.d(st.integers(0, 5))
-            return f"{self.int_expr(v - b, depth + 1)} + {b}"
-        if form == "sub":
-            b = self.d(st.integers(0, 5))
-            rhs = self.int_expr(b, depth + 1)
-            return f"{self.const(str(v + b))} - " + (rhs if rhs.isalnum() else f"({rhs})")
-        if form == "floordiv":
-            q, r = self.d(st.integers(1, 4)), self.d(st.integers(0, 3))
-            r %= q
-            return f"({v * q + r}) // {q}" if v * q + r >= 0 else f"-{-(v * q + r)} // {q}"
-        if form == "mod" and v >= 0:
-            m = v + self.d(st.integers(1, 5))
-            return f"{v + m * self.d(st.integers(0, 3))} % {m}"
-        if form == "neg":
-            return f"-({-v})" if v > 0 else f"-{-v}" if v < 0 else "-0"
-        return f"({self.int_expr(v, depth + 1)})"
-
-    def value(self, v: Any) -> str:
-        if isinstance(v, bool) or v is None:
-            return self.d(st.sampled_from(_KEYWORD_CASES[v]))
-        if isinstance(v, int):
-            return self.int_expr(v)
-        if isinstance(v, str):
-            return f"'{v}'" if self.chance(0.5) else f'"{v}"'
-        if isinstance(v, float):
-            return fmt_value(v)
-        if isinstance(v, tuple):
-            inner = ", ".join(self.value(x) for x in v)
-            return f"[{inner}]" if self.chance(0.3) else f"({inner})"
-        raise AssertionError(v)
-
-    def call(self, kind: str, kwargs: tuple, value=None) -> str:
-        value = value or self.value
-        order = torch_positional(kind)
-        have = dict(kwargs)
-        prefix = 0
-        while prefix < len(order) and order[prefix] in have:
-            prefix += 1
-        npos = self.d(st.integers(0, prefix))
-        pos = [value(have[n]) for n in order[:npos]]
-        rest = [(k, v) for k, v in kwargs if k not in order[:npos]]
-        rest = self.d(st.permutations(rest))
-        return f"{kind}({', '.join(pos + [f'{k}={value(v)}' for k, v in rest])})"
-
-    def items(self, items, indent: str) -> list[str]:
-        out = []
-        for it in items:
-            out += self.item(it, indent)
-        return out
-
-    def item(self, it, indent: str) -> list[str]:
-        prefix = f"{it.name} " if getattr(it, "name", None) else ""
-        if isinstance(it, Layer):
-            return [f"{indent}{prefix}{self.call(it.kind, it.kwargs)}"]
-        if isinstance(it, Seq):
-            return [f"{indent}{prefix}Sequential {{"] + self.items(it.items, indent + "  ") + [f"{indent}}}"]
-        if isinstance(it, Res):
-            lines = [f"{indent}{prefix}Residual {{"] + self.items(it.body, indent + "  ")
-            if it.shortcut is None:
-                return lines + [f"{indent}}}"]
-            return lines + [f"{indent}}} shortcut {{"] + self.items(it.shortcut, indent + "  ") + [f"{indent}}}"]
-        if isinstance(it, Rep):
-            var = self.d(st.sampled_from(["i", "j", "n", "idx"]))
-
-            def affine(a, b):
-                if a == 0:
-                    return self.int_expr(b)
-                return self.d(st.sampled_from([f"{a} * {var} + {b}", f"{var} * {a} + {b}", f"{b} + {a} * {var}"]))
-
-            args = tuple(it.kwargs) + tuple((n, ("@", a, b)) for n, a, b in it.affine)
-
-            def value(v):
-                return affine(v[1], v[2]) if isinstance(v, tuple) and v and v[0] == "@" else self.value(v)
-
-            name = f"{it.name}{{{var}}} " if it.name else ""
-            return [
-                f"{indent}repeat {var} in {self.int_expr(it.start)}..{self.int_expr(it.stop)} {{",
-                f"{indent}  {name}{self.call(it.kind, args, value)}",
-                f"{indent}}}",
-            ]
-        if isinstance(it, Blk):
-            return [f"{indent}{self.block_call(it)}"]
-        raise AssertionError(it)
-
-    def block_call(self, b: Blk) -> str:
-        sig = b.signature()
-        named = any(ly.name for ly in b.layers)
-        if sig not in self.blocks:
-            name = f"blk{len(self.blocks)}"
-            params = [p for _, _, p in b.params] + (["id"] if named else [])
-            lines = []
-            pmap = {(i, a): p for i, a, p in b.params}
-            for i, lay in enumerate(b.layers):
-                args = tuple((k, ("@p", pmap[(i, k)]) if (i, k) in pmap else v) for k, v in lay.kwargs)
-
-                def value(v):
-                    return v[1] if isinstance(v, tuple) and v and v[0] == "@p" else self.value(v)
-
-                lname = f"{lay.name}_{{id}} " if lay.name else ""
-                lines.append(f"  {lname}{self.call(lay.kind, args, value)}")
-            self.blocks[sig] = (name, params)
-            self.block_text.append(f"block {name}({', '.join(params)}) {{\n" + "\n".join(lines) + "\n}")
-        name, params = self.blocks[sig]
-        values = [dict(b.layers[i].kwargs)[a] for i, a, _ in b.params] + ([b.tag] if named else [])
-        args = list(zip(params, values))
-        if self.chance(0.3):
-            args = self.d(st.permutations(args))
-            return f"{name}({', '.join(f'{p}={self.int_expr(v)}' for p, v in args)})"
-        return f"{name}({', '.join(self.int_expr(v) for _, v in args)})"
-
-
-def _declared(items) -> list:
-    """The top-level declarations behind a run order (ResStep wraps a declared item; Fn declares nothing)."""
-    out = []
-    for it in items:
-        if isinstance(it, ResStep):
-            out.append(it.item)
-        elif not isinstance(it, Fn):
-            out.append(it)
-    return out
-
-
-def _names(it) -> list[str]:
-    if isinstance(it, (Rep, Blk)):
-        return [ly.name for ly in it.expand()]
-    return [it.name]
-
-
 @st.composite
 def stacks(draw) -> Case:
     """A random stack of layers written as spec text, with its model (for the torch reference)."""
@@ -930,8 +368,8 @@ def stacks(draw) -> Case:
             it = type(it)(**{**it.__dict__, "name": f"l{i}"})
         named.append(it)
     items = named
-    w = _Writer(draw)
-    decl = _declared(items)
+    w = Writer(draw)
+    decl = declared(items)
     if use_forward:
         decl = draw(st.permutations(decl))
     body = w.items(decl, "  ")
@@ -946,7 +384,7 @@ def stacks(draw) -> Case:
             elif isinstance(it, Rep):
                 steps.append(f"repeat q in {it.start}..{it.stop} {{ {it.name}{{q}} }}")
             else:
-                steps += _names(it)
+                steps += item_names(it)
         forward = "forward {\n  " + " ".join(steps) + "\n}"
     parts = [w.d(st.sampled_from(["network Fuzz", ""]))]
     in_text = True
@@ -964,18 +402,3 @@ def stacks(draw) -> Case:
     parts += tail[:head_n] + [layers] + ([forward] if forward else []) + tail[head_n:]
     text = "\n".join(p for p in parts if p) + "\n"
     return Case(text, items, inp, load_input)
-
-
-# shared by the test modules that run many tiny networks
-WARNING_FILTERS = [
-    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
-    pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning"),
-]
-
-
-def one_torch_thread():
-    """Tiny tensors: one thread is ~10x faster than fighting over the shared cores (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

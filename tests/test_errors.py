@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from netspec.cli import main
 from netspec.errors import SpecError, UsageError
-from netspec.lang.elaborate import load_spec
+from netspec.lang import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 ERRORS = ROOT / "tests" / "specs" / "errors"

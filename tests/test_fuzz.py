@@ -5,7 +5,7 @@
    optional `forward` with functions and residual steps) written as spec text. Either netspec compiles it and the
    oracle holds exactly (shapes, parameters, torchinfo's mult-adds), and the same stack run with torch directly gives
    the same output and parameter count; or netspec raises a located SpecError and torch refuses the stack too (or
-   netspec is stricter for one of the documented reasons: `strategies.Stricter`).
+   netspec is stricter for one of the documented reasons: `layer_stacks.Stricter`).
 2. `hypothesis.extra.lark.from_lark` on the real grammar: every text loads or raises SpecError (located) or
    UsageError; nothing else escapes, nothing hangs.
 3. The report's specs mutated (characters, lines, tokens deleted/duplicated/swapped, truncation): the same.
@@ -15,7 +15,6 @@ Runs are derandomized (profile "netspec-fuzz") so CI is deterministic.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
@@ -27,20 +26,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 from netspec.errors import SpecError, UsageError
-from netspec.lang import parsecache
-from netspec.lang.syntax import parse
 
-from strategies import (
-    WARNING_FILTERS,
-    Stricter,
-    TorchFailure,
-    assert_located,
-    one_torch_thread,
-    oracle,
-    reference,
-    stacks,
-    time_limit,
-)
+from layer_stacks import Stricter, TorchFailure, reference
+from oracle import WARNING_FILTERS, assert_located, one_torch_thread, oracle, time_limit
+from strategies import stacks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +76,7 @@ def test_random_stacks_agree_with_torch(case):
             ref_err = e
         try:
             with time_limit(20):
-                compiled = netspec.load(case.text, input=case.load_input)
+                compiled = netspec.loads(case.text, input=case.load_input)
         except SpecError as e:
             _located(e, case.text)
             assert ref_err is not None, f"netspec refused a stack torch runs:\n{e.render()}\n{case.text}"
@@ -127,6 +116,12 @@ _KEYWORDS = {
 }
 
 
+_NAMES = (
+    "a b x i id conv1 c_2 _x Conv2d ReLU Linear MaxPool2d Flatten BatchNorm2d "
+    "AdaptiveAvgPool2d Dropout relu flatten shortcut training kernel_size padding stride out_channels epochs data"
+).split()  # names the grammar strategy draws: layers, functions, keywords of the language, arguments
+
+
 def _grammar_strategy():
     """from_lark on the real grammar: whole files, and `layers { ... }` (+ `forward { ... }`) after an input line
     (whole files rarely hold a layers section). Every terminal is followed by a space (Lark's ignored WS is only
@@ -139,36 +134,7 @@ def _grammar_strategy():
     lark = lark_mod.Lark(
         text, parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "layers", "forward"]
     )
-    names = st.sampled_from(
-        [
-            "a",
-            "b",
-            "x",
-            "i",
-            "id",
-            "conv1",
-            "c_2",
-            "_x",
-            "Conv2d",
-            "ReLU",
-            "Linear",
-            "MaxPool2d",
-            "Flatten",
-            "BatchNorm2d",
-            "AdaptiveAvgPool2d",
-            "Dropout",
-            "relu",
-            "flatten",
-            "shortcut",
-            "training",
-            "kernel_size",
-            "padding",
-            "stride",
-            "out_channels",
-            "epochs",
-            "data",
-        ]
-    )
+    names = st.sampled_from(_NAMES)
     holes = st.builds(
         lambda a, b: f"{a}{{{b}}}",
         st.sampled_from(["a", "conv", "r_"]),
@@ -202,22 +168,11 @@ def _grammar_strategy():
     )
 
 
-def _cached_tree_is_the_tree(text: str) -> None:
-    """What the parse cache stores and reads back is the parsed tree itself (netspec.lang.parsecache)."""
-    try:
-        prog = parse(text)
-        stored = json.dumps(parsecache._encode(prog))
-    except (SpecError, RecursionError):
-        return  # nothing to cache (and a tree too deep for JSON is not cached)
-    assert parsecache._decode(json.loads(stored)) == prog
-
-
 def _must_load_or_refuse(text: str, input=None) -> None:
     """load() returns, or raises a located SpecError or a UsageError: no other exception, no hang."""
-    _cached_tree_is_the_tree(text)
     try:
         with time_limit(20):
-            net, table = netspec.check(text, input=input)
+            net, table = netspec.checks(text, input=input)
             if table.total_params <= MAX_BUILD_PARAMS:
                 from netspec.build import build
 
@@ -259,103 +214,76 @@ def test_grammar_texts_load_or_raise_located_errors(text):
 _TOKEN = re.compile(r"\d+x\d+x\d+|\d+\.\d+|\w+|'[^'\n]*'|\"[^\"\n]*\"|\.\.|//|\S")
 
 
+_MUTATIONS = (
+    "del_char dup_char swap_chars ins_char del_line dup_line swap_lines del_token dup_token swap_tokens "
+    "replace_token truncate"
+).split()
+_INSERTED_CHARS = list("{}()[],=.:;'\"#/*+-x0123456789 \n\t") + ["\r", "é", "\u00a0"]
+_REPLACEMENT_TOKENS = (
+    "Residual Sequential repeat { } ( ) 0 -1 2**3 1..2 x 'same' None true Linear(4) forward residual shortcut "
+    "block layers input 7x7x7"
+).split()
+
+
 @st.composite
 def mutated_specs(draw):
     name = draw(st.sampled_from(sorted(SPECS)))
     text = SPECS[name]
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(
-            st.sampled_from(
-                [
-                    "del_char",
-                    "dup_char",
-                    "swap_chars",
-                    "ins_char",
-                    "del_line",
-                    "dup_line",
-                    "swap_lines",
-                    "del_token",
-                    "dup_token",
-                    "swap_tokens",
-                    "replace_token",
-                    "truncate",
-                ]
-            )
-        )
+        op = draw(st.sampled_from(_MUTATIONS))
         if not text:
             break
         if op.endswith("char") or op == "swap_chars":
-            i = draw(st.integers(0, len(text) - 1))
-            if op == "del_char":
-                text = text[:i] + text[i + 1 :]
-            elif op == "dup_char":
-                text = text[:i] + text[i] + text[i:]
-            elif op == "ins_char":
-                ch = draw(st.sampled_from(list("{}()[],=.:;'\"#/*+-x0123456789 \n\t") + ["\r", "é", "\u00a0"]))
-                text = text[:i] + ch + text[i:]
-            else:
-                j = draw(st.integers(0, len(text) - 1))
-                a, b = sorted((i, j))
-                if a != b:
-                    text = text[:a] + text[b] + text[a + 1 : b] + text[a] + text[b + 1 :]
+            text = _mutate_chars(draw, text, op)
         elif op.endswith("line") or op == "swap_lines":
-            lines = text.split("\n")
-            i = draw(st.integers(0, len(lines) - 1))
-            if op == "del_line":
-                del lines[i]
-            elif op == "dup_line":
-                lines.insert(i, lines[i])
-            else:
-                j = draw(st.integers(0, len(lines) - 1))
-                lines[i], lines[j] = lines[j], lines[i]
-            text = "\n".join(lines)
+            text = _mutate_lines(draw, text, op)
         elif op == "truncate":
             text = text[: draw(st.integers(0, len(text)))]
         else:
-            toks = list(_TOKEN.finditer(text))
-            i = draw(st.integers(0, len(toks) - 1))
-            t = toks[i]
-            if op == "del_token":
-                text = text[: t.start()] + text[t.end() :]
-            elif op == "dup_token":
-                text = text[: t.end()] + " " + t.group() + text[t.end() :]
-            elif op == "replace_token":
-                new = draw(
-                    st.sampled_from(
-                        [
-                            "Residual",
-                            "Sequential",
-                            "repeat",
-                            "{",
-                            "}",
-                            "(",
-                            ")",
-                            "0",
-                            "-1",
-                            "2**3",
-                            "1..2",
-                            "x",
-                            "'same'",
-                            "None",
-                            "true",
-                            "Linear(4)",
-                            "forward",
-                            "residual",
-                            "shortcut",
-                            "block",
-                            "layers",
-                            "input",
-                            "7x7x7",
-                        ]
-                    )
-                )
-                text = text[: t.start()] + new + text[t.end() :]
-            else:
-                u = toks[draw(st.integers(0, len(toks) - 1))]
-                a, b = sorted((t, u), key=lambda m: m.start())
-                if a.start() != b.start():
-                    text = text[: a.start()] + b.group() + text[a.end() : b.start()] + a.group() + text[b.end() :]
+            text = _mutate_tokens(draw, text, op)
     return text
+
+
+def _mutate_chars(draw, text: str, op: str) -> str:
+    i = draw(st.integers(0, len(text) - 1))
+    if op == "del_char":
+        return text[:i] + text[i + 1 :]
+    if op == "dup_char":
+        return text[:i] + text[i] + text[i:]
+    if op == "ins_char":
+        return text[:i] + draw(st.sampled_from(_INSERTED_CHARS)) + text[i:]
+    j = draw(st.integers(0, len(text) - 1))
+    a, b = sorted((i, j))
+    return text[:a] + text[b] + text[a + 1 : b] + text[a] + text[b + 1 :] if a != b else text
+
+
+def _mutate_lines(draw, text: str, op: str) -> str:
+    lines = text.split("\n")
+    i = draw(st.integers(0, len(lines) - 1))
+    if op == "del_line":
+        del lines[i]
+    elif op == "dup_line":
+        lines.insert(i, lines[i])
+    else:
+        j = draw(st.integers(0, len(lines) - 1))
+        lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines)
+
+
+def _mutate_tokens(draw, text: str, op: str) -> str:
+    toks = list(_TOKEN.finditer(text))
+    t = toks[draw(st.integers(0, len(toks) - 1))]
+    if op == "del_token":
+        return text[: t.start()] + text[t.end() :]
+    if op == "dup_token":
+        return text[: t.end()] + " " + t.group() + text[t.end() :]
+    if op == "replace_token":
+        return text[: t.start()] + draw(st.sampled_from(_REPLACEMENT_TOKENS)) + text[t.end() :]
+    u = toks[draw(st.integers(0, len(toks) - 1))]
+    a, b = sorted((t, u), key=lambda m: m.start())
+    if a.start() == b.start():
+        return text
+    return text[: a.start()] + b.group() + text[a.end() : b.start()] + a.group() + text[b.end() :]
 
 
 @settings(FUZZ, max_examples=80)
@@ -371,7 +299,7 @@ def test_every_prefix_of_a_spec_is_handled(name):
     for n in range(len(lines) + 1):
         text = "\n".join(lines[:n])
         try:
-            netspec.check(text + "\n")
+            netspec.checks(text + "\n")
         except SpecError as e:
             _located(e, text + "\n")
 
@@ -386,7 +314,7 @@ def test_nested_empty_repeats_do_not_hang():
     ):
         with time_limit(1):
             try:
-                netspec.check(text)
+                netspec.checks(text)
             except SpecError as e:
                 _located(e, text)
 
@@ -396,14 +324,14 @@ def test_string_constants_cannot_grow_without_bound():
     consts = "a0 = 'xx'\n" + "".join(f"a{i + 1} = a{i} + a{i}\n" for i in range(24))
     text = "input 3x8x8\n" + consts + "layers { r ReLU() }\n"
     with pytest.raises(SpecError) as info:
-        netspec.check(text)
+        netspec.checks(text)
     _located(info.value, text)
 
 
 def test_huge_integer_literal_is_a_spec_error():
     text = "input 3x8x8\nk = " + "9" * 5000 + "\nlayers { r ReLU() }\n"
     with pytest.raises(SpecError) as info:
-        netspec.check(text)
+        netspec.checks(text)
     _located(info.value, text)
 
 
@@ -417,6 +345,6 @@ def test_huge_integer_literal_is_a_spec_error():
 )
 def test_huge_integers_in_names_are_spec_errors(text):
     try:
-        netspec.check(text)
+        netspec.checks(text)
     except SpecError as e:
         _located(e, text)

@@ -131,7 +131,7 @@ def test_the_input_size_is_solved_from_the_printed_sizes():
     )
     result = import_text(text, "rect.txt")
     assert result.input == (1, 2, 3) and "no square input fits" in result.spec
-    assert netspec.load(result.spec).module.fc.in_features == 12
+    assert netspec.loads(result.spec).module.fc.in_features == 12
     # --input picks another size that fits, and refuses one that does not
     assert import_text((GOLDEN / "tiny_best.txt").read_text(), input="3x150x150").input == (3, 150, 150)
     with pytest.raises(SpecError) as e:
@@ -146,7 +146,7 @@ def test_flat_input_networks_need_the_input_size():
         import_text(text, "mlp.txt")
     assert (e.value.loc.line, e.value.loc.column) == (3, 9) and e.value.hint == "pass the input size with --input CxHxW"
     spec = import_text(text, "mlp.txt", input="1x28x28").spec
-    assert "input 1x28x28" in spec and netspec.load(spec).module.fc.in_features == 784
+    assert "input 1x28x28" in spec and netspec.loads(spec).module.fc.in_features == 784
 
 
 def test_no_size_fits_is_a_located_error(capsys):
@@ -180,7 +180,7 @@ def test_worst_network_with_its_order_runs_as_the_hand_written_spec():
 
     spec = (IMPORTED / "cifar_worst.net").read_text()
     assert "# Run order: as given in cifar_worst.order" in spec
-    ours = netspec.load(spec, input="3x32x32").module.eval()
+    ours = netspec.loads(spec, input="3x32x32").module.eval()
     theirs = netspec.load(ROOT / "specs" / "cifar_worst.net").module.eval()
     ours.load_state_dict(theirs.state_dict(), strict=True)
     x = torch.randn(1, 3, 32, 32)
@@ -232,7 +232,7 @@ def test_torchvision_models_round_trip_with_weights(torchvision_model):
     assert "# Added: `flatten Flatten()` before 'classifier'" in result.spec
     assert result.input == {"AlexNet": (3, 63, 63), "VGG": (3, 32, 32)}[type(m).__name__]
     with torch.device("meta"):  # no time spent filling weights that are replaced next
-        compiled = netspec.load(result.spec).module.eval()
+        compiled = netspec.loads(result.spec).module.eval()
     assert list(compiled.state_dict()) == list(m.state_dict())
     compiled.load_state_dict(m.state_dict(), strict=True, assign=True)
     x = torch.randn(1, *result.input)
@@ -268,7 +268,7 @@ def test_from_module_round_trips_sequential_stacks():
     m = Net().eval()
     spec = from_module(m, name="Small")
     assert "network Small" in spec and "repeat i in 1..3 {" in spec
-    compiled = netspec.load(spec, input="3x16x16").module.eval()
+    compiled = netspec.loads(spec, input="3x16x16").module.eval()
     compiled.load_state_dict(m.state_dict(), strict=True)
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
@@ -301,7 +301,7 @@ def test_from_module_reads_sequential_subclasses_as_sequential():
     spec = from_module(m)
     assert "Sequential {\n        Conv2d(16, kernel_size=3, padding=1, bias=false)" in spec
     assert "# Run order: nn.Sequential's" in spec
-    assert str(netspec.load(spec).module).replace("Sequential(", "X(") == str(m).replace(
+    assert str(netspec.loads(spec).module).replace("Sequential(", "X(") == str(m).replace(
         "Conv2dNormActivation(", "X("
     ).replace("Sequential(", "X(")
 

@@ -8,39 +8,21 @@ from pathlib import Path
 
 import netspec
 import pytest
-from netspec.errors import SpecError, UsageError
-from netspec.lang import layers as L
-from netspec.lang.elaborate import (
-    MODULE_ATTRIBUTES,
-    SEQUENTIAL_ATTRIBUTES,
-    _show,
+from netspec.errors import UsageError
+from netspec.lang import (
+    FUNCTIONS,
+    LAYERS,
     describe_type,
-    load_spec,
+    parse,
     parse_override,
+    show,
 )
-from netspec.lang.syntax import parse
+
+from spec_helpers import error_of, names, net_of, spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "language.md"
 EXAMPLES = sorted((ROOT / "examples").glob("*.net"))
-
-
-def spec(body: str, head: str = "input 3x8x8\n") -> str:
-    return head + body
-
-
-def net_of(text: str, **kw):
-    return load_spec(text, "t.net", **kw)
-
-
-def error_of(text: str, **kw) -> SpecError:
-    with pytest.raises(SpecError) as exc:
-        netspec.check(text, **kw)
-    return exc.value
-
-
-def names(nodes) -> list[str]:
-    return [n.name for n in nodes]
 
 
 # ---- documentation and examples ------------------------------------------------------------------------------------
@@ -49,13 +31,13 @@ def names(nodes) -> list[str]:
 def layer_table() -> list[str]:
     """The rows of the layer table of docs/language.md, as the code describes the layers today."""
     rows = []
-    for name, cls in L.LAYERS.items():
+    for name, cls in LAYERS.items():
         order = list(cls.POSITIONAL) + [n for n in cls.model_fields if n not in cls.POSITIONAL]
         args = []
         for n in order:
             f = cls.model_fields[n]
             star = "" if n in cls.POSITIONAL else "*"
-            args.append(f"`{star}{n}`" if f.is_required() else f"`{star}{n}={_show(f.default)}`")
+            args.append(f"`{star}{n}`" if f.is_required() else f"`{star}{n}={show(f.default)}`")
         inferred = ", ".join(f"`{n}`" for n in cls.INFERRED) or "—"
         rows.append(f"| `{name}` | {', '.join(args) or '—'} | {inferred} | {cls.DOC} |")
     return rows
@@ -63,9 +45,9 @@ def layer_table() -> list[str]:
 
 def test_every_layer_is_documented():
     doc = DOCS.read_text(encoding="utf-8")
-    for name in L.LAYERS:
+    for name in LAYERS:
         assert f"`{name}`" in doc, name
-    for name in L.FUNCTIONS:
+    for name in FUNCTIONS:
         assert f"| `{name}` |" in doc, name
 
 
@@ -78,7 +60,7 @@ def test_layer_table_in_the_docs_matches_the_code():
 
 def test_argument_types_in_the_docs_match_the_code():
     doc = DOCS.read_text(encoding="utf-8")
-    for name, cls in L.LAYERS.items():
+    for name, cls in LAYERS.items():
         for arg, f in cls.model_fields.items():
             described = describe_type(f.annotation, f.metadata)
             assert re.search(rf"\| `{arg}` \| {re.escape(described)} \|[^\n]*\b{name}\b", doc), (name, arg)
@@ -128,7 +110,7 @@ def test_examples_are_what_they_claim():
     assert resnet.module.res1_1.shortcut is None
     assert resnet.train.schedule.kind() == "CosineAnnealingLR" and resnet.train.schedule.T_max == 30
     deeper = netspec.load(ROOT / "examples" / "resnet_small.net", constants={"depth": 5})  # ResNet-32
-    assert sum(1 for n in deeper.network.layers if n.kind == "Residual") == 15
+    assert sum(1 for n in deeper.network.layers if n.composite == "Residual") == 15
 
 
 # ---- constants and arithmetic --------------------------------------------------------------------------------------
@@ -201,7 +183,7 @@ WIDE = spec(
 
 
 def test_set_overrides_a_constant_and_what_depends_on_it():
-    compiled = netspec.load(WIDE, constants={"classes": 100, "width": 8})
+    compiled = netspec.loads(WIDE, constants={"classes": 100, "width": 8})
     m = compiled.module
     assert (m.c.out_channels, m.h.out_features, m.out.out_features) == (8, 16, 100)
     assert compiled.network.constants == {"classes": 100, "width": 8, "hidden": 16}
@@ -231,16 +213,29 @@ def test_parse_override_refuses(text):
 
 def test_set_of_an_unknown_constant_is_a_usage_error():
     with pytest.raises(UsageError, match=r"no constant 'clases' \(did you mean 'classes'\?\)"):
-        netspec.check(WIDE, constants={"clases": 100})
+        netspec.checks(WIDE, constants={"clases": 100})
     with pytest.raises(UsageError, match="its constants: none"):
-        netspec.check(spec("layers { f Flatten() }"), constants={"x": 1})
+        netspec.checks(spec("layers { f Flatten() }"), constants={"x": 1})
+
+
+def test_load_takes_a_path_and_loads_takes_text(tmp_path):
+    text = spec("layers { f Flatten() fc Linear(2) }")
+    (tmp_path / "t.net").write_text(text)
+    for path in (tmp_path / "t.net", str(tmp_path / "t.net")):
+        net, _ = netspec.check(path)
+        assert net.filename == str(tmp_path / "t.net")
+    assert netspec.checks(text)[0].filename is None
+    with pytest.raises(UsageError, match="for spec text, use checks or loads"):
+        netspec.check(text)
+    with pytest.raises(UsageError, match="no such file"):
+        netspec.load(tmp_path / "missing.net")
 
 
 def test_input_override_and_missing_input():
-    net, table = netspec.check(spec("layers { c Conv2d(4, 3) f Flatten() fc Linear(2) }"), input="1x10x10")
+    net, table = netspec.checks(spec("layers { c Conv2d(4, 3) f Flatten() fc Linear(2) }"), input="1x10x10")
     assert table.rows[0].out_shape == (4, 8, 8) and net.input == (1, 10, 10)
     assert error_of("layers { f Flatten() }").code == "E013"
-    net, _ = netspec.check("layers { f Flatten() }", input=(3, 4, 4))
+    net, _ = netspec.checks("layers { f Flatten() }", input=(3, 4, 4))
     assert net.input == (3, 4, 4)
 
 
@@ -248,7 +243,7 @@ def test_input_override_and_missing_input():
 
 
 def test_positional_arguments_follow_pytorch_order():
-    m = netspec.load(spec("layers { c Conv2d(16, 5, 2, 1, 1, 1, false, 'reflect') }")).module
+    m = netspec.loads(spec("layers { c Conv2d(16, 5, 2, 1, 1, 1, false, 'reflect') }")).module
     assert (
         m.c.in_channels,
         m.c.out_channels,
@@ -261,7 +256,7 @@ def test_positional_arguments_follow_pytorch_order():
 
 
 def test_values_reach_the_torch_module_as_written():
-    m = netspec.load(
+    m = netspec.loads(
         spec("""layers {
         same   Conv2d(4, kernel_size=(1, 3), padding='same')
         valid  Conv2d(4, kernel_size=[3, 1], padding='valid', bias=False)
@@ -337,7 +332,7 @@ COMPOSITES = spec("""layers {
 
 
 def test_sequential_and_residual_print_as_modules():
-    text = str(netspec.load(COMPOSITES).module)
+    text = str(netspec.loads(COMPOSITES).module)
     assert (
         text
         == """Net(
@@ -379,7 +374,7 @@ def test_residual_computes_body_plus_shortcut():
     import torch
 
     torch.manual_seed(0)
-    m = netspec.load(COMPOSITES).module.eval()
+    m = netspec.loads(COMPOSITES).module.eval()
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         y = m.seq(x)
@@ -394,313 +389,3 @@ def test_residual_shape_errors():
     e = error_of(spec("layers { r Residual { Conv2d(8, 3, padding=1) } }"))
     assert e.code == "E072" and (e.loc.line, e.loc.column) == (2, 10)
     assert error_of(spec("layers { r Residual { } }")).code == "E046"
-
-
-# ---- blocks --------------------------------------------------------------------------------------------------------
-
-BLOCKS = spec("""width = 4
-block cbr(id, out, k=3, pad=k // 2) {
-    conv{id}  Conv2d(out, kernel_size=k, padding=pad)
-    relu{id}  ReLU()
-}
-block pair(s, c=width) {
-    cbr(s + "a", c)
-    cbr(s + "b", 2 * c, k=1)
-}
-layers {
-    cbr(1, 8)
-    cbr(id=2, out=8, k=5)
-    pair("3")
-    wrap Sequential { pair("4", c=2) }
-}""")
-
-
-def test_blocks_with_defaults_keywords_and_nesting():
-    net = net_of(BLOCKS)
-    assert names(net.layers) == ["conv1", "relu1", "conv2", "relu2", "conv3a", "relu3a", "conv3b", "relu3b", "wrap"]
-    by = {n.name: n for n in net.layers}
-    assert (by["conv1"].config.kernel_size, by["conv1"].config.padding) == (3, 1)
-    assert (by["conv2"].config.kernel_size, by["conv2"].config.padding) == (5, 2)  # default from a parameter
-    assert (by["conv3a"].config.out_channels, by["conv3b"].config.out_channels) == (4, 8)  # default = a constant
-    assert by["conv3b"].config.kernel_size == 1
-    assert names(by["wrap"].children) == ["conv4a", "relu4a", "conv4b", "relu4b"]
-    assert by["wrap"].children[2].config.out_channels == 4
-
-
-@pytest.mark.parametrize(
-    "use,message",
-    [
-        ("cbr(1)", "block cbr needs argument 'out'"),
-        ("cbr(1, 2, 3, 4, 5)", "block cbr takes 4 arguments, got 5"),
-        ("cbr(1, 2, kk=3)", "block cbr has no parameter 'kk'"),
-        ("cbr(1, 2, id=3)", "block cbr got parameter 'id' twice"),
-        ("x cbr(1, 2)", "'cbr' is a block: its layers carry their own names"),
-    ],
-)
-def test_block_use_errors(use, message):
-    text = BLOCKS.replace("    cbr(1, 8)\n", f"    {use}\n")
-    assert error_of(text).message == message
-
-
-def test_blocks_see_their_parameters_and_constants_not_the_callers_variables():
-    text = spec("block b() { c{i} Conv2d(4, 3) }\nlayers { repeat i in 1..2 { b() } }")
-    e = error_of(text)
-    assert e.code == "E020" and "'i'" in e.message
-    e = error_of(spec("block a() { b() }\nblock b() { a() }\nlayers { a() }"))
-    assert e.code == "E044" and e.message == "block 'a' uses itself (a -> b -> a)"
-
-
-def test_errors_in_a_blocks_layers_point_at_the_use():
-    text = spec("block b(c) { conv{c} Conv2d(c, 3) }\nlayers {\n  b(4)\n  f Flatten()\n  b(5)\n}")
-    e = error_of(text)
-    assert e.code == "E070" and (e.loc.line, e.loc.column) == (6, 3)  # the second use, after Flatten
-
-
-# ---- repeat and name templates -------------------------------------------------------------------------------------
-
-
-def test_repeat_is_inclusive_and_templates_fill_in():
-    net = net_of(
-        spec("""n = 3
-layers {
-    repeat i in 1..n { layer{i+1} Conv2d(4 * i, 1) }
-    repeat s in 0..1 { repeat i in 1..2 { b{s}_{i} ReLU()  c{s*10+i} Identity() } }
-    repeat i in 2..2 { Identity() }
-}""")
-    )
-    assert names(net.layers) == [
-        "layer2",
-        "layer3",
-        "layer4",
-        "b0_1",
-        "c1",
-        "b0_2",
-        "c2",
-        "b1_1",
-        "c11",
-        "b1_2",
-        "c12",
-        "11",
-    ]
-    assert [n.config.out_channels for n in net.layers[:3]] == [4, 8, 12]
-
-
-def test_repeat_errors():
-    assert error_of(spec("layers { repeat i in 3..1 { c{i} ReLU() } }")).message == "the range 3..1 is empty"
-    assert error_of(spec("layers { repeat i in 1..2.5 { c{i} ReLU() } }")).code == "E043"
-    assert error_of(spec("layers { repeat i in 1..100000 { c{i} ReLU() } }")).code == "E043"
-    e = error_of(spec("layers { repeat i in 1..2 { c ReLU() } }"))
-    assert e.code == "E041" and e.hint == "put the repeat variable in the name: c{i} or c_{i}"
-
-
-def test_string_parameters_make_names():
-    net = net_of(spec('block b(id) { conv{id} Conv2d(4, 3, padding=1) }\nlayers { b("2_0") b(3) }'))
-    assert names(net.layers) == ["conv2_0", "conv3"]
-
-
-@pytest.mark.parametrize("name", sorted(MODULE_ATTRIBUTES)[:5] + ["training", "forward", "train", "_x"])
-def test_reserved_names_are_refused(name):
-    assert error_of(spec(f"layers {{ {name} ReLU() }}")).code == "E047"
-
-
-def test_reserved_names_cover_torch():
-    # a new torch attribute would break `compile` for a spec `check` accepts: keep the lists in step with torch
-    import torch.nn as nn
-
-    public = {n for n in dir(nn.Module()) if not n.startswith("_")}
-    assert public <= MODULE_ATTRIBUTES, public - MODULE_ATTRIBUTES
-    seq = {n for n in dir(nn.Sequential()) if not n.startswith("_")} - public
-    assert seq <= SEQUENTIAL_ATTRIBUTES, seq - SEQUENTIAL_ATTRIBUTES
-    assert error_of(spec("layers { s Sequential { pop ReLU() } }")).code == "E047"
-    assert error_of(spec("layers { r Residual { shortcut ReLU() } }")).code == "E047"
-    net_of(spec("layers { pop ReLU() }"))  # only a Sequential has `pop`
-
-
-# ---- forward -------------------------------------------------------------------------------------------------------
-
-FORWARD = spec(
-    """layers {
-    fc2   Linear(4)
-    conv  Conv2d(1, 3, padding=1)
-    r1    Sequential { Conv2d(1, 3, padding=1)  ReLU() }
-    r2    Sequential { Conv2d(1, 3, padding=1) }
-    fc1   Linear(4)                 # 1x2x2 = 4 features in, 4 out: it can run twice
-}
-forward {
-    conv relu
-    repeat i in 1..2 { residual r{i} }
-    flatten fc1 tanh fc1 sigmoid fc2
-}""",
-    head="input 3x2x2\n",
-)
-
-
-def test_forward_runs_modules_functions_and_residual_steps():
-    import torch
-
-    compiled = netspec.load(FORWARD)
-    m = compiled.module.eval()
-    assert [s.op for s in compiled.network.forward] == [
-        "module",
-        "function",
-        "residual",
-        "residual",
-        "function",
-        "module",
-        "function",
-        "module",
-        "function",
-        "module",
-    ]
-    assert list(m._modules) == ["fc2", "conv", "r1", "r2", "fc1"]  # declaration order
-    x = torch.randn(3, 3, 2, 2)
-    with torch.no_grad():
-        y = torch.relu(m.conv(x))
-        y = y + m.r1(y)
-        y = y + m.r2(y)
-        y = torch.sigmoid(m.fc1(torch.tanh(m.fc1(torch.flatten(y, 1)))))  # fc1 runs twice, one weight
-        y = m.fc2(y)
-        assert torch.allclose(m(x), y)
-
-
-def test_without_forward_the_declaration_order_runs():
-    net = net_of(spec("layers { f Flatten() a Linear(3) b Linear(2) }"))
-    assert not net.explicit_forward and [(s.op, s.name) for s in net.forward] == [
-        ("module", "f"),
-        ("module", "a"),
-        ("module", "b"),
-    ]
-
-
-@pytest.mark.parametrize(
-    "fwd,code",
-    [
-        ("c nothere", "E050"),
-        ("residual relu", "E050"),
-        ("relu", "E051"),  # c is never run
-        ("c residual d", "E072"),  # d changes the shape
-    ],
-)
-def test_forward_errors(fwd, code):
-    text = spec(f"layers {{ c Conv2d(4, 3, padding=1) d Conv2d(8, 3, padding=1) }}\nforward {{ {fwd} d }}")
-    assert error_of(text).code == code
-
-
-# ---- train ---------------------------------------------------------------------------------------------------------
-
-
-def test_train_defaults():
-    for text in (spec("layers { f Flatten() }"), spec("layers { f Flatten() }\ntrain { }")):
-        t = net_of(text).train
-        assert (t.data, t.epochs, t.batch_size, t.test_batch_size, t.seed, t.label_smoothing) == (
-            "shapes",
-            10,
-            128,
-            1000,
-            0,
-            0.0,
-        )
-        assert (t.optimizer.kind(), t.optimizer.lr, t.optimizer.momentum) == ("SGD", 0.01, 0.9)
-        assert (t.schedule, t.augment, t.normalize) == (None, (), None)
-
-
-def test_train_every_setting():
-    t = net_of(
-        spec("""opt = Adam(lr=3e-4, betas=(0.9, 0.99))
-layers { f Flatten() }
-train {
-    data cifar100  epochs 7  batch_size 64  test_batch_size 500  seed 3  label_smoothing 0.1
-    optimizer opt
-    schedule MultiStepLR((3, 5), gamma=0.5)
-    augment [RandomCrop(padding=(1, 2)), RandomHorizontalFlip(0.25), RandomVerticalFlip, ColorJitter(0.1, 0.2),
-             RandomRotation((-10, 10))]
-    normalize Normalize((0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
-}""")
-    ).train
-    assert (t.data, t.epochs, t.batch_size, t.test_batch_size, t.seed, t.label_smoothing) == (
-        "cifar100",
-        7,
-        64,
-        500,
-        3,
-        0.1,
-    )
-    assert (t.optimizer.kind(), t.optimizer.lr, t.optimizer.betas) == ("Adam", 3e-4, (0.9, 0.99))
-    assert (t.schedule.kind(), t.schedule.milestones, t.schedule.gamma) == ("MultiStepLR", (3, 5), 0.5)
-    assert [a.kind() for a in t.augment] == [
-        "RandomCrop",
-        "RandomHorizontalFlip",
-        "RandomVerticalFlip",
-        "ColorJitter",
-        "RandomRotation",
-    ]
-    assert (t.augment[0].size, t.augment[0].padding, t.augment[1].p, t.augment[4].degrees) == (
-        (8, 8),
-        (1, 2),
-        0.25,
-        (-10, 10),
-    )
-    assert (t.normalize.mean, t.normalize.std) == ((0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
-
-
-@pytest.mark.parametrize(
-    "word,name",
-    [
-        ("tiny-imagenet", "tiny-imagenet"),
-        ("fashion-mnist", "fashion-mnist"),
-        ("tiny_imagenet", "tiny-imagenet"),
-        ("cifar-10", "cifar10"),
-        ("CIFAR10", "cifar10"),
-        ("'data/my folder'", "data/my folder"),
-        ("mnist", "mnist"),
-    ],
-)
-def test_data_names(word, name):
-    assert net_of(spec(f"layers {{ f Flatten() }}\ntrain {{ data {word} }}")).train.data == name
-
-
-def test_unknown_data_name_is_an_error_at_the_word():
-    e = error_of(spec("layers { f Flatten() }\ntrain { data tiny-imagnet }"))
-    assert e.code == "E061" and (e.loc.line, e.loc.column) == (3, 14) and "'tiny-imagenet'" in e.hint
-
-
-def test_schedule_inference():
-    t = net_of(spec("layers { f Flatten() }\ntrain { epochs 12 schedule CosineAnnealingLR() }")).train
-    assert t.schedule.T_max == 12
-    t = net_of(spec("layers { f Flatten() }\ntrain { epochs 12 schedule CosineAnnealingLR(5) }")).train
-    assert t.schedule.T_max == 5
-    t = net_of(spec("layers { f Flatten() }\ntrain { optimizer SGD(lr=0.2) schedule OneCycleLR() }")).train
-    assert t.schedule.max_lr == 0.2
-    t = net_of(spec("layers { f Flatten() }\ntrain { schedule None }")).train
-    assert t.schedule is None
-
-
-def test_random_crop_size_is_the_input_size():
-    text = spec("layers { f Flatten() }\ntrain { augment [RandomCrop(padding=4)] }")
-    assert net_of(text).train.augment[0].size == (8, 8)
-    assert net_of(text, input=(3, 64, 48)).train.augment[0].size == (64, 48)
-    assert net_of(text.replace("RandomCrop(padding=4)", "RandomCrop(8, padding=4)")).train.augment[0].size == 8
-    e = error_of(text.replace("RandomCrop(padding=4)", "RandomCrop(6, padding=4)"))
-    assert e.code == "E062" and (e.loc.line, e.loc.column) == (3, 18)
-    assert "6x6 images, but the input is 8x8" in e.message
-
-
-@pytest.mark.parametrize(
-    "setting,code",
-    [
-        ("lr 0.1", "E060"),
-        ("epochs 3 epochs 4", "E060"),
-        ("epochs 0", "E061"),
-        ("batch_size '128'", "E061"),
-        ("epochs 2.5", "E061"),
-        ("optimizer SDG()", "E064"),
-        ("augment [ToTensor()]", "E064"),
-        ("augment [Normalize((0.5,), (0.5,))]", "E064"),
-        ("optimizer 'SGD'", "E063"),
-        ("epochs ten", "E061"),
-        ("normalize Normalize((0.5, 0.5), (0.5,))", "E062"),
-        ("normalize Normalize((0.5,), (0.0,))", "E036"),
-    ],
-)
-def test_train_errors(setting, code):
-    assert error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ {setting} }}")).code == code

@@ -1,8 +1,8 @@
 """The shape oracle: static inference (`netspec.shapes`, no torch) agrees EXACTLY with torch for every layer kind.
 
-For each case a tiny spec is compiled with `netspec.load` and checked by `strategies.oracle`: the real output and
+For each case a tiny spec is compiled with `netspec.load` and checked by `oracle.oracle`: the real output and
 every row's real in/out shape (forward hooks, matched by module path), per-row and total parameters, the per-row
-mult-adds by torchinfo's formula and torchinfo's own totals. Each case is also run by `strategies.reference`, which
+mult-adds by torchinfo's formula and torchinfo's own totals. Each case is also run by `layer_stacks.reference`, which
 builds the same stack from `torch.nn` directly (in_channels & co. from the real tensor), without netspec.
 
 Cases torch refuses must be refused statically with a located SpecError; where netspec refuses something torch
@@ -21,20 +21,8 @@ from netspec.lang import layers as Lmod
 from netspec.shapes import MAX_ELEMENTS
 from torch import nn
 
-from strategies import (
-    WARNING_FILTERS,
-    Layer,
-    Res,
-    Seq,
-    Stricter,
-    TorchFailure,
-    assert_located,
-    one_torch_thread,
-    oracle,
-    reference,
-    render_spec,
-    torch_positional,
-)
+from layer_stacks import Layer, Res, Seq, Stricter, TorchFailure, reference, render_spec, torch_positional
+from oracle import WARNING_FILTERS, expect_shape_error, one_torch_thread, oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,7 +237,7 @@ def test_static_shapes_agree_with_torch(case):
     inp, items = ACCEPT[case]
     items = _fix_names(items)
     text = render_spec(items, inp)
-    compiled = netspec.load(text)
+    compiled = netspec.loads(text)
     oracle(compiled)
     # and a stack built from torch.nn directly (no netspec) gives the same output and parameter count
     ref = reference(items, inp)
@@ -257,7 +245,7 @@ def test_static_shapes_agree_with_torch(case):
     assert ref.params == compiled.shapes.total_params
     assert ref.single_image
     # check() (no torch) gives the same table
-    _, table = netspec.check(text)
+    _, table = netspec.checks(text)
     assert [(r.path, r.in_shape, r.out_shape, r.params, r.macs) for r in table.rows] == [
         (r.path, r.in_shape, r.out_shape, r.params, r.macs) for r in compiled.shapes.rows
     ]
@@ -347,25 +335,12 @@ REJECT_STRICTER = {
 }
 
 
-def _expect_spec_error(text: str, fragment: str):
-    with pytest.raises(netspec.SpecError) as info:
-        netspec.check(text)
-    err = info.value
-    assert_located(err, text)
-    assert fragment in err.message, err.message
-    assert err.code.startswith("E07"), err.code  # a shape error, not a syntax/validation one
-    # load() refuses it the same way, before building anything
-    with pytest.raises(netspec.SpecError):
-        netspec.load(text)
-    return err
-
-
 @pytest.mark.parametrize("case", list(REJECT_TORCH_TOO))
 def test_torch_refusals_are_refused_statically(case):
     inp, items, fragment = REJECT_TORCH_TOO[case]
     items = _fix_names(items)
     text = render_spec(items, inp)
-    err = _expect_spec_error(text, fragment)
+    err = expect_shape_error(text, fragment)
     # the location is the failing layer's line
     bad_line = text.splitlines()[err.loc.line - 1]
     assert bad_line.strip() and not bad_line.startswith("input"), bad_line
@@ -378,7 +353,7 @@ def test_stricter_than_torch_by_design(case):
     inp, items, fragment, _why = REJECT_STRICTER[case]
     items = _fix_names(items)
     text = render_spec(items, inp)
-    _expect_spec_error(text, fragment)
+    expect_shape_error(text, fragment)
     with pytest.raises(Stricter):
         reference(items, inp)
 
@@ -399,7 +374,7 @@ def test_batchnorm_without_running_stats_on_one_value_per_channel():
     """Accepted (torch trains it with batches > 1), although one image cannot run it, even in eval mode: the one
     shape-valid network that torchinfo's batch-1 summary cannot run."""
     items = [L("AdaptiveAvgPool2d", 1, name="p"), L("BatchNorm2d", track_running_stats=False, name="bn")]
-    c = netspec.load(render_spec(items, (3, 5, 5)))
+    c = netspec.loads(render_spec(items, (3, 5, 5)))
     oracle(c, use_torchinfo=False)
     assert not reference(items, (3, 5, 5)).single_image
     with pytest.raises(ValueError):
@@ -408,290 +383,17 @@ def test_batchnorm_without_running_stats_on_one_value_per_channel():
 
 def test_too_large_is_refused_before_allocating():
     text = "input 3x4x4\nlayers { f Flatten() l Linear(2**40) }\n".replace("2**40", str(2**40))
-    err = _expect_spec_error(text, "parameters")
+    err = expect_shape_error(text, "parameters")
     assert err.code == "E073"
     text = f"input 1x1x1\nlayers {{ a AdaptiveAvgPool2d({2**17}) }}\n"
-    _expect_spec_error(text, "values per image")
+    expect_shape_error(text, "values per image")
     assert MAX_ELEMENTS == 2**33
     # each layer within the limit, the network past it
     text = "input 1x300x300\nlayers {\n  f Flatten()\n  repeat i in 1..100 { fc{i} Linear(90000) }\n}\n"
-    err = _expect_spec_error(text, "parameters in all")
+    err = expect_shape_error(text, "parameters in all")
     assert err.code == "E073" and err.loc.line == 4
     # the input is an activation too, even when the first layer shrinks it at once
     text = "input 3x65536x65536\nlayers { p AvgPool2d(64) }\n"
     with pytest.raises(netspec.SpecError) as info:
-        netspec.check(text)
+        netspec.checks(text)
     assert info.value.code == "E073" and info.value.loc.line == 1
-
-
-# ---- forward, module reuse, residual steps --------------------------------------------------------------------
-
-
-def test_forward_with_functions_and_residual_steps():
-    text = """
-input 3x9x7
-layers {
-    head Linear(5)
-    conv Conv2d(4, 3, padding=1)
-    res Sequential { Conv2d(4, 3, padding=1) ReLU() }
-    pool MaxPool2d(2, ceil_mode=true)
-}
-forward { conv relu residual res residual res pool gelu flatten silu head sigmoid tanh }
-"""
-    c = netspec.load(text)
-    oracle(c)
-    assert c.shapes.output == (5,)
-    kinds = [r.kind for r in c.shapes.rows if r.depth == 0]
-    assert kinds == [
-        "Conv2d",
-        "relu()",
-        "x + Sequential(x)",
-        "x + Sequential(x)",
-        "MaxPool2d",
-        "gelu()",
-        "flatten()",
-        "silu()",
-        "Linear",
-        "sigmoid()",
-        "tanh()",
-    ]
-    # the same network by hand
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 9, 7)
-    m = c.module
-    y = torch.relu(m.conv(x))
-    y = y + m.res(y)
-    y = y + m.res(y)
-    y = torch.tanh(torch.sigmoid(m.head(nn.functional.silu(torch.flatten(nn.functional.gelu(m.pool(y)), 1)))))
-    assert torch.equal(m(x), y)
-
-
-def test_module_reused_in_forward_counts_params_once_and_macs_twice():
-    text = "input 4x6x6\nlayers { c Conv2d(4, 3, padding=1) }\nforward { c relu c }\n"
-    c = netspec.load(text)
-    oracle(c)
-    rows = [r for r in c.shapes.rows if r.path == "c"]
-    assert [r.params for r in rows] == [148, 0] and rows[0].macs == rows[1].macs == 148 * 36
-
-
-def test_module_reused_with_another_size_is_refused():
-    text = "input 3x6x6\nlayers { c Conv2d(3, 3) }\nforward { c c }\n"
-    netspec.load(text)  # 3 -> 3 channels: fine twice
-    text = "input 3x6x6\nlayers { c Conv2d(8, 3) }\nforward { c c }\n"
-    err = _expect_spec_error(text, "twice")
-    assert err.loc.line == 2
-    c = nn.Conv2d(3, 8, 3)
-    with pytest.raises(RuntimeError):
-        c(c(torch.zeros(2, 3, 6, 6)))
-
-
-def test_residual_step_changing_the_shape_is_refused():
-    text = "input 3x6x6\nlayers { c Conv2d(8, 3) }\nforward { residual c }\n"
-    err = _expect_spec_error(text, "residual c")
-    assert err.loc.line == 3
-    with pytest.raises(RuntimeError):
-        x = torch.zeros(2, 3, 6, 6)
-        x + nn.Conv2d(3, 8, 3)(x)
-
-
-def test_residual_with_projection_shortcut_paths():
-    text = """
-input 3x32x32
-layers {
-    block Residual { Conv2d(16, 3, stride=2, padding=1) BatchNorm2d() ReLU() Conv2d(16, 3, padding=1) }
-          shortcut { Conv2d(16, 1, stride=2) }
-    head Sequential { AdaptiveAvgPool2d(1) Flatten() Linear(10) }
-}
-"""
-    c = netspec.load(text)
-    oracle(c)
-    paths = [r.path for r in c.shapes.rows]
-    assert paths == [
-        "block",
-        "block.0",
-        "block.1",
-        "block.2",
-        "block.3",
-        "block.shortcut",
-        "head",
-        "head.0",
-        "head.1",
-        "head.2",
-    ]
-    assert c.shapes.output == (10,)
-    row = c.shapes.rows[0]
-    assert row.out_shape == (16, 16, 16) and row.params == 448 + 32 + 2320 + 64
-
-
-def test_shortcut_of_several_layers_has_a_row_of_its_own():
-    """The nn.Sequential `shortcut` is a row, its layers under it: the paths are the module's, and `check` shows
-    the shortcut's layers apart from the body's."""
-    from netspec.table import shape_table
-
-    c = netspec.load(ROOT / "examples" / "resnet_small.net")
-    oracle(c)
-    paths = [r.path for r in c.shapes.rows if r.path.startswith("res2_1")]
-    assert paths == ["res2_1"] + [f"res2_1.{i}" for i in range(5)] + [
-        "res2_1.shortcut",
-        "res2_1.shortcut.0",
-        "res2_1.shortcut.1",
-    ]
-    modules = dict(c.module.named_modules())
-    assert all(p in modules for p in paths)
-    assert {k.rsplit(".", 1)[0] for k in c.module.state_dict() if k.startswith("res2_1.shortcut")} == {
-        "res2_1.shortcut.0",
-        "res2_1.shortcut.1",
-    }
-    lines = shape_table(*netspec.check(ROOT / "examples" / "resnet_small.net")).splitlines()
-    start = lines.index(next(ln for ln in lines if ln.startswith("res2_1 ")))
-    assert lines[start : start + 10] == [
-        "res2_1      Residual           32x16x16  (14,528)  (3,670,208)",
-        "  0         Conv2d             32x16x16     4,608    1,179,648",
-        "  1         BatchNorm2d        32x16x16        64           64",
-        "  2         ReLU               32x16x16         0            0",
-        "  3         Conv2d             32x16x16     9,216    2,359,296",
-        "  4         BatchNorm2d        32x16x16        64           64",
-        "  shortcut  Sequential         32x16x16     (576)    (131,136)",
-        "    0       Conv2d             32x16x16       512      131,072",
-        "    1       BatchNorm2d        32x16x16        64           64",
-        "relu2_1     ReLU               32x16x16         0            0",
-    ]
-    assert lines[-1] == "total: 272,474 parameters, 40,814,762 MACs per image"
-
-
-# ---- the report's specs at several sizes ----------------------------------------------------------------------
-
-SPEC_SIZES = [
-    ("cifar_best", "3x32x32"),
-    ("cifar_best", "3x64x64"),
-    ("cifar_best", "1x33x47"),
-    ("cifar_worst", "3x32x32"),
-    ("cifar_worst", "3x31x45"),
-    ("cifar_worst", "1x30x30"),
-    ("tiny_best", "3x32x32"),
-    ("tiny_best", "3x48x40"),
-    ("tiny_deep", "3x64x64"),
-    ("tiny_deep", "1x70x66"),
-]
-
-
-@pytest.mark.parametrize("name,size", SPEC_SIZES)
-def test_report_specs_through_the_oracle(name, size):
-    torch.manual_seed(0)
-    c = netspec.load(ROOT / "specs" / f"{name}.net", input=size)
-    oracle(c, batch=2)
-
-
-@pytest.mark.parametrize(
-    "name,size",
-    [("cifar_best", "3x31x32"), ("cifar_worst", "3x29x29"), ("tiny_deep", "3x63x64"), ("tiny_best", "3x40x31")],
-)
-def test_report_specs_too_small_input_is_refused(name, size):
-    with pytest.raises(netspec.SpecError) as info:
-        netspec.check(ROOT / "specs" / f"{name}.net", input=size)
-    text = (ROOT / "specs" / f"{name}.net").read_text()
-    assert_located(info.value, text)
-    assert info.value.filename.endswith(f"{name}.net")
-
-
-def test_cifar_worst_sizes_match_the_report():
-    c = netspec.load(ROOT / "specs" / "cifar_worst.net")
-    out = {r.path: r.out_shape for r in c.shapes.rows if r.depth == 0}
-    assert out["maxpool_1"] == (10, 17, 17)
-    assert out["maxpool_2"] == (100, 8, 8)
-    assert out["maxpool_3"] == (256, 4, 4)
-    assert out["conv4"] == (512, 1, 1)
-    assert c.shapes.output == (10,)
-
-
-# ---- module names: whatever torch's classes call their own attributes is refused with a SpecError -------------
-
-
-def _attribute_names():
-    import re as _re
-
-    from netspec.build import Residual, SpecModel
-
-    names = set()
-    for obj in (nn.Module(), nn.Sequential(), Residual([], None), SpecModel("Net", [], [])):
-        names |= {n for n in dir(obj) if _re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)}
-    return sorted(names)
-
-
-@pytest.mark.parametrize("where", ["top", "sequential", "residual", "shortcut"])
-def test_torch_attribute_names_are_refused_or_work(where):
-    """No name may crash the build with torch's KeyError/TypeError (`training`, `_modules`, `_steps`, ...)."""
-    wrap = {
-        "top": "{name} ReLU()",
-        "sequential": "s Sequential {{ {name} ReLU() }}",
-        "residual": "r Residual {{ {name} ReLU() }}",
-        "shortcut": "r Residual {{ ReLU() }} shortcut {{ {name} ReLU() Identity() }}",
-    }[where]
-    refused = 0
-    for name in _attribute_names():
-        text = f"input 3x4x4\nlayers {{ {wrap.format(name=name)} }}\n"
-        try:
-            c = netspec.load(text)
-        except netspec.SpecError as e:
-            assert_located(e, text)
-            refused += 1
-            continue
-        oracle(c, use_torchinfo=False)
-    assert refused > 50
-
-
-def test_build_refuses_torch_attribute_names_by_itself():
-    """build.py does not rely on spec.py's list of reserved names: a node renamed after validation still gives a
-    SpecError, not torch's KeyError/TypeError."""
-    from netspec.build import build
-
-    cases = {
-        "top": ("input 3x4x4\nlayers { a ReLU() }\n", lambda net: net.layers[0], ["_steps", "training", "forward"]),
-        "residual": (
-            "input 3x4x4\nlayers { r Residual { a ReLU() } }\n",
-            lambda net: net.layers[0].children[0],
-            ["training", "_body_names", "shortcut", "_modules"],
-        ),
-        "sequential": (
-            "input 3x4x4\nlayers { s Sequential { a ReLU() } }\n",
-            lambda net: net.layers[0].children[0],
-            ["training", "_modules", "append"],
-        ),
-        "shortcut": (
-            "input 3x4x4\nlayers { r Residual { ReLU() } shortcut { a ReLU() b ReLU() } }\n",
-            lambda net: net.layers[0].shortcut[0],
-            ["training", "_modules"],
-        ),
-    }
-    for text, pick, names in cases.values():
-        for name in names:
-            net, table = netspec.check(text)
-            node = pick(net)
-            node.name = name
-            if net.layers[0] is node:
-                net.forward[0] = type(net.forward[0])(net.forward[0].op, name, net.forward[0].loc)
-            with pytest.raises(netspec.SpecError) as info:
-                build(net, table)
-            assert info.value.loc == node.loc
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "input 1x1x4\nlayers { r Residual { ReLU(inplace=true) } }\n",
-        "input 1x1x4\nlayers { r Residual { Sequential { Identity() LeakyReLU(0.5, true) } } }\n",
-        "input 1x1x4\nlayers { r Residual { Identity() } shortcut { ReLU(inplace=true) } }\n",
-        "input 1x1x4\nlayers { r ReLU(inplace=true) }\nforward { residual r }\n",
-    ],
-    ids=["body", "nested", "shortcut", "forward-step"],
-)
-def test_residual_is_x_plus_body_even_with_inplace_layers(text):
-    """An in-place layer must not overwrite x before `x + body(x)` reads it (build.py gives it a copy)."""
-    c = netspec.load(text)
-    x = torch.tensor([[[[-1.0, 2.0, -3.0, 4.0]]]])
-    m = c.module
-    if "LeakyReLU" in text:
-        want = x + nn.functional.leaky_relu(x, 0.5)
-    else:
-        want = x + torch.relu(x)
-    assert torch.equal(m(x.clone()), want)

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from ..errors import Location, SpecError, UsageError
 from ..lang import layers as L
-from ..lang.validate import Invalid
 
 MAX_TEXT_CHARS = 1_000_000
 MAX_DEPTH = 100
@@ -467,7 +467,7 @@ class _Converter:
                     node.shortcut = [s]
             return
         if node.cls not in L.LAYERS:
-            from ..lang.syntax import did_you_mean
+            from ..lang import did_you_mean
 
             if not node.is_leaf:
                 raise self.err(
@@ -553,8 +553,8 @@ class _Converter:
             del kept["stride"]
         try:
             cls.model_validate(kept)
-        except Invalid as e:
-            err = e.errors()[0]
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
             key = str(err["loc"][0]) if err["loc"] else None
             msg = err["msg"][0].lower() + err["msg"][1:]
             if err["type"] == "missing":
@@ -1320,7 +1320,7 @@ def _flat_items(nodes: list[PNode], classes: PNode | None) -> list:
 
 
 def _flat(top: list[PNode], steps: list[tuple[str, str, PNode | None]] | None, name: str) -> _Flat:
-    from ..lang.elaborate import load_spec
+    from ..lang import load_spec
 
     lines = [f"network {name}", "input 1x1x1", "layers {"]
     line_map: dict[int, PNode] = {}
@@ -1394,23 +1394,18 @@ class _Fit:
 
 def _fit(flat: _Flat, size: tuple[int, int, int]) -> _Fit:
     """How far into the run order the printed sizes fit at this input size."""
-    from ..shapes import _Inferer, fmt_shape
+    from ..shapes import fmt_shape, infer_partial
 
-    inferer = _Inferer(flat.net)
-    err: SpecError | None = None
-    try:
-        inferer.run(size)
-    except SpecError as e:
-        err = e
-    inferred = inferer.inferred
+    table, err = infer_partial(flat.net, size)
+    inferred = table.inferred
     for idx, (pn, node) in enumerate(flat.runorder):
-        got = inferred.get(id(node))
+        got = inferred.get(node)
         if got is None:
             break
         for key, want in pn.printed.items():
             if got.get(key) != want:
                 spatial = None
-                for r in inferer.rows:
+                for r in table.rows:
                     if r.loc is node.loc:
                         break
                     spatial = next((sh for sh in (r.out_shape, r.in_shape) if len(sh) == 3), spatial)
@@ -1423,7 +1418,7 @@ def _fit(flat: _Flat, size: tuple[int, int, int]) -> _Fit:
     else:
         if err is None:
             return _Fit(len(flat.runorder))
-    idx = next((i for i, (_, node) in enumerate(flat.runorder) if id(node) not in inferred), len(flat.runorder))
+    idx = next((i for i, (_, node) in enumerate(flat.runorder) if node not in inferred), len(flat.runorder))
     assert err is not None
     pn = flat.line_map.get(err.loc.line) if err.loc is not None else None
     if pn is None and idx < len(flat.runorder):
@@ -1601,8 +1596,7 @@ def _insert_flattens(top: list[PNode]) -> list[tuple[PNode, str]]:
 
 def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> list[tuple[str, str, PNode | None]]:
     """The run order from a `forward { ... }` section: (op, name, printed child) steps, repeats unrolled."""
-    from ..lang.elaborate import Constants, Scope, evaluate, render_name
-    from ..lang.syntax import Repeat, did_you_mean, normalize_source, parse
+    from ..lang import Constants, Repeat, Scope, did_you_mean, normalize_source, parse, render_name, value_of
 
     src = normalize_source(text)
     shift = 0  # lines added in front of the file's text
@@ -1659,7 +1653,7 @@ def _read_order(text: str | bytes, filename: str | None, top: list[PNode]) -> li
         for it in items:
             if isinstance(it, Repeat):
                 try:
-                    lo, hi = evaluate(it.start, scope), evaluate(it.stop, scope)
+                    lo, hi = value_of(it.start, scope), value_of(it.stop, scope)
                 except SpecError as e:
                     raise err(e.message, fix(e.loc), e.hint, e.code) from None
                 if (
@@ -1732,7 +1726,7 @@ def _sig(nodes) -> tuple:
     return tuple(
         (
             n.name,
-            n.kind,
+            n.layer or n.composite,
             tuple(sorted((k, repr(v)) for k, v in n.config.args().items())) if n.config is not None else None,
             _sig(n.children),
             None if n.shortcut is None else _sig(n.shortcut),
@@ -1758,7 +1752,7 @@ def import_text(
     input size to use instead of the smallest that fits ("3x32x32" or (3, 32, 32)); `source` says where the text
     came from, for the header comment (default: the file name); `live` is set by `from_module`.
     """
-    from ..lang.elaborate import load_spec
+    from ..lang import load_spec
 
     text = _normalize(text, filename)
     reader = _Reader(text, filename)
@@ -1771,9 +1765,9 @@ def import_text(
         net_name = "Net"
     given = None
     if input is not None:
-        from ..api import _input
+        from ..lang import input_size
 
-        given = _input(input)
+        given = input_size(input)
     top = list(root.children)
     notes: list[str] = []
     warns: list[str] = []
@@ -1867,7 +1861,7 @@ def import_text(
 
 def normalize_order(order: str | bytes) -> str | None:
     """The order text as a `forward { ... }` section (comments kept), for writing verbatim."""
-    from ..lang.syntax import normalize_source
+    from ..lang import normalize_source
 
     src = normalize_source(order).strip("\n")
     return src if re.search(r"\bforward\b", src) else "forward {\n" + src + "\n}"

@@ -1,4 +1,4 @@
-"""The closed table of layers a spec may use, as argument models (no torch, no pydantic at import).
+"""The closed table of layers a spec may use, as argument models (no torch).
 
 Each model holds the arguments a user writes, with PyTorch's own names, types and defaults. Arguments that follow
 from the input (`in_channels`, `num_features`, `in_features`, `num_channels`) are not fields: they are worked out by
@@ -6,43 +6,15 @@ from the input (`in_channels`, `num_features`, `in_features`, `num_channels`) ar
 so `Conv2d(64, 3)` means `out_channels=64, kernel_size=3` exactly as in PyTorch.
 """
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import ClassVar, Literal
 
-from .validate import Bounds, Model
-
-PosInt = Annotated[int, Bounds(ge=1)]
-NonNegInt = Annotated[int, Bounds(ge=0)]
-PosPair = Union[PosInt, tuple[PosInt, PosInt]]
-NonNegPair = Union[NonNegInt, tuple[NonNegInt, NonNegInt]]
-Prob = Annotated[float, Bounds(ge=0.0, le=1.0)]
-PosFloat = Annotated[float, Bounds(gt=0.0)]
+from .validate import ArgModel, NonNegPair, PosFloat, PosInt, PosPair, Prob
 
 
-class LayerSpec(Model):
-    """Base of every layer model: strict types, unknown arguments refused, immutable (see `netspec.model`)."""
+class LayerSpec(ArgModel):
+    """Base of every layer model (see `ArgModel`); `DOC` is its line in the docs' layer table."""
 
-    POSITIONAL: ClassVar[tuple[str, ...]] = ()
-    INFERRED: ClassVar[tuple[str, ...]] = ()
     DOC: ClassVar[str] = ""
-
-    @classmethod
-    def kind(cls) -> str:
-        return cls.__name__
-
-    @classmethod
-    def signature(cls) -> str:
-        """`Conv2d(out_channels, kernel_size, stride=1, ...)` for hints and docs."""
-        parts = []
-        for name, f in cls.model_fields.items():
-            if f.is_required():
-                parts.append(name)
-            else:
-                parts.append(f"{name}={f.default!r}")
-        return f"{cls.__name__}({', '.join(parts)})"
-
-    def args(self) -> dict:
-        """The arguments as written or defaulted, for the torch constructor."""
-        return {k: getattr(self, k) for k in type(self).model_fields}
 
 
 class Conv2d(LayerSpec):
@@ -164,7 +136,7 @@ class AvgPool2d(LayerSpec):
     divisor_override: PosInt | None = None
 
 
-_AdaptiveSize = Union[PosInt, tuple[PosInt | None, PosInt | None]]
+_AdaptiveSize = PosInt | tuple[PosInt | None, PosInt | None]
 
 
 class AdaptiveAvgPool2d(LayerSpec):
@@ -253,3 +225,19 @@ FUNCTIONS: dict[str, str] = {
     "tanh": "torch.tanh(x)",
     "flatten": "torch.flatten(x, 1)",
 }
+
+# Attributes of every torch module (an instance of nn.Module): a child of that name cannot be registered, so the spec
+# refuses such names (and names starting with '_'). tests/test_language.py checks this list against the installed
+# torch.
+MODULE_ATTRIBUTES = frozenset(
+    """
+    T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches
+    eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu load_state_dict
+    modules mtia named_buffers named_children named_modules named_parameters parameters register_backward_hook
+    register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
+    register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+    set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu zero_grad
+""".split()
+)
+SEQUENTIAL_ATTRIBUTES = frozenset("append extend insert pop".split())  # methods of nn.Sequential

@@ -1,15 +1,34 @@
 """Lark's syntax errors turned into located, readable `SpecError`s: what was expected, which bracket is never
-closed, which keyword cannot be a name, what a Python word is doing in a spec. Imported only when a spec does not
-parse, so a valid spec never pays for it.
+closed, which keyword cannot be a name, what a Python word is doing in a spec.
+
+`syntax_error` tries a list of rules in order, each a small function that recognises one kind of mistake from what
+the parser had read (`_Failure`) and returns its error, or None; the last resort is the parser's own "unexpected
+X, expected ..." message.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lark
 
 from ..errors import Location, SpecError
-from .syntax import _parser, _span
+from .brackets import (
+    CLOSERS,
+    OPENERS,
+    SECTION_TOKENS,
+    Opened,
+    closes_at,
+    open_delimiters,
+    owner,
+    section,
+    unclosed_brace,
+)
+from .layers import LAYERS
+from .parse import parser
 
 # How a terminal is named in "expected ..." hints; keywords and punctuation are shown as written.
 _TERMINAL_NAMES = {
@@ -20,53 +39,28 @@ _TERMINAL_NAMES = {
     "SIZE": "a size such as 3x32x32",
     "$END": "the end of the file",
 }
-_CLOSERS = {"LPAR": ")", "LBRACE": "}", "LSQB": "]"}
-_OPENERS = {"RPAR": "LPAR", "RBRACE": "LBRACE", "RSQB": "LSQB"}
-_SECTION_TOKENS = {
-    "LAYERS": "layers",
-    "FORWARD": "forward",
-    "TRAIN": "train",
-    "BLOCK": "block",
-    "SEQUENTIAL": "Sequential",
-    "RESIDUAL": "Residual",
-    "SHORTCUT": "shortcut",
-    "REPEAT": "repeat",
-}
 _VALUE_STARTS = {"NAME", "INT", "FLOAT", "STRING", "LPAR", "LSQB", "MINUS", "PLUS", "TRUE", "FALSE", "NONE"}
 
 # Words of Python that a spec may be mistaken for: a spec is data and never runs code.
-_PYTHON_WORDS = (
-    "import",
-    "from",
-    "lambda",
-    "def",
-    "class",
-    "exec",
-    "eval",
-    "return",
-    "print",
-    "with",
-    "global",
-    "async",
-    "await",
-    "while",
-    "for",
-    "if",
-    "else",
-    "elif",
-    "try",
-    "except",
-    "raise",
-    "del",
-    "assert",
+_PYTHON_WORDS = frozenset(
+    "import from lambda def class exec eval return print with global async await while for if else elif try "
+    "except raise del assert".split()
 )
+_NOT_PYTHON = "a spec is data: nothing in it is run as Python, imported or looked up"
+
+
+def _span(tok: Any) -> Location:
+    """A token's place, the caret spanning its text."""
+    value = str(tok)
+    end = tok.column + len(value) if value and "\n" not in value else None
+    return Location(tok.line, tok.column, end)
 
 
 def _terminal_text(name: str) -> str | None:
     if name in _TERMINAL_NAMES:
         return _TERMINAL_NAMES[name]
     try:
-        term = _parser().get_terminal(name)
+        term = parser().get_terminal(name)
     except KeyError:
         return None
     if term.pattern.type == "str":
@@ -74,7 +68,7 @@ def _terminal_text(name: str) -> str | None:
     return {"SLASH": "'/'", "RANGE": "'..'"}.get(name)
 
 
-def _describe_expected(expected) -> str:
+def _describe_expected(expected: set[str]) -> str:
     names = sorted({t for t in (_terminal_text(e) for e in expected) if t})
     # keywords and punctuation first, then the classes of tokens ("a name", "an integer")
     names.sort(key=lambda n: (not n.startswith("'"), n))
@@ -85,53 +79,12 @@ def _describe_expected(expected) -> str:
     return "expected " + ", ".join(names)
 
 
-def _value_stack(err) -> list:
+def _value_stack(err: lark.UnexpectedInput) -> list[Any]:
     """What the LALR parser had read when it failed: tokens and finished subtrees, innermost last."""
     try:
         return list(err.interactive_parser.parser_state.value_stack)
     except AttributeError:
         return []
-
-
-def _open_delimiters(stack) -> list:
-    """The '(' '{' '[' tokens read but not yet closed, outermost first, each with the token before it."""
-    import lark
-
-    opened: list = []
-    prev = None
-    for item in stack:
-        if isinstance(item, lark.Token):
-            if item.type in _CLOSERS:
-                opened.append((item, prev))
-            elif item.type in _OPENERS and opened and opened[-1][0].type == _OPENERS[item.type]:
-                opened.pop()
-        prev = item
-    return opened
-
-
-def _owner(prev) -> str:
-    """`of layers`, `of Conv2d(...)` for the token read before an opening delimiter, or ''."""
-    import lark
-
-    if not isinstance(prev, lark.Token):
-        return ""
-    if prev.type in _SECTION_TOKENS:
-        return f" of `{prev}`"
-    if prev.type == "NAME":
-        return f" of {prev}"
-    return ""
-
-
-def _section(stack) -> str | None:
-    """The innermost section or composite the parser is in: 'layers', 'train', 'Sequential', ... or None."""
-    import lark
-
-    for tok, prev in reversed(_open_delimiters(stack)):
-        if tok.type == "LBRACE":
-            if isinstance(prev, lark.Token) and prev.type in _SECTION_TOKENS:
-                return _SECTION_TOKENS[prev.type]
-            return "block" if isinstance(prev, lark.Token) and prev.type == "RPAR" else "repeat"
-    return None
 
 
 def _line_start(text: str, line: int, column: int) -> bool:
@@ -140,7 +93,7 @@ def _line_start(text: str, line: int, column: int) -> bool:
     return 1 <= line <= len(lines) and not lines[line - 1][: column - 1].strip()
 
 
-def _after(text: str, tok) -> str:
+def _after(text: str, tok: Any) -> str:
     """The text just after a token (spaces skipped), to tell `name=` from `name(`."""
     pos = getattr(tok, "end_pos", None)
     if pos is None:
@@ -148,152 +101,13 @@ def _after(text: str, tok) -> str:
     return text[pos : pos + 40].lstrip(" \t")
 
 
-# ---- which '{' is never closed: braces and indentation ------------------------------------------------------------
-# The parser pairs each '}' with the innermost open '{', so a '}' left out surfaces later: at the end of the file, or
-# at a line the open brace cannot hold (`train {` inside `layers`). As in Python, indentation tells which block was
-# meant to end: a '}' that starts a line less indented than its '{' lines up with an outer brace, so the '{' it was
-# paired with is the one left open; and a line at (or left of) an open '{'s indentation, where the parser would have
-# taken a '}', is where that '{' should have been closed. Where indentation says nothing (a body not indented), the
-# error stays the parser's.
+# ---------------------------------------------------------------------------------------------------------------
+# The entry point and its rules
+# ---------------------------------------------------------------------------------------------------------------
 
 
-class _Brace(NamedTuple):
-    tok: Any  # the '{' token
-    indent: int  # the indentation of the line its statement starts on
-    owner: str  # " of `layers`", " of block b", ...
-
-
-def _indent(line: str) -> int:
-    """The width of a line's indentation, a tab to the next multiple of 8 as Python counts it."""
-    line = line.expandtabs(8)
-    return len(line) - len(line.lstrip(" "))
-
-
-def _brace_owner(toks: list, i: int) -> str:
-    """` of `layers``, ` of block b`, ` of `repeat`` for the '{' at toks[i], or ''."""
-    prev = toks[i - 1] if i else None
-    if prev is not None and prev.type in _SECTION_TOKENS:
-        return f" of `{prev}`"
-    depth = 0
-    for j in range(i - 1, -1, -1):  # back to the start of the statement, over balanced parentheses
-        t = toks[j]
-        depth += {"RPAR": 1, "LPAR": -1}.get(t.type, 0)
-        if depth == 0 and t.type in ("LBRACE", "RBRACE"):
-            break
-        if depth == 0 and t.type == "REPEAT":
-            return " of `repeat`"
-        if depth == 0 and t.type == "BLOCK" and j + 1 < i and toks[j + 1].type == "NAME":
-            return f" of block {toks[j + 1]}"
-    return ""
-
-
-def _braces(text: str, lines: list[str], first, end: int) -> tuple[list[_Brace], _Brace | None]:
-    """Between the outermost '{' still open (`first`) and offset `end`: the '{'s open at `end`, outermost first, and
-    the first '{' that a '}' closed from the start of a line less indented than the '{'s line."""
-    import lark
-
-    # lexed from the start of first's line (any line start is between tokens: strings and comments end with
-    # their line), after as many newlines, so that lines and columns are the file's
-    start = text.rfind("\n", 0, first.start_pos) + 1
-    try:
-        toks = list(_parser().lex("\n" * (first.line - 1) + text[start:end]))
-    except lark.UnexpectedInput:  # the parser read this text, so it lexes; should it not, the braces are unknown
-        return [], None
-    stack: list[_Brace] = []
-    mismatched: list[_Brace] = []
-    parens, indent, line = 0, 0, 0
-    for i, t in enumerate(toks):
-        if t.line != line:
-            line = t.line
-            if parens == 0:  # a line continuing a ( ) keeps the indentation of the line that opened it
-                indent = _indent(lines[line - 1])
-        if t.type in ("LPAR", "LSQB"):
-            parens += 1
-        elif t.type in ("RPAR", "RSQB"):
-            parens = max(0, parens - 1)
-        elif t.type == "LBRACE":
-            stack.append(_Brace(t, indent, _brace_owner(toks, i)))
-        elif t.type == "RBRACE" and stack:
-            opener = stack.pop()
-            at = _indent(lines[line - 1])
-            starts_line = not lines[line - 1][: t.column - 1].strip()
-            if starts_line and at < opener.indent and any(b.indent <= at for b in stack):
-                mismatched.append(opener)
-    return stack, (mismatched[0] if mismatched else None)
-
-
-def _dedent_line(lines: list[str], brace: _Brace, upto: int) -> int | None:
-    """The first line after the brace's, up to line `upto`, indented no more than the brace's line: where its '}'
-    belongs. Blank and comment lines are skipped."""
-    for n in range(brace.tok.line + 1, min(upto, len(lines)) + 1):
-        stripped = lines[n - 1].strip()
-        if stripped and not stripped.startswith("#") and _indent(lines[n - 1]) <= brace.indent:
-            return n
-    return None
-
-
-def _indented_body(lines: list[str], brace: _Brace) -> bool:
-    """Whether the first line after the brace's is indented more than it: only then does indentation say anything."""
-    for line in lines[brace.tok.line :]:
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return _indent(line) > brace.indent
-    return False
-
-
-def _closes_at(err, line: int) -> bool:
-    """Whether the parser, at the start of `line`, would have taken a '}': its state before the tokens and subtrees
-    it read on that line (none of them reaches back to an earlier line), fed a '}'."""
-    import lark
-
-    state = getattr(getattr(err, "interactive_parser", None), "parser_state", None)
-    if state is None:
-        return False
-    states, values = list(state.state_stack), list(state.value_stack)
-    while values:
-        first = values[-1] if isinstance(values[-1], lark.Token) else getattr(values[-1], "meta", None)
-        if getattr(first, "line", None) != line:
-            break
-        values.pop()
-        states.pop()
-    last = values[-1] if values else None
-    last = last if isinstance(last, lark.Token) or last is None else getattr(last, "meta", None)
-    if last is not None and (getattr(last, "end_line", None) or 0) >= line:
-        return False  # a statement that began on an earlier line goes on on this one
-    try:
-        type(state)(state.parse_conf, state.lexer, states, values).feed_token(lark.Token("RBRACE", "}"))
-    except lark.UnexpectedInput:
-        return False
-    return True
-
-
-def _unclosed_brace(text: str, opened: list, end: int, line: int | None) -> tuple[_Brace, int | None] | None:
-    """The '{' most likely left open, and the line its '}' belongs before, for an error at offset `end` on `line`
-    (None: at the end of the file), given the parser's open delimiters. None where indentation does not tell."""
-    first = next((o for o, _ in opened if o.type == "LBRACE"), None)
-    if first is None:
-        return None
-    lines = text.split("\n")
-    stack, suspect = _braces(text, lines, first, end)
-    if not stack:
-        return None
-    at = None if line is None else _indent(lines[line - 1])
-    if suspect is not None and (at is None or suspect.indent >= at):
-        pick = suspect
-    elif at is None:
-        pick = stack[-1]
-    else:
-        fits = [b for b in stack if b.indent >= at and _indented_body(lines, b)]
-        if not fits:
-            return None
-        pick = fits[-1]
-    return pick, _dedent_line(lines, pick, len(lines) if line is None else line)
-
-
-def syntax_error(err, text: str) -> SpecError:
+def syntax_error(err: lark.UnexpectedInput, text: str) -> SpecError:
     """Turn a Lark UnexpectedInput into one SpecError with a friendly message where the mistake is a known one."""
-    import lark
-
     line = getattr(err, "line", None)
     col = getattr(err, "column", None)
     if not isinstance(line, int) or line < 1:
@@ -302,226 +116,311 @@ def syntax_error(err, text: str) -> SpecError:
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
         line, col = len(lines), len(lines[-1].rstrip()) + 1
-    loc = Location(line, col)
+    loc = Location(line, col or 1)
     if isinstance(err, lark.UnexpectedCharacters):
         return _unexpected_character(err, text, loc)
     if not isinstance(err, lark.UnexpectedToken):  # pragma: no cover - LALR raises only these two
         return SpecError(str(err).splitlines()[0], loc, code="E002")
+    f = _Failure.of(err, text, loc)
+    for rule in _RULES:
+        found = rule(f)
+        if found is not None:
+            return found
+    return f.error()
 
-    tok = err.token
-    stack = _value_stack(err)
-    last = stack[-1] if stack else None
-    last_tok = last if isinstance(last, lark.Token) else None
-    opened = _open_delimiters(stack)
-    expected = err.expected
-    expected_text = _describe_expected(expected)
-    section = _section(stack)
 
-    # Python where a spec was expected: `import os`, `from torch import nn`, `def f(x):`
-    if tok.type == "NAME" and str(tok) in _PYTHON_WORDS:
-        return SpecError(
-            f"{str(tok)!r} is not part of the language",
-            _span(tok),
-            hint="a spec is data: nothing in it is run as Python, imported or looked up",
-            code="E002",
-        )
-    if last_tok is not None and last_tok.type == "NAME" and str(last_tok) in _PYTHON_WORDS:
-        return SpecError(
-            f"{str(last_tok)!r} is not part of the language",
-            _span(last_tok),
-            hint="a spec is data: nothing in it is run as Python, imported or looked up",
-            code="E002",
-        )
+@dataclass
+class _Failure:
+    """What the parser had read when it failed on `tok`."""
 
-    if tok.type == "$END":
-        if opened and opened[-1][0].type == "LBRACE":
-            found = _unclosed_brace(text, opened, len(text), None)
-            if found is not None:
-                brace, before = found
-                return SpecError(
-                    f"unexpected end of file: this '{{'{brace.owner} is never closed",
-                    _span(brace.tok),
-                    hint="add the missing '}'" + (f" before line {before}" if before else ""),
-                    code="E002",
-                )
-        if opened:
-            opener, prev = opened[-1]
-            closer = _CLOSERS[opener.type]
-            return SpecError(
-                f"unexpected end of file: this '{opener}'{_owner(prev)} is never closed",
-                _span(opener),
-                hint=f"add the missing '{closer}'",
-                code="E002",
-            )
-        return SpecError("unexpected end of file", loc, hint=expected_text or None, code="E002")
+    err: lark.UnexpectedToken
+    text: str
+    tok: Any  # the token it could not take
+    stack: list[Any]  # the value stack: tokens and finished subtrees, innermost last
+    last_tok: Any  # the last thing read, when it is a token
+    opened: Opened
+    expected: set[str]
+    expected_text: str  # "expected ..." or ""
+    section: str | None
+    eof_loc: Location  # just past the last character, for an error at the end of the file
 
-    value = str(tok)
-    loc = _span(tok)
-    msg = f"unexpected {value!r}"
-    hint = expected_text or None
-
-    if tok.type in _OPENERS and not any(o.type == _OPENERS[tok.type] for o, _ in opened):
-        return SpecError(
-            f"this '{value}' closes nothing",
+    @classmethod
+    def of(cls, err: lark.UnexpectedToken, text: str, loc: Location) -> _Failure:
+        stack = _value_stack(err)
+        last = stack[-1] if stack else None
+        opened = open_delimiters(stack)
+        return cls(
+            err,
+            text,
+            err.token,
+            stack,
+            last if isinstance(last, lark.Token) else None,
+            opened,
+            set(err.expected),
+            _describe_expected(set(err.expected)),
+            section(opened),
             loc,
-            hint=f"remove it, or add the '{_CLOSERS[_OPENERS[tok.type]]}' it is meant to close",
-            code="E002",
         )
-    closers = {"RPAR", "RSQB"} & set(expected)
-    if closers and opened and opened[-1][0].type in ("LPAR", "LSQB"):
-        opener, prev = opened[-1]
-        closer = _CLOSERS[opener.type]
-        in_call = isinstance(prev, lark.Token) and prev.type == "NAME" and opener.type == "LPAR"
-        if in_call and tok.type == "NAME" and _after(text, tok).startswith("=") and "COMMA" in expected:
-            return SpecError(
-                f"unexpected {value!r}: a ',' is missing before it",
-                loc,
-                hint="arguments are separated by commas: Conv2d(16, kernel_size=3, padding=1)",
-                code="E002",
-            )
-        if tok.line > opener.line and _line_start(text, tok.line, tok.column):
-            return SpecError(
-                f"this '{opener}'{_owner(prev)} is never closed",
-                _span(opener),
-                hint=f"add the missing '{closer}' before line {tok.line}",
-                code="E002",
-            )
-        if tok.type in _VALUE_STARTS and "COMMA" in expected:
-            return SpecError(
-                f"unexpected {value!r}: a ',' is missing before it",
-                loc,
-                hint="arguments and items are separated by commas: (3, 3)",
-                code="E002",
-            )
 
-    if any(o.type == "LBRACE" for o, _ in opened) and _closes_at(err, tok.line):
-        # a line where the parser would have taken a '}', and cannot take what follows (`train {`, `x = 1`)
-        found = _unclosed_brace(text, opened, tok.start_pos, tok.line)
+    @property
+    def loc(self) -> Location:
+        return _span(self.tok)
+
+    @property
+    def last_type(self) -> str | None:
+        return None if self.last_tok is None else self.last_tok.type
+
+    def error(self, hint: str | None = None, message: str | None = None) -> SpecError:
+        """`unexpected X` at the token, with `hint` (default: what was expected)."""
+        return SpecError(
+            message or f"unexpected {str(self.tok)!r}", self.loc, hint=hint or self.expected_text or None, code="E002"
+        )
+
+
+Rule = Callable[[_Failure], SpecError | None]
+
+
+def _python_word(f: _Failure) -> SpecError | None:
+    """Python where a spec was expected: `import os`, `from torch import nn`, `def f(x):`."""
+    for tok in (f.tok, f.last_tok):
+        if tok is not None and tok.type == "NAME" and str(tok) in _PYTHON_WORDS:
+            return SpecError(f"{str(tok)!r} is not part of the language", _span(tok), hint=_NOT_PYTHON, code="E002")
+    return None
+
+
+def _end_of_file(f: _Failure) -> SpecError | None:
+    if f.tok.type != "$END":
+        return None
+    if f.opened and f.opened[-1][0].type == "LBRACE":
+        found = unclosed_brace(f.text, f.opened, len(f.text), None)
         if found is not None:
             brace, before = found
             return SpecError(
-                f"this '{{'{brace.owner} is never closed",
+                f"unexpected end of file: this '{{'{brace.owner} is never closed",
                 _span(brace.tok),
-                hint=f"add the missing '}}' before line {before or tok.line}",
+                hint="add the missing '}'" + (f" before line {before}" if before else ""),
                 code="E002",
             )
-
-    if tok.type == "EQUAL":
-        if section == "train":
-            key = stack[-2] if len(stack) >= 2 and last_tok is not None and last_tok.type == "NAME" else None
-            key = str(key) if isinstance(key, lark.Token) and key.type == "NAME" else None
-            if key == "normalize":
-                hint = "write normalize Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))"
-            elif key == "optimizer":
-                hint = f"arguments go inside the optimizer's call: optimizer SGD({last_tok}=...)"
-            elif key is not None:
-                hint = f"keyword arguments go inside a call: {key} Name({last_tok}=...)"
-            else:
-                examples = {"data": "cifar10", "epochs": "10", "batch_size": "128", "seed": "0"}
-                hint = (
-                    f"a setting is written `key value`, without '=': {last_tok or 'epochs'} "
-                    f"{examples.get(str(last_tok), '...')}"
-                )
-        elif section in ("layers", "block", "Sequential", "Residual", "shortcut", "repeat"):
-            name = last_tok if last_tok is not None and last_tok.type == "NAME" else "name"
-            hint = (
-                f"a layer is written `name Layer(args)`, without '=': {name} Conv2d(...); "
-                f"constants are defined at the top level"
-            )
-        elif last_tok is not None and last_tok.type in ("NETWORK", "INPUT", "LAYERS", "FORWARD", "TRAIN", "BLOCK"):
-            return SpecError(
-                f"{str(last_tok)!r} is a keyword and cannot name a constant",
-                _span(last_tok),
-                hint="choose another name",
-                code="E002",
-            )
-        return SpecError(msg, loc, hint=hint, code="E002")
-    if tok.type == "LPAR" and last_tok is not None and last_tok.type in ("SEQUENTIAL", "RESIDUAL", "SHORTCUT"):
-        word = str(last_tok)
+    if f.opened:
+        opener, prev = f.opened[-1]
         return SpecError(
-            msg, loc, hint=f"{word} holds its layers in braces: {word} {{ Conv2d(16, 3) ReLU() }}", code="E002"
-        )
-    if last_tok is not None and last_tok.type == "INPUT":
-        return SpecError(msg, loc, hint="the input size is written CxHxW, without spaces: input 3x32x32", code="E002")
-    if last_tok is not None and last_tok.type == "NETWORK":
-        return SpecError(msg, loc, hint="a network's name is one word: network CifarNet", code="E002")
-    if last_tok is not None and last_tok.type != "NAME" and str(last_tok) == "residual":  # `forward`'s keyword
-        return SpecError(msg, loc, hint="`residual NAME` runs x + NAME(x): name a declared layer after it", code="E002")
-    if tok.type == "SLASH":
-        return SpecError(msg, loc, hint="integer division is written //", code="E002")
-    if tok.type == "LBRACE":
-        return SpecError(
-            msg,
-            loc,
-            hint="a '{' here needs a keyword before it: Sequential { ... }, Residual { ... }, repeat i in 1..3 { ... }",
+            f"unexpected end of file: this '{opener}'{owner(prev)} is never closed",
+            _span(opener),
+            hint=f"add the missing '{CLOSERS[opener.type]}'",
             code="E002",
         )
-    if "LPAR" in expected and "NAME" not in expected and last_tok is not None and last_tok.type == "NAME":
-        # `relu1 ReLU` followed by the next line: the call's parentheses are missing
-        word = str(last_tok)
+    return SpecError("unexpected end of file", f.eof_loc, hint=f.expected_text or None, code="E002")
+
+
+def _closes_nothing(f: _Failure) -> SpecError | None:
+    if f.tok.type in OPENERS and not any(o.type == OPENERS[f.tok.type] for o, _ in f.opened):
+        return SpecError(
+            f"this '{f.tok}' closes nothing",
+            f.loc,
+            hint=f"remove it, or add the '{CLOSERS[OPENERS[f.tok.type]]}' it is meant to close",
+            code="E002",
+        )
+    return None
+
+
+def _in_brackets(f: _Failure) -> SpecError | None:
+    """Inside ( ) or [ ]: a ',' missing between arguments or items, or a bracket never closed."""
+    if not ({"RPAR", "RSQB"} & f.expected) or not f.opened or f.opened[-1][0].type not in ("LPAR", "LSQB"):
+        return None
+    opener, prev = f.opened[-1]
+    in_call = isinstance(prev, lark.Token) and prev.type == "NAME" and opener.type == "LPAR"
+    missing_comma = f"unexpected {str(f.tok)!r}: a ',' is missing before it"
+    if in_call and f.tok.type == "NAME" and _after(f.text, f.tok).startswith("=") and "COMMA" in f.expected:
+        hint = "arguments are separated by commas: Conv2d(16, kernel_size=3, padding=1)"
+        return SpecError(missing_comma, f.loc, hint=hint, code="E002")
+    if f.tok.line > opener.line and _line_start(f.text, f.tok.line, f.tok.column):
+        return SpecError(
+            f"this '{opener}'{owner(prev)} is never closed",
+            _span(opener),
+            hint=f"add the missing '{CLOSERS[opener.type]}' before line {f.tok.line}",
+            code="E002",
+        )
+    if f.tok.type in _VALUE_STARTS and "COMMA" in f.expected:
+        hint = "arguments and items are separated by commas: (3, 3)"
+        return SpecError(missing_comma, f.loc, hint=hint, code="E002")
+    return None
+
+
+def _brace_never_closed(f: _Failure) -> SpecError | None:
+    """A line where the parser would have taken a '}', and cannot take what follows (`train {`, `x = 1`)."""
+    if not any(o.type == "LBRACE" for o, _ in f.opened) or not closes_at(f.err, f.tok.line):
+        return None
+    found = unclosed_brace(f.text, f.opened, f.tok.start_pos, f.tok.line)
+    if found is None:
+        return None
+    brace, before = found
+    return SpecError(
+        f"this '{{'{brace.owner} is never closed",
+        _span(brace.tok),
+        hint=f"add the missing '}}' before line {before or f.tok.line}",
+        code="E002",
+    )
+
+
+_SETTING_EXAMPLES = {"data": "cifar10", "epochs": "10", "batch_size": "128", "seed": "0"}
+_LAYER_SECTIONS = ("layers", "block", "Sequential", "Residual", "shortcut", "repeat")
+
+
+def _equal_sign(f: _Failure) -> SpecError | None:
+    """An '=' where a spec takes none: a setting, a layer, or a keyword used as a constant's name."""
+    if f.tok.type != "EQUAL":
+        return None
+    last = f.last_tok
+    if f.section == "train":
+        key = f.stack[-2] if len(f.stack) >= 2 and f.last_type == "NAME" else None
+        key = str(key) if isinstance(key, lark.Token) and key.type == "NAME" else None
+        if key == "normalize":
+            return f.error("write normalize Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))")
+        if key == "optimizer":
+            return f.error(f"arguments go inside the optimizer's call: optimizer SGD({last}=...)")
+        if key is not None:
+            return f.error(f"keyword arguments go inside a call: {key} Name({last}=...)")
+        example = _SETTING_EXAMPLES.get(str(last), "...")
+        return f.error(f"a setting is written `key value`, without '=': {last or 'epochs'} {example}")
+    if f.section in _LAYER_SECTIONS:
+        name = last if f.last_type == "NAME" else "name"
+        return f.error(
+            f"a layer is written `name Layer(args)`, without '=': {name} Conv2d(...); "
+            f"constants are defined at the top level"
+        )
+    if f.last_type in ("NETWORK", "INPUT", "LAYERS", "FORWARD", "TRAIN", "BLOCK"):
+        return SpecError(
+            f"{str(last)!r} is a keyword and cannot name a constant",
+            _span(last),
+            hint="choose another name",
+            code="E002",
+        )
+    return f.error()
+
+
+def _after_keyword(f: _Failure) -> SpecError | None:
+    """What follows `Sequential`, `input`, `network` or forward's `residual` is not what they take."""
+    if f.tok.type == "LPAR" and f.last_type in ("SEQUENTIAL", "RESIDUAL", "SHORTCUT"):
+        word = str(f.last_tok)
+        return f.error(f"{word} holds its layers in braces: {word} {{ Conv2d(16, 3) ReLU() }}")
+    if f.last_type == "INPUT":
+        return f.error("the input size is written CxHxW, without spaces: input 3x32x32")
+    if f.last_type == "NETWORK":
+        return f.error("a network's name is one word: network CifarNet")
+    if f.last_tok is not None and f.last_type != "NAME" and str(f.last_tok) == "residual":  # `forward`'s keyword
+        return f.error("`residual NAME` runs x + NAME(x): name a declared layer after it")
+    return None
+
+
+def _operator_or_brace(f: _Failure) -> SpecError | None:
+    if f.tok.type == "SLASH":
+        return f.error("integer division is written //")
+    if f.tok.type == "LBRACE":
+        return f.error(
+            "a '{' here needs a keyword before it: Sequential { ... }, Residual { ... }, repeat i in 1..3 { ... }"
+        )
+    return None
+
+
+def _missing_parentheses(f: _Failure) -> SpecError | None:
+    """`relu1 ReLU` followed by the next line: the call's parentheses are missing."""
+    if "LPAR" in f.expected and "NAME" not in f.expected and f.last_type == "NAME":
+        word = str(f.last_tok)
         return SpecError(
             f"{word!r} needs parentheses",
-            _span(last_tok),
+            _span(f.last_tok),
             hint=f"a layer is always called: {word}(), even without arguments",
             code="E002",
         )
-    if section is None and not opened and last_tok is not None and last_tok.type == "NAME" and "EQUAL" in expected:
-        # a top-level word that does not start `name = value`: the word is the mistake, not what follows it
-        before = stack[-2] if len(stack) >= 2 else None
-        while getattr(before, "data", "").startswith("__") and before.children:  # Lark's helper for `_item*`
-            before = before.children[-1]
-        if getattr(before, "data", None) == "network":
-            hint = "a network's name is one word: network CifarNet"
-        elif tok.type == "NAME" and _after(text, tok).startswith("("):
-            hint = "layers are written inside the `layers { ... }` section"
-        else:
-            hint = (
-                "at the top level, a line is `network NAME`, `input CxHxW`, a constant `name = value`, "
-                "a block, or a section"
-            )
-        return SpecError(f"unexpected {str(last_tok)!r}", _span(last_tok), hint=hint, code="E002")
-    if tok.type in ("RPAR", "RSQB", "COMMA") and last_tok is not None and last_tok.type == "EQUAL":
-        return SpecError(msg, loc, hint="a value is missing after '='", code="E002")
+    return None
+
+
+def _top_level_word(f: _Failure) -> SpecError | None:
+    """A top-level word that does not start `name = value`: the word is the mistake, not what follows it."""
+    if f.section is not None or f.opened or f.last_type != "NAME" or "EQUAL" not in f.expected:
+        return None
+    before: Any = f.stack[-2] if len(f.stack) >= 2 else None
+    while getattr(before, "data", "").startswith("__") and before.children:  # Lark's helper for `_item*`
+        before = before.children[-1]
+    if getattr(before, "data", None) == "network":
+        hint = "a network's name is one word: network CifarNet"
+    elif f.tok.type == "NAME" and _after(f.text, f.tok).startswith("("):
+        hint = "layers are written inside the `layers { ... }` section"
+    else:
+        hint = "at the top level, a line is `network NAME`, `input CxHxW`, a constant `name = value`, a block, or a section"
+    return SpecError(f"unexpected {str(f.last_tok)!r}", _span(f.last_tok), hint=hint, code="E002")
+
+
+def _missing_value(f: _Failure) -> SpecError | None:
+    if f.tok.type in ("RPAR", "RSQB", "COMMA") and f.last_type == "EQUAL":
+        return f.error("a value is missing after '='")
     if (
-        tok.type in ("COMMA", "RPAR")
-        and last_tok is not None
-        and last_tok.type in ("COMMA", "LPAR", "LSQB")
-        and not (tok.type == "RPAR" and last_tok.type == "LPAR")
+        f.tok.type in ("COMMA", "RPAR")
+        and f.last_type in ("COMMA", "LPAR", "LSQB")
+        and not (f.tok.type == "RPAR" and f.last_type == "LPAR")
     ):
-        return SpecError(msg, loc, hint="a value is missing before it", code="E002")
-    if tok.type == "STAR" and text[getattr(tok, "end_pos", 0) :][:1] == "*":
+        return f.error("a value is missing before it")
+    return None
+
+
+def _power_or_tuple(f: _Failure) -> SpecError | None:
+    if f.tok.type == "STAR" and f.text[getattr(f.tok, "end_pos", 0) :][:1] == "*":
         return SpecError(
             "unexpected '**'",
-            Location(tok.line, tok.column, tok.column + 2),
+            Location(f.tok.line, f.tok.column, f.tok.column + 2),
             hint="there is no power operator: write the value, or a product such as 2 * 2 * 2",
             code="E002",
         )
-    if tok.type == "COMMA" and "RPAR" not in expected and "RSQB" not in expected:
-        return SpecError(msg, loc, hint="a tuple needs parentheses: (3, 3)", code="E002")
-    if tok.type == "LPAR" and len(stack) >= 2 and isinstance(stack[-2], lark.Token) and stack[-2].type == "REPEAT":
+    if f.tok.type == "COMMA" and "RPAR" not in f.expected and "RSQB" not in f.expected:
+        return f.error("a tuple needs parentheses: (3, 3)")
+    return None
+
+
+def _keyword_as_name(f: _Failure) -> SpecError | None:
+    before = f.stack[-2] if len(f.stack) >= 2 else None
+    if f.tok.type == "LPAR" and isinstance(before, lark.Token) and before.type == "REPEAT":
         # `repeat Conv2d(...)`: `repeat` meant as a layer's name
         return SpecError(
             "'repeat' is a keyword and cannot name a layer",
-            _span(stack[-2]),
+            _span(before),
             hint="choose another name, or write a repetition: repeat i in 1..3 { ... }",
             code="E002",
         )
+    value = str(f.tok)
     if (
-        tok.type in _SECTION_TOKENS
-        or tok.type in ("NETWORK", "INPUT", "IN")
-        or (tok.type != "NAME" and value == "residual")
+        f.tok.type in SECTION_TOKENS
+        or f.tok.type in ("NETWORK", "INPUT", "IN")
+        or (f.tok.type != "NAME" and value == "residual")
     ):
+        expected = f.expected_text + "; " if f.expected_text else ""
         return SpecError(
             f"unexpected keyword {value!r}",
-            loc,
-            hint=(expected_text + "; " if expected_text else "") + f"{value!r} is a keyword here and cannot be a name",
+            f.loc,
+            hint=f"{expected}{value!r} is a keyword here and cannot be a name",
             code="E002",
         )
-    return SpecError(msg, loc, hint=hint, code="E002")
+    return None
 
 
-def _unexpected_character(err, text: str, loc: Location) -> SpecError:
-    pos = err.pos_in_stream
+_RULES: tuple[Rule, ...] = (
+    _python_word,
+    _end_of_file,
+    _closes_nothing,
+    _in_brackets,
+    _brace_never_closed,
+    _equal_sign,
+    _after_keyword,
+    _operator_or_brace,
+    _missing_parentheses,
+    _top_level_word,
+    _missing_value,
+    _power_or_tuple,
+    _keyword_as_name,
+)
+
+
+def _unexpected_character(err: lark.UnexpectedCharacters, text: str, loc: Location) -> SpecError:
+    pos = err.pos_in_stream or 0
     ch = text[pos] if pos < len(text) else ""
     hint = None
     if ch in ('"', "'"):
@@ -542,9 +441,7 @@ def _unexpected_character(err, text: str, loc: Location) -> SpecError:
         word = text[lo:hi]
         if re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", word):
             last = word.rsplit(".", 1)[1]
-            from . import layers as L
-
-            if last in L.LAYERS:
+            if last in LAYERS:
                 fix = f"write the layer's own name: {last}(...)"
             else:
                 fix = "layers, optimizers and transforms are written by their own names, such as Conv2d(...)"

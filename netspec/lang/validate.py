@@ -1,321 +1,324 @@
-"""Argument models: the declarations of layers and settings, validated by pydantic, checked fast without it.
+"""Calls -> argument models, validated by pydantic; and the one place where pydantic's errors are reworded.
 
-A model is declared once, with plain annotations (`out_channels: PosInt`, `stride: PosPair = 1`) and `Bounds`
-for ranges. From that one declaration come
-
-- the **pydantic model** (`pydantic_model(cls)`: `extra="forbid"`, strict, frozen), the reference for what is
-  valid and the author of every validation error netspec reports;
-- a **fast path** that accepts only values it can prove the pydantic model accepts (a plain int for an int field,
-  an int or float within bounds for a float field, a tuple of the right length, ...) and returns what pydantic
-  would return. Anything else (a wrong type, a value out of range, a near-miss pydantic may still coerce, such as
-  `0` for `Literal[False]`) goes to pydantic, and what pydantic says stands.
-
-So `netspec check` never imports pydantic for a valid spec (importing and building pydantic models costs more than
-the rest of `check` together), and a spec with a mistake gets pydantic's verdict. `tests/test_model.py` checks
-that the fast path agrees with pydantic on generated values for every field of every model.
-
-Instances are immutable and expose the part of pydantic's `BaseModel` interface netspec uses: attributes,
-`model_fields` (with `annotation`, `default`, `is_required()`), `model_validate`, `model_copy(update=...)`, `==`.
+Every layer, optimizer, schedule and transform a spec may call is an `ArgModel`: a pydantic model with PyTorch's own
+argument names, types and defaults, strict (`'128'` is not 128), refusing unknown arguments, immutable. `validated`
+maps a call's positional and keyword arguments onto the fields and lets pydantic judge them; what pydantic says is
+turned into netspec's wording (`argument 'stride' of Conv2d should be greater than or equal to 1, got 0`) with a
+hint from `describe_type`, at the argument that is wrong.
 """
 
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from ..record import Factory
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
-__all__ = ["Bounds", "Factory", "FieldSpec", "Invalid", "Model", "pydantic_model"]
+from ..errors import Location, SpecError
+from .hints import did_you_mean, plural
 
-REFERENCE_ONLY = False  # True: every validation goes through pydantic (the tests compare both ways)
+# ---- the types of arguments ------------------------------------------------------------------------------------
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+PosPair = PosInt | tuple[PosInt, PosInt]
+NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
 
-
-class Bounds:
-    """A range on a number, as in `Annotated[int, Bounds(ge=1)]` (pydantic's `Field(ge=1)`)."""
-
-    __slots__ = ("ge", "gt", "le", "lt")
-
-    def __init__(self, *, ge=None, gt=None, le=None, lt=None):
-        self.ge, self.gt, self.le, self.lt = ge, gt, le, lt
-
-    def items(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
-
-    def __repr__(self) -> str:
-        return f"Bounds({', '.join(f'{k}={v!r}' for k, v in self.items().items())})"
+STRICT = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
-class Invalid(ValueError):
-    """What pydantic said about invalid values: `errors()` is pydantic's `ValidationError.errors()`."""
-
-    def __init__(self, model: str, errors: list[dict]):
-        self.model, self._errors = model, errors
-        first = errors[0] if errors else {"loc": (), "msg": "invalid"}
-        where = ".".join(str(p) for p in first["loc"])
-        super().__init__(f"{model}: {where + ': ' if where else ''}{first['msg']}")
-
-    def errors(self) -> list[dict]:
-        return self._errors
+T = typing.TypeVar("T")
 
 
-_MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<required>"})()
+def pair(v: T | tuple[T, T]) -> tuple[T, T]:
+    """An `x or (x, x)` argument as a pair: 3 -> (3, 3), (3, None) stays."""
+    return (v[0], v[1]) if isinstance(v, tuple) else (v, v)
 
 
-class FieldSpec:
-    """One field: its annotation (with `Annotated` bounds), its default or factory. Like pydantic's FieldInfo."""
+@dataclass(frozen=True, slots=True)
+class CallValue:
+    """A call written as a value (in `train`): `SGD(lr=0.1)`, `RandomCrop(padding=4)`."""
 
-    __slots__ = ("annotation", "check", "default", "default_factory", "name")
-
-    def __init__(self, name: str, annotation: Any, default: Any):
-        self.name, self.annotation = name, annotation
-        self.default_factory = default.make if isinstance(default, Factory) else None
-        self.default = _MISSING if isinstance(default, Factory) else default
-        self.check: Callable[[Any], Any] | None = None  # compiled on first use
-
-    metadata = ()  # bounds live inside the annotation (`Annotated[int, Bounds(ge=1)]`)
-
-    def is_required(self) -> bool:
-        return self.default is _MISSING and self.default_factory is None
-
-    def __repr__(self) -> str:
-        return f"FieldSpec({self.name!r}, {self.annotation!r}, default={self.default!r})"
+    name: str
+    args: tuple[tuple[Any, Location], ...]  # (value, location of the argument)
+    kwargs: tuple[tuple[str, Any, Location, Location], ...]  # (name, value, location of the name, of `name=value`)
+    loc: Location
+    name_loc: Location
 
 
-class Model:
-    """Base of argument models. Subclasses declare fields as class annotations, defaults as class attributes."""
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """A bare word that names no constant (`data cifar10`): allowed only where a setting takes a name."""
 
-    model_fields: ClassVar[dict[str, FieldSpec]] = {}
+    name: str
+    loc: Location
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        fields: dict[str, FieldSpec] = {}
-        for klass in reversed(cls.__mro__):
-            if klass is Model or not issubclass(klass, Model):
-                continue
-            for name, ann in vars(klass).get("__annotations__", {}).items():
-                if isinstance(ann, str):
-                    raise TypeError(f"{cls.__name__}.{name}: annotations must be real types (no __future__ import)")
-                if get_origin(ann) is ClassVar or name.startswith("_"):
-                    continue
-                fields[name] = FieldSpec(name, ann, vars(klass).get(name, _MISSING))
-        cls.model_fields = fields
-        cls._pydantic = None
 
-    def __init__(self, **values):
-        validated = type(self)._validate(values)
-        object.__setattr__(self, "__dict__", validated)
+class ArgModel(BaseModel):
+    """The arguments of one call in a spec: strict types, unknown arguments refused, immutable.
 
-    # ---- validation ------------------------------------------------------------------------------------------
-    @classmethod
-    def model_validate(cls, values: dict):
-        """Validate a dict of field values (always strictly: `'128'` is not 128); raises `Invalid` with pydantic's
-        errors."""
-        return cls(**values)
+    `POSITIONAL` is PyTorch's positional order of the arguments a user writes; `INFERRED` names the constructor's
+    arguments that are worked out from the input and never written (`in_channels`).
+    """
+
+    model_config = STRICT
+    POSITIONAL: ClassVar[tuple[str, ...]] = ()
+    INFERRED: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def _validate(cls, values: dict) -> dict:
-        out = None if REFERENCE_ONLY else cls._fast(values)
-        if out is None:
-            out = cls._reference(values)
-        return out
+    def kind(cls) -> str:
+        """The name the spec calls: `Conv2d`, `SGD`, `RandomCrop`."""
+        return cls.__name__
 
     @classmethod
-    def _fast(cls, values: dict) -> dict | None:
-        """The validated fields, or None where pydantic must decide."""
-        fields = cls.model_fields
-        for name in values:
-            if name not in fields:
-                return None
-        out = {}
-        for name, f in fields.items():
-            if name in values:
-                if f.check is None:
-                    f.check = _compile(f.annotation)
-                v = f.check(values[name])
-                if v is _NO:
-                    return None
-                out[name] = v
-            elif f.default_factory is not None:
-                out[name] = f.default_factory()
-            elif f.default is _MISSING:
-                return None
-            else:
-                out[name] = f.default
-        return out
+    def signature(cls) -> str:
+        """`Conv2d(out_channels, kernel_size, stride=1, ...)` for hints and docs."""
+        parts = [name if f.is_required() else f"{name}={show(f.default)}" for name, f in cls.model_fields.items()]
+        return f"{cls.__name__}({', '.join(parts)})"
 
-    @classmethod
-    def _reference(cls, values: dict) -> dict:
-        from pydantic import ValidationError
-
-        try:
-            m = pydantic_model(cls).model_validate(values, strict=True)
-        except ValidationError as e:
-            raise Invalid(cls.__name__, e.errors(include_url=False)) from None
-        return {name: getattr(m, name) for name in cls.model_fields}
-
-    # ---- the BaseModel interface netspec uses ----------------------------------------------------------------
-    def model_copy(self, *, update: dict | None = None):
-        """A copy with some fields replaced (not validated, as in pydantic)."""
-        new = object.__new__(type(self))
-        object.__setattr__(new, "__dict__", {**self.__dict__, **(update or {})})
-        return new
-
-    def __setattr__(self, name, value):
-        raise TypeError(f"{type(self).__name__} is immutable; use model_copy(update={{{name!r}: ...}})")
-
-    __delattr__ = __setattr__
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.__dict__ == self.__dict__
-
-    def __hash__(self):
-        return hash((type(self), tuple(self.__dict__.values())))
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+    def args(self) -> dict[str, Any]:
+        """The arguments as written or defaulted, for the torch constructor."""
+        return {k: getattr(self, k) for k in type(self).model_fields}
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The fast path: a checker per annotation that returns the value pydantic would return, or _NO
-# ---------------------------------------------------------------------------------------------------------------
-
-_NO: Any = object()
+M = typing.TypeVar("M", bound=ArgModel)
+B = typing.TypeVar("B", bound=BaseModel)
 
 
-def _compile(ann: Any) -> Callable[[Any], Any]:
-    origin, args = get_origin(ann), get_args(ann)
+# ---- values and types in words ---------------------------------------------------------------------------------
+def show(value: Any) -> str:
+    """A value as a spec writes it: `true`, `'same'`, `SGD(...)`."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (CallValue, Symbol)):
+        return value.name + ("(...)" if isinstance(value, CallValue) else "")
+    return repr(value)
+
+
+def type_name(v: Any) -> str:
+    """What a value is, in words: `an integer`, `a string`, `a call`."""
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if v is None:
+        return "None"
+    if isinstance(v, tuple):
+        return "a tuple"
+    if isinstance(v, list):
+        return "a list"
+    return "a call"
+
+
+def describe_type(ann: Any, metadata: Any = (), plural: bool = False) -> str:
+    """A field's type in words, for hints and docs: `an integer >= 1, or a pair of integers >= 1`."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
     if origin is Annotated:
-        inner = _compile(args[0])
-        bounds = [b for b in args[1:] if isinstance(b, Bounds)]
-        if not bounds:
-            return inner
-        ge, gt, le, lt = (
-            next((getattr(b, k) for b in bounds if getattr(b, k) is not None), None) for k in ("ge", "gt", "le", "lt")
-        )
-
-        def bounded(v):
-            v = inner(v)
-            if (
-                v is _NO
-                or (ge is not None and not v >= ge)
-                or (gt is not None and not v > gt)
-                or (le is not None and not v <= le)
-                or (lt is not None and not v < lt)
-            ):
-                return _NO
-            return v
-
-        return bounded
+        meta = [m for info in args[1:] for m in getattr(info, "metadata", [info])]
+        return describe_type(args[0], [*metadata, *meta], plural)
     if origin is Union or origin is types.UnionType:
-        members = [_compile(a) for a in args]
-
-        def union(v):
-            # pydantic tries the members in order in strict mode; the first one that accepts decides. Members
-            # whose accepted values overlap would need pydantic's "smart" tie-break: none of ours do (checked by
-            # tests), and a value only a later member takes is still found.
-            for m in members:
-                r = m(v)
-                if r is not _NO:
-                    return r
-            return _NO
-
-        return union
+        parts: list[str] = []
+        for a in args:
+            if typing.get_origin(a) is Literal:
+                parts.extend(show(v) for v in typing.get_args(a))
+            else:
+                parts.append(describe_type(a, metadata, plural))
+        return _join_or(parts)
     if origin is Literal:
-        choices = args
-
-        def literal(v):
-            for c in choices:  # exact type: pydantic also takes 0 for False; that near-miss goes to pydantic
-                if type(v) is type(c) and v == c:
-                    return c
-            return _NO
-
-        return literal
+        return _join_or([show(v) for v in args])
     if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            item = _compile(args[0])
-
-            def var_tuple(v):
-                if type(v) is not tuple:
-                    return _NO
-                out = tuple(item(x) for x in v)
-                return _NO if any(x is _NO for x in out) else out
-
-            return var_tuple
-        items = [_compile(a) for a in args]
-
-        def fixed_tuple(v):
-            if type(v) is not tuple or len(v) != len(items):
-                return _NO
-            out = tuple(c(x) for c, x in zip(items, v))
-            return _NO if any(x is _NO for x in out) else out
-
-        return fixed_tuple
-    if ann is int:
-        return lambda v: v if type(v) is int else _NO
-    if ann is float:
-
-        def to_float(v):
-            if type(v) is float:
-                return v
-            if type(v) is int:
-                try:
-                    return float(v)
-                except OverflowError:  # pydantic refuses ints too large for a float
-                    return _NO
-            return _NO
-
-        return to_float
+        return _describe_tuple(args, plural)
+    bounds = _bounds(metadata)
     if ann is bool:
-        return lambda v: v if type(v) is bool else _NO
+        return "true or false"
+    if ann is int:
+        return ("integers" if plural else "an integer") + bounds
+    if ann is float:
+        return ("numbers" if plural else "a number") + bounds
     if ann is str:
-        return lambda v: v if type(v) is str else _NO
-    if ann is type(None) or ann is None:
-        return lambda v: v if v is None else _NO
-    if isinstance(ann, type) and issubclass(ann, Model):
-        return lambda v: v if isinstance(v, ann) else _NO
-    raise TypeError(f"netspec.model: no fast check for {ann!r}")  # a declaration error, caught by the tests
+        return "strings" if plural else "a string"
+    if ann is type(None):
+        return "None"
+    return getattr(ann, "__name__", str(ann))
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The pydantic model of a declaration
-# ---------------------------------------------------------------------------------------------------------------
+def _describe_tuple(args: tuple[Any, ...], plural: bool) -> str:
+    if len(args) == 2 and args[1] is Ellipsis:
+        return f"{'tuples' if plural else 'a tuple'} of {describe_type(args[0], plural=True)}"
+    inner = [describe_type(a, plural=True) for a in args]
+    if len(inner) == 2 and inner[0] == inner[1]:
+        return f"{'pairs' if plural else 'a pair'} of {inner[0]}"
+    return f"{'tuples' if plural else 'a tuple'} ({', '.join(describe_type(a) for a in args)})"
 
 
-def pydantic_model(cls: type[Model]):
-    """The pydantic model for `cls`, built on first use: one field per declared field, `extra="forbid"`, strict."""
-    if cls.__dict__.get("_pydantic") is None:
-        from pydantic import ConfigDict, Field, create_model
+def _bounds(metadata: Any) -> str:
+    b = {}
+    for m in metadata:
+        for attr in ("ge", "gt", "le", "lt"):
+            if getattr(m, attr, None) is not None:
+                b[attr] = getattr(m, attr)
+    lo = (">=", b["ge"]) if "ge" in b else (">", b["gt"]) if "gt" in b else None
+    hi = ("<=", b["le"]) if "le" in b else ("<", b["lt"]) if "lt" in b else None
+    if lo and hi and lo[0] == ">=" and hi[0] == "<=":
+        return f" from {lo[1]:g} to {hi[1]:g}"
+    return " and".join(f" {b[0]} {b[1]:g}" for b in (lo, hi) if b)
 
-        fields: dict[str, Any] = {}
-        for name, f in cls.model_fields.items():
-            ann = _to_pydantic(f.annotation)
-            if f.default_factory is not None:
-                fields[name] = (ann, Field(default_factory=f.default_factory))
-            else:
-                fields[name] = (ann, ... if f.is_required() else f.default)
-        cls._pydantic = create_model(  # type: ignore[call-overload]
-            cls.__name__,
-            __config__=ConfigDict(extra="forbid", strict=True, frozen=True, arbitrary_types_allowed=True),
-            **fields,
+
+def _join_or(parts: list[str]) -> str:
+    parts = list(dict.fromkeys(parts))
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def takes(model: type[BaseModel], field_name: str | None) -> str | None:
+    """`stride takes an integer >= 1, or a pair of integers >= 1`: the hint for a field, or None."""
+    if field_name is None or field_name not in model.model_fields:
+        return None
+    f = model.model_fields[field_name]
+    return f"{field_name} takes {describe_type(f.annotation, f.metadata)}"
+
+
+# ---- pydantic's errors in netspec's words ----------------------------------------------------------------------
+def _first_error(e: ValidationError, values: dict[str, Any]) -> ErrorDetails:
+    """Of pydantic's errors for one value (one per member of a Union), the one that reads best for what was given:
+    a bound on the right kind of value ("should be >= 1") says more than "should be a tuple"."""
+    errors = e.errors(include_url=False)
+    for err in errors:
+        if err["type"] == "missing":
+            return err
+    first = errors[0]
+    field_errors = [e for e in errors if e["loc"][:1] == first["loc"][:1]]
+    value = values.get(str(first["loc"][0])) if first["loc"] else None
+    wanted: list[ErrorDetails] = []
+    if isinstance(value, str):
+        wanted = [e for e in field_errors if e["type"] in ("literal_error", "string_type")]
+    elif isinstance(value, tuple):
+        wanted = [e for e in field_errors if len(e["loc"]) > 2 or e["type"].startswith("too_")]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        bounds = ("greater_than_equal", "greater_than", "less_than_equal", "less_than", "literal_error")
+        wanted = [e for e in field_errors if e["type"] in bounds]
+    return (wanted or field_errors)[0]
+
+
+def _should(msg: str) -> str:
+    """pydantic's "Input should be ..." -> "should be ..."; any other message -> "is not valid (...)"."""
+    for prefix in ("Input should be ", "Input should "):
+        if msg.startswith(prefix):
+            return "should " + msg[len("Input should ") :]
+    return f"is not valid ({msg[0].lower() + msg[1:]})" if msg else "is not valid"
+
+
+def validated_settings(
+    model: type[B], values: dict[str, Any], written: dict[str, Any], locs: dict[str, Location], section: Location | None
+) -> B:
+    """A settings model (TrainSpec) from its values; a mistake is a SpecError at the setting (`written` holds the
+    values as the spec wrote them, for the message)."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+    key = str(err["loc"][0])
+    raise SpecError(
+        f"setting {key!r} {_should(err['msg'])}, got {show(written.get(key))}",
+        locs.get(key, section),
+        code="E061",
+        hint=takes(model, key),
+    )
+
+
+def validated(model: type[M], call: CallValue) -> M:
+    """Map a call's positional and keyword arguments onto the model's fields and validate them; every error is a
+    SpecError at the argument (or the name) it is about."""
+    values, locs = _arguments(model, call)
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        err = _first_error(e, values)
+    field_name = str(err["loc"][0]) if err["loc"] else None
+    if err["type"] == "missing":
+        raise SpecError(
+            f"{call.name} needs argument {field_name!r}",
+            call.name_loc,
+            hint=f"{field_name} has no default: {model.signature()}",
+            code="E035",
         )
-    return cls._pydantic
+    loc = locs.get(field_name, call.name_loc) if field_name else call.name_loc
+    raise SpecError(
+        f"argument {field_name!r} of {call.name} {_should(err['msg'])}, got {show(values.get(field_name or ''))}",
+        loc,
+        hint=takes(model, field_name),
+        code="E036",
+    )
 
 
-def _to_pydantic(ann: Any) -> Any:
-    """`Annotated[int, Bounds(ge=1)]` -> `Annotated[int, Field(ge=1)]`; a Model class -> `InstanceOf[cls]`."""
-    from pydantic import Field, InstanceOf
+def _arguments(model: type[ArgModel], call: CallValue) -> tuple[dict[str, Any], dict[str, Location]]:
+    """The call's arguments by field name, and where each is written."""
+    positional, signature = model.POSITIONAL, model.signature()
+    if len(call.args) > len(positional):
+        _, loc = call.args[len(positional)]
+        if not positional:
+            msg = f"{call.name} takes no positional arguments, got {len(call.args)}"
+        else:
+            msg = f"{call.name} takes at most {plural(len(positional), 'positional argument')}, got {len(call.args)}"
+        inferred = f"; {', '.join(model.INFERRED)} is worked out from the input" if model.INFERRED else ""
+        raise SpecError(msg, loc, hint=signature + inferred, code="E031")
+    values: dict[str, Any] = {}
+    locs: dict[str, Location] = {}
+    for (value, loc), name in zip(call.args, positional):
+        values[name], locs[name] = value, loc
+    for name, value, name_loc, arg_loc in call.kwargs:
+        _check_keyword(model, call, name, name_loc, values)
+        values[name], locs[name] = value, arg_loc
+    for name, value in values.items():
+        if isinstance(value, list):
+            values[name] = tuple(value)  # lists and tuples are one thing to PyTorch's layer arguments
+        if isinstance(value, (CallValue, Symbol)) or (
+            isinstance(value, (list, tuple)) and any(isinstance(v, (CallValue, Symbol)) for v in value)
+        ):
+            raise SpecError(
+                f"argument {name!r} of {call.name} cannot be {type_name(value)}",
+                locs[name],
+                hint=takes(model, name),
+                code="E034",
+            )
+    return values, locs
 
-    origin, args = get_origin(ann), get_args(ann)
-    if origin is Annotated:
-        meta = [Field(**m.items()) if isinstance(m, Bounds) else m for m in args[1:]]
-        return Annotated[(_to_pydantic(args[0]), *meta)]  # type: ignore[return-value]
-    if origin is Union or origin is types.UnionType:
-        return Union[tuple(_to_pydantic(a) for a in args)]  # type: ignore[return-value]
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple[_to_pydantic(args[0]), ...]  # type: ignore[misc]
-        return tuple[tuple(_to_pydantic(a) for a in args)]  # type: ignore[misc]
-    if isinstance(ann, type) and issubclass(ann, Model):
-        return InstanceOf[ann]
-    return ann
+
+def _check_keyword(
+    model: type[ArgModel], call: CallValue, name: str, name_loc: Location, values: dict[str, Any]
+) -> None:
+    if name in values:
+        twice = name not in model.POSITIONAL[: len(call.args)]
+        raise SpecError(
+            f"{call.name} got argument {name!r} {'twice' if twice else 'positionally and by name'}",
+            name_loc,
+            code="E031",
+            hint="remove one of them" if twice else model.signature(),
+        )
+    if name in model.INFERRED:
+        raise SpecError(
+            f"{name} of {call.name} is worked out from the input and is not written",
+            name_loc,
+            hint=f"remove `{name}=...`; write {model.signature()}",
+            code="E032",
+        )
+    if name not in model.model_fields:
+        hint = did_you_mean(name, model.model_fields)
+        raise SpecError(
+            f"{call.name} has no argument {name!r}",
+            name_loc,
+            hint=(hint + " " if hint else "") + model.signature(),
+            code="E033",
+        )

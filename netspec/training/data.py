@@ -184,7 +184,7 @@ def dataset_key(name: str) -> str | None:
         return key
     if "/" in text or os.sep in text or os.path.isdir(text):
         return None
-    from ..lang.syntax import did_you_mean
+    from ..lang import did_you_mean
 
     hint = did_you_mean(key, DATASETS)
     raise UsageError(

@@ -35,8 +35,8 @@ from torch import nn
 from .. import __version__
 from ..build import build
 from ..errors import DataError, NetspecError, SpecError, UsageError
+from ..lang import Network, load_spec, parse_size
 from ..lang import train_section as S
-from ..lang.elaborate import Network, load_spec, parse_size
 from ..shapes import infer
 from .augment import BatchAugment, normalize
 from .data import load_data
@@ -221,10 +221,9 @@ def epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 
 def _read_spec(spec: str | os.PathLike) -> tuple[str, str | None]:
-    from ..api import read_source
-    from ..lang.syntax import normalize_source
+    from ..lang import normalize_source, read_spec
 
-    text, filename = read_source(spec)
+    text, filename = read_spec(spec)
     return normalize_source(text), filename
 
 
@@ -281,7 +280,7 @@ def make_schedule(spec, optimizer, epochs: int, steps_per_epoch: int):
     if kind == "ExponentialLR":
         return LR.ExponentialLR(optimizer, a["gamma"]), False
     if kind == "CosineAnnealingLR":
-        return LR.CosineAnnealingLR(optimizer, a["T_max"] or epochs, a["eta_min"]), False
+        return LR.CosineAnnealingLR(optimizer, a["T_max"], a["eta_min"]), False
     if kind == "OneCycleLR":
         return LR.OneCycleLR(
             optimizer,
