@@ -538,11 +538,9 @@ def _train_data(capsys, spec: Path, tmp_path: Path, *data_args) -> str:
     ],
 )
 def test_missing_data_set_offline_names_where_the_files_go(name, expect, tiny, tmp_path, capsys, monkeypatch):
-    import netspec.training.data
+    from netspec.training import readers
 
-    monkeypatch.setattr(
-        netspec.training.data, "SYSTEM_DIRS", {}
-    )  # Debian's dataset-fashion-mnist may be installed here
+    monkeypatch.setattr(readers, "SYSTEM_DIRS", {})  # Debian's dataset-fashion-mnist may be installed here
     empty = tmp_path / "EMPTY"
     empty.mkdir()
     err = _train_data(capsys, tiny, tmp_path, "--data", name, "--data-dir", empty)
