@@ -163,7 +163,9 @@ def flip_where(x: Tensor, mask: Tensor, dim: int) -> Tensor:
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(dim), x)  # (N, C, H, W)
 
 
-def _random_flip(x: Tensor, p: float, generator: Generator, return_params: bool, dim: int):
+def _random_flip(
+    x: Tensor, p: float, generator: Generator, return_params: bool, dim: int
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     check_batch(x)
     mask = flip_params(x.shape[0], p, generator, param_device(x, generator)).to(x.device)  # (N,)
     out = flip_where(x, mask, dim)
@@ -292,7 +294,7 @@ def resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
 # --------------------------------------------------------------------------------------------------------------------
 # pipeline
 
-Step = Callable[[Tensor, Generator], Tensor]
+Step = Callable[[Tensor, Generator], Any]  # a uint8 batch in, the augmented uint8 batch out
 
 
 def _only(name: str, kwargs: dict[str, Any], allowed: set[str], defaults: dict[str, Any]) -> None:
@@ -321,7 +323,7 @@ def _make_random_crop(kw: dict[str, Any], size: tuple[int, int]) -> Step:
     return lambda x, g: random_crop(x, crop, padding, g, fill)
 
 
-def _make_flip(kw: dict[str, Any], fn: Callable[..., Tensor], name: str) -> Step:
+def _make_flip(kw: dict[str, Any], fn: Callable[..., Any], name: str) -> Step:
     _only(name, kw, {"p"}, {})
     p = float(kw.get("p", 0.5))
     if not 0.0 <= p <= 1.0:

@@ -13,6 +13,8 @@ from torch import Tensor
 
 from .batch import UINT8_MAX, Generator, check_batch, param_device, uniform
 
+Jitter = float | Sequence[float] | None  # a number v means [c - v, c + v] around the neutral factor c
+
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # torchvision's fn_idx order: 0, 1, 2, 3
 
 
@@ -41,7 +43,10 @@ def _jitter_range(
     return None if lo == hi == center else (lo, hi)
 
 
-def jitter_ranges(brightness, contrast, saturation, hue) -> dict[str, tuple[float, float] | None]:
+def jitter_ranges(
+    brightness: Jitter, contrast: Jitter, saturation: Jitter, hue: Jitter
+) -> dict[str, tuple[float, float] | None]:
+    """Each op's range of factors, as torchvision's ColorJitter checks them; None: the op is off."""
     return {
         "brightness": _jitter_range(brightness, "brightness"),
         "contrast": _jitter_range(contrast, "contrast"),
@@ -183,7 +188,7 @@ def apply_jitter(x: Tensor, params: dict[str, Tensor | None]) -> Tensor:
     if order is None or not enabled or x.shape[0] == 0:
         return x
     order = order.to(x.device)  # (N, 4)
-    factors = {name: params[name].to(x.device) for name in JITTER_OPS if params[name] is not None}  # (N,) each
+    factors = {name: f.to(x.device) for name in JITTER_OPS if (f := params[name]) is not None}  # (N,) each
     groups = order.argsort(dim=0, stable=True)  # (N, 4): column k lists images by their stage-k op
     counts = torch.stack([torch.bincount(order[:, k], minlength=4) for k in range(4)]).tolist()  # 4 x 4, one sync
     y = x.clone()

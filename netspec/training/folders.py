@@ -181,8 +181,7 @@ def _decode_many(src: _Files, items: Sequence[tuple[str, int]], size: tuple[int,
         out[i] = resize_one(decode_image(src.read(rel), src.where(rel), force_rgb=True), size)
 
     for start in range(0, len(items), DECODE_CHUNK):
-        n = min(DECODE_CHUNK, len(items) - start)
-        parallel_map(lambda j, s=start: work(s + j), n)
+        parallel_map(work, range(start, min(start + DECODE_CHUNK, len(items))))
     return torch.from_numpy(out)
 
 
@@ -315,7 +314,7 @@ def load_image_folder(
         raise DataError(f"{test_dir}: has no images (expected {test_dir.name}/<class>/*.png)")
     notes = [f"image folder {root}/ ({train_dir.name}/ and {test_dir.name}/)"]
     items = train + test
-    arrays = parallel_map(lambda i: decode_image(items[i][0], str(items[i][0]), force_rgb=False), len(items))
+    arrays = parallel_map(lambda i: decode_image(items[i][0], str(items[i][0]), force_rgb=False), range(len(items)))
     images = _uniform(arrays, size, notes)
     labels = torch.tensor([y for _, y in items], dtype=torch.int64)
     n = len(train)

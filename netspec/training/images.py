@@ -129,10 +129,10 @@ def workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def parallel_map(fn: Callable[[int], Any], count: int) -> list[Any]:
-    """Run fn(0..count-1) on a thread pool: PIL releases the GIL while decoding, so threads scale with cores
+def parallel_map(fn: Callable[[int], Any], indices: range) -> list[Any]:
+    """fn(i) for each i, on a thread pool: PIL releases the GIL while decoding, so threads scale with cores
     without the start-up and pickling costs of processes."""
-    if count == 0:
+    if not indices:
         return []
     with concurrent.futures.ThreadPoolExecutor(workers()) as pool:
-        return list(pool.map(fn, range(count)))
+        return list(pool.map(fn, indices))
