@@ -168,6 +168,67 @@ def test_python_api_returns_results(tiny_spec, tmp_path):
     assert r == json.loads(Path(r["out"]).joinpath("results.json").read_text())  # every key of results.json
 
 
+def test_trains_takes_spec_text_and_train_a_file(tiny_spec, tmp_path):
+    from netspec.training.run import trains
+
+    quick = dict(epochs=1, train_limit=64, test_limit=32, quiet=True, precision="fp32")
+    a = trains(TINY, out=str(tmp_path / "text"), **quick)
+    b = netspec.train(tiny_spec, out=str(tmp_path / "file"), **quick)  # a Path, or a str: always a file
+    for key in ("final_train_loss", "final_test_loss", "correct", "confusion_matrix"):
+        assert a[key] == b[key], key
+    assert (tmp_path / "text" / "spec.net").read_text() == TINY
+    assert json.loads((tmp_path / "text" / "settings.json").read_text())["spec"] is None
+    with pytest.raises(netspec.UsageError):  # spec text is no file name
+        netspec.train(TINY, out=str(tmp_path / "never"), **quick)
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(epochs=0), "--epochs 0: must be >= 1"),
+        (dict(batch_size=-3), "--batch-size -3: must be >= 1"),
+        (dict(seed=-1), "--seed -1: must be >= 0"),
+        (dict(lr=-1.0), "--lr -1.0: must be a positive number"),
+        (dict(momentum=-0.5), "--momentum -0.5: must be >= 0"),
+        (dict(test_batch_size="8"), "--test-batch-size 8: must be a valid integer"),
+    ],
+)
+def test_options_are_judged_by_the_settings_models(tiny_spec, tmp_path, options, message):
+    with pytest.raises(netspec.UsageError) as e:
+        netspec.train(tiny_spec, out=str(tmp_path / "run"), **options)
+    assert str(e.value) == message
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_option_the_optimizer_lacks_or_an_unknown_option(tmp_path):
+    spec = tmp_path / "adam.net"
+    spec.write_text(TINY.replace("SGD(lr=0.05, momentum=0.9)", "Adam(lr=0.01)"))
+    with pytest.raises(netspec.UsageError, match=r"^--momentum: Adam has no momentum$"):
+        netspec.train(spec, momentum=0.9, out=str(tmp_path / "run"))
+    with pytest.raises(TypeError, match="unknown options: progress"):  # `quiet` is the one keyword for it
+        netspec.train(spec, progress=False)
+
+
+def test_every_optimizer_and_schedule_of_the_language_builds():
+    # the spec language's names and the trainer's torch classes: one table each side, and every entry builds
+    from netspec.lang import train_section as S
+    from netspec.training.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
+
+    assert set(OPTIMIZERS) == set(S.OPTIMIZERS) and set(SCHEDULES) == set(S.SCHEDULES)
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    for name, model in S.OPTIMIZERS.items():
+        optimizer = make_optimizer(model.model_validate({"lr": 0.5}), params)
+        assert type(optimizer) is OPTIMIZERS[name] and optimizer.param_groups[0]["lr"] == 0.5
+    required = {"StepLR": {"step_size": 2}, "MultiStepLR": {"milestones": (1, 3)}, "ExponentialLR": {"gamma": 0.9},
+                "CosineAnnealingLR": {"T_max": 4}, "OneCycleLR": {"max_lr": 0.5}}  # fmt: skip
+    for name, model in S.SCHEDULES.items():
+        optimizer = torch.optim.SGD(params, lr=0.5)
+        scheduler, per_batch = make_schedule(model.model_validate(required[name]), optimizer, 3, 5)
+        assert type(scheduler) is SCHEDULES[name] and per_batch == (name == "OneCycleLR")
+    assert make_schedule(None, optimizer, 3, 5) == (None, False)
+
+
 def test_output_without_a_terminal_is_one_line_per_epoch(tiny_spec, tmp_path):
     # stderr is a pipe here: no progress-bar frames, one line per epoch; the result line goes to stdout
     proc = subprocess.run(

@@ -27,7 +27,7 @@ def param_device(x: Tensor, generator: Generator) -> torch.device:
     return generator.device if generator is not None else x.device
 
 
-def uniform(n: int, low: float, high: float, device: torch.device, generator: Generator) -> Tensor:
+def uniform(n: int, low: float, high: float, device: torch.device | str, generator: Generator) -> Tensor:
     """(n,) float32 uniform in [low, high), drawn like torchvision's `torch.empty(1).uniform_(low, high)`."""
     return torch.empty(n, dtype=torch.float32, device=device).uniform_(low, high, generator=generator)
 
@@ -62,9 +62,12 @@ def normalize(
 
 
 def channel_stats(
-    mean: Sequence[float], std: Sequence[float], channels: int
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std: one value (or equal values) apply to every channel of the data set."""
+    mean: Sequence[float], std: Sequence[float], channels: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Normalize's mean and std per channel, as float32 on `device` (there once, not copied every batch): one value
+    (or equal values) apply to every channel of the data set."""
     if len(mean) != channels and len(set(mean)) == 1 and len(set(std)) == 1:
         mean, std = (mean[0],) * channels, (std[0],) * channels
-    return tuple(mean), tuple(std)
+    return torch.tensor(tuple(mean), dtype=torch.float32, device=device), torch.tensor(
+        tuple(std), dtype=torch.float32, device=device
+    )
