@@ -153,6 +153,20 @@ def test_check_imports_neither_torch_nor_pydantic(spec):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_train_reports_a_bad_spec_before_importing_torch(tmp_path):
+    spec = tmp_path / "bad.net"
+    spec.write_text("network N\ninput 3x8x8\nlayers {\n    fc  Linear(10)\n    fc  Linear(10)\n}\n")
+    code = (
+        "import sys; from netspec.cli import main\n"
+        f"try:\n    main(['train', {str(spec)!r}, '--epochs', '1'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 1, e.code\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(f"{spec}:5:5: error: ")
+
+
 def test_python_m_netspec(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "netspec", "check", BEST], capture_output=True, text=True)
     assert proc.returncode == 0 and "total: 2,441,728 parameters" in proc.stdout
