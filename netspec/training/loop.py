@@ -12,13 +12,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from ..errors import NetspecError
+from ..lang.train_section import TrainSpec
 from .augment import BatchAugment
 from .batch import normalize
 from .device import Dist, autocast
@@ -61,14 +62,14 @@ class TrainLoop:
 
     model: nn.Module  # what the steps call: the DistributedDataParallel or compiled wrapper, if any
     optimizer: torch.optim.Optimizer
-    scheduler: Any  # an LRScheduler, or None
+    scheduler: LRScheduler | None
     per_batch: bool  # the scheduler steps every batch (OneCycleLR), not every epoch
     scaler: torch.amp.GradScaler | None  # fp16 only
     images: Tensor  # (N, C, H, W) uint8, on the device
     labels: Tensor  # (N,) int64, on the device
     augment: BatchAugment
     compute: Compute
-    settings: Any  # the run's TrainSpec: seed, batch_size, epochs, label_smoothing
+    settings: TrainSpec  # seed, batch_size, epochs, label_smoothing
     progress: bool  # a bar of \r frames: on a terminal only, where a log file gets the per-epoch line instead
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import DataError, UsageError
 from ..lang.elaborate import parse_size
+from ..lang.train_section import CosineAnnealingLR, OneCycleLR, TrainSpec
 from .checkpoint import load_checkpoint
 from .data import dataset_key
 from .optim import OVERRIDES
@@ -149,11 +150,9 @@ def _checkpoint(out: Path, stored_text: str, log: Log) -> dict[str, Any] | None:
     return checkpoint
 
 
-def check_schedule_length(resumed: Resumed, train: Any, inferred: frozenset[str]) -> None:
+def check_schedule_length(resumed: Resumed, train: TrainSpec, inferred: frozenset[str]) -> None:
     """A schedule whose length was inferred from the epoch count cannot be stretched half-way through a run:
     the learning rates already used would no longer be the schedule's."""
-    from ..lang.train_section import CosineAnnealingLR, OneCycleLR
-
     if train.epochs == resumed.stored_epochs:
         return
     s = train.schedule

@@ -35,6 +35,7 @@ from torch import nn
 from ..build import build
 from ..errors import SpecError, UsageError
 from ..lang.elaborate import Network
+from ..lang.train_section import TrainSpec
 from ..shapes import ShapeTable, infer
 from .augment import BatchAugment
 from .batch import channel_stats
@@ -98,7 +99,7 @@ class Prepared:
 
     net: Network
     table: ShapeTable
-    train: Any  # TrainSpec
+    train: TrainSpec
     data: ImageData
     constants: dict[str, Any]  # the --set values, plus `classes` when the data set decided it
     requested_input: tuple[int, int, int]  # --input, or the spec's; the data set may change its channels
@@ -198,7 +199,7 @@ def prepare(req: Request, log: Log) -> Prepared:
     return Prepared(net, table, t, data, constants, req.net.input)
 
 
-def _check_fits(net: Network, table: ShapeTable, t: Any, data: ImageData) -> None:
+def _check_fits(net: Network, table: ShapeTable, t: TrainSpec, data: ImageData) -> None:
     """The network's output and the normalization must fit the data set's classes and channels."""
     if table.output != (data.num_classes,):
         raise SpecError(
