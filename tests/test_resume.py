@@ -35,32 +35,18 @@ def _resume(spec, out, *flags):
     raise AssertionError("main() returned without exiting")
 
 
+# the settings of `one_epoch_run`, but for its epochs
+ONE_EPOCH_RUN = ["--quiet", "--train-limit", "96", "--test-limit", "40", "--batch-size", "16", "--precision", "fp32"]
+
+
 @pytest.fixture(scope="module")
 def one_epoch_run(tmp_path_factory):
-    """A finished 1-epoch run of TINY on 96 shapes images, batch 32, in fp32 (copied by each test that changes it)."""
+    """A finished 1-epoch run of TINY on 96 shapes images, batch 16, in fp32 (copied by each test that changes it)."""
     folder = tmp_path_factory.mktemp("resume")
     spec = folder / "tiny.net"
     spec.write_text(TINY)
     with pytest.raises(SystemExit) as e:
-        main(
-            [
-                "train",
-                str(spec),
-                "--out",
-                str(folder / "run"),
-                "--quiet",
-                "--train-limit",
-                "96",
-                "--test-limit",
-                "40",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "16",
-                "--precision",
-                "fp32",
-            ]
-        )
+        main(["train", str(spec), "--out", str(folder / "run"), "--epochs", "1", *ONE_EPOCH_RUN])
     assert e.value.code == 0
     return spec, folder / "run"
 
@@ -143,25 +129,7 @@ def test_resume_with_no_flag_continues_the_same_run(one_epoch_run, tmp_path):
     out = _copy_run(run_dir, tmp_path / "run")
     assert _resume(None, out, "--epochs", "2", "--quiet") == 0
     with pytest.raises(SystemExit):
-        main(
-            [
-                "train",
-                str(spec),
-                "--out",
-                str(tmp_path / "whole"),
-                "--quiet",
-                "--train-limit",
-                "96",
-                "--test-limit",
-                "40",
-                "--epochs",
-                "2",
-                "--batch-size",
-                "16",
-                "--precision",
-                "fp32",
-            ]
-        )
+        main(["train", str(spec), "--out", str(tmp_path / "whole"), "--epochs", "2", *ONE_EPOCH_RUN])
     a = json.loads((out / "results.json").read_text())
     b = json.loads((tmp_path / "whole" / "results.json").read_text())
     for key in ("final_train_loss", "final_test_loss", "correct", "confusion_matrix"):
@@ -266,7 +234,6 @@ def test_kill_9_then_resume_gives_the_uninterrupted_numbers(tiny_spec, tmp_path)
 
 
 def test_ctrl_c_stops_after_saving_and_the_printed_command_resumes(tiny_spec, tmp_path):
-
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [
