@@ -478,6 +478,7 @@ def _usage_cases() -> list[tuple[str, list[str], str]]:
         ("train", ["train", spec, "--resume"], "--resume needs --out DIR"),
         ("train", ["train", spec, "--epochs", "0"], "--epochs 0: must be >= 1"),
         ("train", ["train", spec, "--lr", "-1"], "must be a positive number"),
+        ("train", ["train", spec, "--lr", "inf"], "'inf' is not a finite number"),
         ("train", ["train", spec, "--train-limit", "0"], "Invalid value for '--train-limit'"),
         ("train", ["train", spec, "--device", "tpu"], "Invalid value for '--device'"),
         ("train", ["train", spec, "--data", "cifar11"], "unknown data set 'cifar11'"),
