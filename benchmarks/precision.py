@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import netspec
 import torch
-from netspec.training.run import cpu_has_native_bf16
+from netspec.training.device import cpu_has_native_bf16
 
 WORKLOADS = {
     "lenet5": dict(spec=ROOT / "examples" / "lenet5.net", options={}),
@@ -70,7 +70,6 @@ def main() -> None:
                     precision=precision,
                     out=str(tmp / f"{name}-{precision}-{seed}"),
                     quiet=True,
-                    progress=False,
                     download=False,
                     **w["options"],
                 )

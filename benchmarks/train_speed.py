@@ -89,18 +89,15 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, repeat: int = 20) -> float:
 
 def in_process(spec: str, data_dir: Path, n: int, batch: int) -> dict:
     """netspec's epoch (augmentation, normalization, steps) vs the model's steps alone on identical batches."""
+    import threading
+
     import netspec
     from netspec.training.augment import BatchAugment
+    from netspec.training.batch import channel_stats
     from netspec.training.data import load_data
-    from netspec.training.run import (
-        Dist,
-        TrainOptions,
-        _autocast,
-        _prepare_batch,
-        _train_epoch,
-        make_optimizer,
-        resolve_precision,
-    )
+    from netspec.training.device import resolve_precision
+    from netspec.training.loop import Compute, TrainLoop, train_epoch
+    from netspec.training.optim import make_optimizer
 
     compiled = netspec.load(spec)
     t = compiled.train.model_copy(update={"batch_size": batch})
@@ -110,52 +107,21 @@ def in_process(spec: str, data_dir: Path, n: int, batch: int) -> dict:
     model = compiled.module.to(memory_format=torch.channels_last)
     opt = make_optimizer(t.optimizer, model.parameters())
     augment = BatchAugment([(a.kind(), a.args()) for a in t.augment], (32, 32))
-    mean_std = (t.normalize.mean, t.normalize.std)
-    opts = TrainOptions(progress=False, quiet=True)
-    # warm up once (oneDNN primitive caches)
-    _train_epoch(
-        model,
-        opt,
-        None,
-        None,
-        data.train_images[:batch],
-        data.train_labels[:batch],
-        t,
-        1,
-        augment,
-        mean_std,
-        True,
-        device,
-        precision,
-        Dist(),
-        opts,
-        {"flag": False},
-    )
+    compute = Compute(device, precision, True, channel_stats(t.normalize.mean, t.normalize.std, 3, device))
+
+    def loop(images: torch.Tensor, labels: torch.Tensor) -> TrainLoop:
+        return TrainLoop(model, opt, None, False, None, images, labels, augment, compute, t, progress=False)
+
+    never = threading.Event()
+    train_epoch(loop(data.train_images[:batch], data.train_labels[:batch]), 1, never)  # warm up oneDNN's caches
     t0 = time.perf_counter()
-    _train_epoch(
-        model,
-        opt,
-        None,
-        None,
-        data.train_images,
-        data.train_labels,
-        t,
-        1,
-        augment,
-        mean_std,
-        True,
-        device,
-        precision,
-        Dist(),
-        opts,
-        {"flag": False},
-    )
+    train_epoch(loop(data.train_images, data.train_labels), 1, never)
     epoch_s = time.perf_counter() - t0
-    batches = [_prepare_batch(data.train_images[i : i + batch], mean_std, True) for i in range(0, n, batch)]
+    batches = [compute.inputs(data.train_images[i : i + batch]) for i in range(0, n, batch)]
     labels = [data.train_labels[i : i + batch] for i in range(0, n, batch)]
     t0 = time.perf_counter()
     for x, y in zip(batches, labels):
-        with _autocast(device, precision):
+        with compute.autocast():
             logits = model(x)
         loss = torch.nn.functional.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)

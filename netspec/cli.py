@@ -1,19 +1,115 @@
 """The `netspec` command line.
 
 Exit codes: 0 success, 1 a mistake in a spec or data (rendered with file, line, column and a caret), 2 bad usage
-(one line), 3 training diverged, 130 interrupted. A user's mistake never shows a traceback.
-`netspec check` imports no torch: every torch import happens inside the commands that need it.
+(one line), 3 training diverged, 130 interrupted (Ctrl-C). A user's mistake never shows a traceback.
+
+Every failure reaches click as one `Failure` (a `click.ClickException`) carrying its text and exit code, so click's
+own main loop shows it and exits; netspec's errors keep their exit codes, and Ctrl-C never falls through to
+click's "Aborted!" (exit 1). `netspec check` imports no torch: torch is imported inside the commands that need it.
 """
 
 from __future__ import annotations
 
-import sys
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NoReturn
 
 import click
 
 from .errors import NetspecError, SpecError, UsageError
+
+
+class Failure(click.ClickException):
+    """A failure as netspec shows it: its text, once, and its exit code."""
+
+    def __init__(self, text: str, exit_code: int, *, to_stdout: bool = False):
+        super().__init__(text)
+        self.exit_code = exit_code
+        self.to_stdout = to_stdout
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(self.message, err=not self.to_stdout)
+
+
+# click >= 8.2 raises this UsageError (its message being the whole help) for a group called without arguments
+_NO_ARGS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _failures() -> Iterator[None]:
+    """netspec's errors, Ctrl-C and click's usage errors, each as the `Failure` that shows it."""
+    try:
+        yield
+    except NetspecError as e:
+        text = e.render() if isinstance(e, SpecError) else f"netspec: error: {e}"
+        raise Failure(text, e.exit_code) from e
+    except KeyboardInterrupt:
+        raise Failure("netspec: error: interrupted", 130) from None
+    except _NO_ARGS as e:  # `netspec` alone: its help, not a usage error of twenty lines
+        raise Failure(e.ctx.get_help() if e.ctx else "Usage: netspec COMMAND [ARGS]...", 2, to_stdout=True) from e
+    except click.UsageError as e:
+        command = e.ctx.command_path if e.ctx else "netspec"
+        raise Failure(f"{command}: error: {e.format_message()} (see --help)", 2) from e
+
+
+class NetspecGroup(click.Group):
+    """The commands, with `import` loaded only when it runs (or when --help lists it), and every failure shown by
+    `_failures`."""
+
+    lazy: dict[str, tuple[str, str]] = {"import": ("netspec.importer.core", "import_command")}
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _failures():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _failures():
+            return super().invoke(ctx)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # click suggests among the commands it has loaded: offer it every command, lazy ones included
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=self.list_commands(ctx), ctx=ctx)
+        return super().resolve_command(ctx, args)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=NetspecGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="netspec", message="netspec %(version)s")
+def cli() -> None:
+    """Describe, compile and train image-classification networks from a .net spec.
+
+    \b
+    netspec check specs/cifar_best.net                 shapes, parameters and MACs, without torch
+    netspec compile specs/cifar_best.net --summary     the torch module and torchinfo's summary
+    netspec train specs/cifar_best.net --data cifar10  train with the spec's settings
+    """
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: run a command and exit with its code."""
+    cli.main(args=argv, prog_name="netspec")
+    raise AssertionError("click's main always exits")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Arguments shared by the commands
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
@@ -21,7 +117,7 @@ def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
 
     if text is None:
         return None
-    parts = [p for p in text.split(",")]
+    parts = text.split(",")
     if not all(p.strip() for p in parts):
         raise UsageError(f"--input {text!r}: expected CxHxW, or several separated by commas")
     sizes = []
@@ -31,6 +127,13 @@ def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
         except ValueError:  # int() refuses numbers of over 4,300 digits
             raise UsageError(f"--input {_short(p)}: dimensions over 65,536 are not supported") from None
     return sizes
+
+
+def _one_size(text: str | None, command: str) -> tuple[int, int, int] | None:
+    sizes = _sizes(text)
+    if sizes and len(sizes) > 1:
+        raise UsageError(f"{command} takes one --input size")
+    return sizes[0] if sizes else None
 
 
 def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
@@ -51,6 +154,18 @@ def _short(text: str) -> str:
     return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text):,} characters)"
 
 
+class _Finite(click.ParamType):
+    """A float that is a number: `inf` and `nan` are no learning rates."""
+
+    name = "X"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        x = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return x
+
+
 input_option = click.option(
     "--input", "input_", metavar="CxHxW", help="Input size, e.g. 3x64x64 (overrides the spec's `input`)."
 )
@@ -63,44 +178,27 @@ set_option = click.option(
 )
 
 
-class LazyGroup(click.Group):
-    """Commands whose modules are imported only when they run (or when --help lists them), keeping `check` light."""
-
-    lazy: dict[str, tuple[str, str]] = {
-        "train": ("netspec.commands", "train"),
-        "evaluate": ("netspec.commands", "evaluate"),
-        "compare": ("netspec.commands", "compare"),
-        "import": ("netspec.importer.core", "import_command"),
-    }
-
-    def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
-
-    def resolve_command(self, ctx, args):
-        # click suggests among the commands it has loaded: offer it every command, lazy ones included
-        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
-            raise click.exceptions.NoSuchCommand(args[0], possibilities=self.list_commands(ctx), ctx=ctx)
-        return super().resolve_command(ctx, args)
-
-    def get_command(self, ctx, name):
-        if name in self.lazy and name not in self.commands:
-            import importlib
-
-            module, attr = self.lazy[name]
-            self.add_command(getattr(importlib.import_module(module), attr), name)
-        return super().get_command(ctx, name)
+def _data_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--data",
+        metavar="NAME|PATH",
+        help="cifar10, cifar100, mnist, fashion-mnist, tiny-imagenet, shapes, or an image-folder path "
+        "(default: the spec's `data`).",
+    )(f)
+    f = click.option(
+        "--data-dir", metavar="DIR", help="Where data sets live (default: $NETSPEC_DATA, else ~/.cache/netspec)."
+    )(f)
+    f = click.option("--test-limit", type=click.IntRange(min=1), metavar="N", help="Use the first N test images.")(f)
+    f = click.option("--no-download", is_flag=True, help="Never download; fail if the files are not there.")(f)
+    f = click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to run."
+    )(f)
+    return f
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.version_option(package_name="netspec", message="netspec %(version)s")
-def cli() -> None:
-    """Describe, compile and train image-classification networks from a .net spec.
-
-    \b
-    netspec check specs/cifar_best.net                 shapes, parameters and MACs, without torch
-    netspec compile specs/cifar_best.net --summary     the torch module and torchinfo's summary
-    netspec train specs/cifar_best.net --data cifar10  train with the spec's settings
-    """
+# ---------------------------------------------------------------------------------------------------------------
+# check, compile: no torch before the spec holds
+# ---------------------------------------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -124,10 +222,10 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
         click.echo(shape_table(net, table))
         return
     from .lang import load_spec, read_spec
-    from .shapes import infer, smallest_inputs
+    from .shapes import fmt_shape, infer, smallest_inputs
 
     net = load_spec(*read_spec(spec), input=sizes[0], constants=constants)  # each size is inferred below
-    tables = []
+    tables: list[Any] = []
     for size in sizes:
         try:
             tables.append(infer(net, size))
@@ -135,14 +233,13 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
             tables.append(e)
     click.echo(side_by_side(net, sizes, tables))
     square, smallest = smallest_inputs(net)
-    if square is None:
+    if square is None or smallest is None:
         click.echo("smallest input: none up to 4096x4096")
     else:
-        from .shapes import fmt_shape
-
         click.echo(f"smallest input: {fmt_shape(square)} (square); smallest H x W: {fmt_shape(smallest)}")
-    if any(isinstance(t, SpecError) for t in tables):
-        raise next(t for t in tables if isinstance(t, SpecError))
+    errors = [t for t in tables if isinstance(t, SpecError)]
+    if errors:
+        raise errors[0]
 
 
 @cli.command(name="compile")
@@ -154,12 +251,9 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
     """Compile SPEC to torch.nn modules and print the model exactly as `print(model)` does."""
     from .api import check as check_spec
 
-    sizes = _sizes(input_)
-    if sizes and len(sizes) > 1:
-        raise UsageError("compile takes one --input size")
     # validate and infer every shape before torch is imported: a mistake (an absurd size above all) is reported at
     # once, without the seconds and the memory that importing torch costs
-    net, table = check_spec(Path(spec), sizes[0] if sizes else None, _overrides(sets))
+    net, table = check_spec(Path(spec), _one_size(input_, "compile"), _overrides(sets))
     from .build import build
 
     module = build(net, table)
@@ -184,42 +278,118 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
     click.echo(text)
 
 
-# click >= 8.2 raises this UsageError (its message being the whole help) for a group called without arguments
-_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+# ---------------------------------------------------------------------------------------------------------------
+# train, evaluate, compare
+# ---------------------------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, render netspec's errors, and choose the exit code."""
-    try:
-        cli.main(args=argv, prog_name="netspec", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except _NO_ARGS as e:  # `netspec` alone: its help, not a usage error of twenty lines
-        click.echo(e.ctx.get_help() if e.ctx else "Usage: netspec COMMAND [ARGS]... (see --help)")
-        sys.exit(2)
-    except click.UsageError as e:
-        # one line, like every usage error of ours
-        cmd = e.ctx.command_path if e.ctx else "netspec"
-        click.echo(f"{cmd}: error: {e.format_message()} (see --help)", err=True)
-        sys.exit(2)
-    except click.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except SpecError as e:
-        click.echo(e.render(), err=True)
-        sys.exit(1)
-    except UsageError as e:
-        click.echo(f"netspec: error: {e}", err=True)
-        sys.exit(2)
-    except NetspecError as e:
-        click.echo(f"netspec: error: {e}", err=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(0)
-    sys.exit(0)
+@cli.command()
+@click.argument("spec", required=False)
+@_data_options
+@click.option("--epochs", type=int, metavar="N", help="Override the spec's epochs.")
+@click.option("--batch-size", type=int, metavar="N", help="Global batch size (all processes together).")
+@click.option("--test-batch-size", type=int, metavar="N")
+@click.option("--lr", type=_Finite(), help="Learning rate of the spec's optimizer.")
+@click.option("--momentum", type=_Finite())
+@click.option("--weight-decay", type=_Finite())
+@click.option("--seed", type=int, metavar="N")
+@click.option("--train-limit", type=click.IntRange(min=1), metavar="N", help="Use the first N training images.")
+@click.option("--input", "input_", metavar="CxHxW", help="Training resolution (overrides the spec's `input`).")
+@set_option
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 where the hardware has it natively, else fp32.",
+)
+@click.option(
+    "--channels-last/--no-channels-last",
+    default=None,
+    help="Memory format of activations (default: on for convolutional networks).",
+)
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across processes (NCCL only).")
+@click.option("--out", metavar="DIR", help="Run folder (default: a new folder under runs/).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its last finished epoch, with its own settings (SPEC may be left out).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; the final result line stays.")
+def train(
+    spec: str | None, input_: str | None, sets: tuple[str, ...], compile_: bool, no_download: bool, **flags: Any
+) -> None:
+    """Train SPEC with the settings of its `train` section; flags override them.
+
+    Writes one run folder: spec.net, settings.json, env.json, metrics.csv, results.json, report.md, the plots and
+    checkpoint.pt. Under `torchrun --nproc_per_node N -m netspec train ...` it trains with DistributedDataParallel.
+    """
+    from .training.settings import SpecSource, TrainOptions, plan
+
+    if spec is None and not flags["resume"]:
+        raise click.UsageError("Missing argument 'SPEC'.")
+    _one_size(input_, "train")
+    opts = TrainOptions(input=input_, constants=_overrides(sets), compile=compile_, download=not no_download, **flags)
+    # a new run's spec is checked here, before torch is imported; a resumed run's is the one in its folder
+    job = plan(SpecSource.read(spec) if spec is not None else None, opts)
+    from .training.run import run
+
+    run(job)
+
+
+@cli.command()
+@click.argument("run", metavar="RUN_DIR|CHECKPOINT")
+@_data_options
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Test batch size.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default=None,
+    help="Default: the precision the run trained in.",
+)
+@click.option("--out", metavar="DIR", help="Also write evaluation.json and confusion_matrix.png here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def evaluate(run: str, no_download: bool, as_json: bool, **options: Any) -> None:
+    """Evaluate a trained model: test loss, accuracy, per-class accuracy, confusion matrix.
+
+    By default it tests as the run did: the run's data set, test limit and precision.
+    """
+    if not Path(run).exists():
+        raise UsageError(f"{run}: no such run folder or checkpoint")
+    from .training.evaluate import evaluate as evaluate_run
+
+    r = evaluate_run(run, download=not no_download, **options)
+    click.echo(json.dumps(r, indent=2) if as_json else _evaluation_text(r))
+
+
+def _evaluation_text(r: dict[str, Any]) -> str:
+    from .training.report import pct
+
+    limit = f"the first {r['test_limit']:,} test images" if r["test_limit"] else "every test image"
+    lines = [
+        f"checkpoint: {r['checkpoint']} (epoch {r['epoch']})",
+        f"data: {r['data']}, {limit} ({r['total']:,}); precision: {r['precision']}",
+        f"test loss: {r['test_loss']:.4f}",
+        f"test accuracy: {pct(r['test_accuracy'])}% ({r['correct']}/{r['total']})",
+        *(f"Accuracy of {name}: {pct(acc)} %" for name, acc in r["per_class_accuracy"].items()),
+    ]
+    if len(r["classes"]) <= 20:
+        lines.append("confusion matrix (rows: true, columns: predicted):")
+        width = max(5, *(len(str(v)) for row in r["confusion_matrix"] for v in row)) + 1
+        for name, row in zip(r["classes"], r["confusion_matrix"]):
+            lines.append(f"  {name[:12]:>12} " + "".join(str(v).rjust(width) for v in row))
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_DIR...")
+@click.option("--out", metavar="FILE", default="compare.png", show_default=True, help="Where to write the curves.")
+def compare(runs: tuple[str, ...], out: str) -> None:
+    """Compare finished runs side by side: a table and overlaid curves."""
+    from .training.report import compare as compare_runs
+
+    click.echo(compare_runs([Path(r) for r in runs], Path(out)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import netspec
@@ -150,6 +152,82 @@ def test_check_imports_no_torch(spec):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_train_reports_a_bad_spec_before_importing_torch(tmp_path):
+    spec = tmp_path / "bad.net"
+    spec.write_text("network N\ninput 3x8x8\nlayers {\n    fc  Linear(10)\n    fc  Linear(10)\n}\n")
+    code = (
+        "import sys; from netspec.cli import main\n"
+        f"try:\n    main(['train', {str(spec)!r}, '--epochs', '1'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 1, e.code\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(f"{spec}:5:5: error: ")
+
+
 def test_python_m_netspec(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "netspec", "check", BEST], capture_output=True, text=True)
     assert proc.returncode == 0 and "total: 2,441,728 parameters" in proc.stdout
+
+
+def _ctrl_c(*args, **kwargs):
+    """A real SIGINT to this process, as Ctrl-C sends it, from inside a command."""
+    signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_in_a_command_exits_130_not_clicks_aborted(capsys, monkeypatch):
+    # click turns a KeyboardInterrupt that reaches it into "Aborted!" and exit 1: netspec's never does
+    import netspec.table
+
+    monkeypatch.setattr(netspec.table, "shape_table", _ctrl_c)
+    code, out, err = run(capsys, "check", BEST)
+    assert (code, out, err) == (130, "", "netspec: error: interrupted\n")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_before_training_starts_exits_130(tmp_path, capsys, monkeypatch):
+    import netspec.training.run
+
+    monkeypatch.setattr(netspec.training.run, "load_data", _ctrl_c)
+    code, _, err = run(capsys, "train", BEST, "--data", "shapes", "--out", str(tmp_path / "run"), "--quiet")
+    assert (code, err) == (130, "netspec: error: interrupted\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_second_ctrl_c_stops_training_at_once_with_130(tmp_path, capsys, monkeypatch):
+    # the first Ctrl-C asks the run to stop after the current step; a second one does not wait for it
+    import netspec.training.run
+
+    def two_ctrl_c(*args, **kwargs):
+        _ctrl_c()
+        _ctrl_c()
+        raise AssertionError("the second Ctrl-C did not interrupt")
+
+    monkeypatch.setattr(netspec.training.run, "train_epoch", two_ctrl_c)
+    args = ["--train-limit", "32", "--test-limit", "16", "--quiet", "--precision", "fp32"]
+    code, _, err = run(capsys, "train", BEST, "--data", "shapes", "--out", str(tmp_path / "run"), *args)
+    assert (code, err) == (130, "netspec: error: interrupted\n")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run's handler is gone
+
+
+def test_ctrl_c_while_a_command_waits_for_input_exits_130():
+    # a real Ctrl-C in a real process: `netspec import -` waiting on standard input
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netspec", "import", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while "pipe" not in Path(f"/proc/{proc.pid}/wchan").read_text():  # blocked reading its stdin pipe
+            if time.time() > deadline or proc.poll() is not None:
+                pytest.skip("cannot tell when the process waits on its input")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out, err) == (130, "", "netspec: error: interrupted\n")

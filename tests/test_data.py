@@ -1,4 +1,4 @@
-"""Tests for netspec.training.data: every reader against miniature copies of the real formats (tests/datafixtures.py).
+"""Tests for the data sets of netspec.training: every reader against miniature copies of the real formats.
 
 No test touches the network: loads pass download=False, or torchvision's download classes are replaced.
 """
@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import torch
 from netspec.errors import DataError, UsageError
+from netspec.lang import DATA_NAMES
 from netspec.training import data as nd
-from netspec.training.data import DATASETS, ImageData, default_data_dir, load_data, make_shapes
+from netspec.training import readers
+from netspec.training.data import ImageData, default_data_dir, load_data, make_shapes
 
 try:
     from datafixtures import (
@@ -75,7 +77,7 @@ def no_download(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("tried to download")
 
-    monkeypatch.setattr(nd, "_torchvision_download", boom)
+    monkeypatch.setattr(readers, "_torchvision_download", boom)
 
 
 # ------------------------------------------------------------------------------------------------------------ CIFAR
@@ -144,7 +146,7 @@ def test_restricted_unpickler_refuses_os_system(tmp_path, no_download):
     assert not marker.exists()
     for payload in (pickle.dumps(Evil(marker)), cifar_pickle(eval), pickle.dumps(pickle.Unpickler)):
         with pytest.raises(DataError, match="refusing"):
-            nd.restricted_unpickle(payload, "x.pkl")
+            readers.restricted_unpickle(payload, "x.pkl")
     assert not marker.exists()
     assert w.path.is_dir()
 
@@ -219,7 +221,7 @@ def test_cifar_download_then_read(tmp_path, monkeypatch):
 @pytest.mark.parametrize("gz", [True, False])
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
 def test_mnist_exact(tmp_path, name, gz, no_download, monkeypatch):
-    monkeypatch.setattr(nd, "SYSTEM_DIRS", {})
+    monkeypatch.setattr(readers, "SYSTEM_DIRS", {})
     w = make_mnist(tmp_path, name, gz=gz)
     d = load_data(name, tmp_path, download=False)
     assert_matches(d, w)
@@ -240,7 +242,7 @@ def test_mnist_torchvision_layout_and_limits(tmp_path, no_download):
 
 def test_fashion_mnist_system_dir(tmp_path, no_download, monkeypatch):
     w = make_mnist(tmp_path, "fashion-mnist", folder="usr-share")
-    monkeypatch.setattr(nd, "SYSTEM_DIRS", {"fashion-mnist": (w.path,)})
+    monkeypatch.setattr(readers, "SYSTEM_DIRS", {"fashion-mnist": (w.path,)})
     assert_matches(load_data("fashion-mnist", tmp_path / "empty", download=False), w)
 
 
@@ -277,7 +279,7 @@ def test_idx_corrupt_files(tmp_path, no_download):
 
 
 def test_mnist_missing_offline_says_where(tmp_path, no_download, monkeypatch):
-    monkeypatch.setattr(nd, "SYSTEM_DIRS", {})
+    monkeypatch.setattr(readers, "SYSTEM_DIRS", {})
     for name in ("mnist", "fashion-mnist"):
         with pytest.raises(DataError) as err:
             load_data(name, tmp_path, download=False)
@@ -500,7 +502,7 @@ def test_usage_errors(tmp_path):
 
 
 def test_names_and_defaults(monkeypatch, tmp_path):
-    assert DATASETS == ("cifar10", "cifar100", "mnist", "fashion-mnist", "tiny-imagenet", "shapes")
+    assert DATA_NAMES == ("cifar10", "cifar100", "mnist", "fashion-mnist", "tiny-imagenet", "shapes")
     assert nd.dataset_key("CIFAR-10") == "cifar10" and nd.dataset_key("fashion_mnist") == "fashion-mnist"
     assert nd.dataset_key("some/dir") is None and nd.dataset_key(str(tmp_path)) is None
     monkeypatch.setenv("NETSPEC_DATA", str(tmp_path / "d"))

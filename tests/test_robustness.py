@@ -478,6 +478,7 @@ def _usage_cases() -> list[tuple[str, list[str], str]]:
         ("train", ["train", spec, "--resume"], "--resume needs --out DIR"),
         ("train", ["train", spec, "--epochs", "0"], "--epochs 0: must be >= 1"),
         ("train", ["train", spec, "--lr", "-1"], "must be a positive number"),
+        ("train", ["train", spec, "--lr", "inf"], "'inf' is not a finite number"),
         ("train", ["train", spec, "--train-limit", "0"], "Invalid value for '--train-limit'"),
         ("train", ["train", spec, "--device", "tpu"], "Invalid value for '--device'"),
         ("train", ["train", spec, "--data", "cifar11"], "unknown data set 'cifar11'"),
@@ -538,11 +539,9 @@ def _train_data(capsys, spec: Path, tmp_path: Path, *data_args) -> str:
     ],
 )
 def test_missing_data_set_offline_names_where_the_files_go(name, expect, tiny, tmp_path, capsys, monkeypatch):
-    import netspec.training.data
+    from netspec.training import readers
 
-    monkeypatch.setattr(
-        netspec.training.data, "SYSTEM_DIRS", {}
-    )  # Debian's dataset-fashion-mnist may be installed here
+    monkeypatch.setattr(readers, "SYSTEM_DIRS", {})  # Debian's dataset-fashion-mnist may be installed here
     empty = tmp_path / "EMPTY"
     empty.mkdir()
     err = _train_data(capsys, tiny, tmp_path, "--data", name, "--data-dir", empty)

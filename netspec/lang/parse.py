@@ -19,6 +19,7 @@ import lark
 from lark import Token, Transformer, v_args
 
 from ..errors import Location, SpecError, UsageError
+from .hints import short
 from .syntax import (
     Arg,
     BinOp,
@@ -108,14 +109,14 @@ def _check_text(text: str | bytes) -> str:
 def read_spec(path: str | os.PathLike[str]) -> tuple[bytes, str]:
     """A spec file's bytes and its name; a UsageError when it cannot be read."""
     p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{p}: is a directory, not a spec file")
     try:
         return p.read_bytes(), str(p)
     except FileNotFoundError:
         raise UsageError(f"{p}: no such file") from None
-    except OSError as e:
-        raise UsageError(f"{p}: cannot read ({e.strerror})") from None
+    except IsADirectoryError:
+        raise UsageError(f"{p}: is a directory, not a spec file") from None
+    except OSError as e:  # also a name no file can have (too long, say): shown cut to a line
+        raise UsageError(f"{short(str(p))}: cannot read ({e.strerror})") from None
 
 
 def normalize_source(text: str | bytes) -> str:

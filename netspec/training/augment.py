@@ -57,44 +57,8 @@ __all__ = [
     "rotation_params",
 ]
 
-Generator = torch.Generator | None
-_UINT8_MAX = 255.0
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# helpers
-
-
-def _check_batch(x: Tensor) -> None:
-    """Every op takes a uint8 batch (N, C, H, W) with C = 1 or 3, as the data set is held in memory."""
-    if x.ndim != 4:
-        raise ValueError(f"expected a batch of shape (N, C, H, W), got shape {tuple(x.shape)}")
-    if x.dtype != torch.uint8:
-        raise ValueError(f"expected a uint8 batch, got {x.dtype}")
-    if x.shape[1] not in (1, 3):
-        raise ValueError(f"expected 1 or 3 channels, got {x.shape[1]}")
-
-
-def _param_device(x: Tensor, generator: Generator) -> torch.device:
-    """Random numbers are drawn where the generator lives (a CUDA generator can only fill CUDA tensors)."""
-    return generator.device if generator is not None else x.device
-
-
-def _uniform(n: int, low: float, high: float, device: torch.device, generator: Generator) -> Tensor:
-    """(n,) float32 uniform in [low, high), drawn like torchvision's `torch.empty(1).uniform_(low, high)`."""
-    return torch.empty(n, dtype=torch.float32, device=device).uniform_(low, high, generator=generator)
-
-
-def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    """torchvision's size convention: an int means a square."""
-    if isinstance(size, int):
-        return size, size
-    if isinstance(size, Sequence) and len(size) == 1:
-        return int(size[0]), int(size[0])
-    if isinstance(size, Sequence) and len(size) == 2:
-        return int(size[0]), int(size[1])
-    raise ValueError(f"{name} must be an int or a pair (height, width), got {size!r}")
-
+from .batch import Generator, check_batch, normalize, pair, param_device, uniform
+from .color import JITTER_OPS, apply_jitter, color_jitter, jitter_params, jitter_ranges
 
 # --------------------------------------------------------------------------------------------------------------------
 # RandomCrop
@@ -174,10 +138,10 @@ def random_crop(
     With `return_params`, also returns {"top": (N,), "left": (N,)}: offsets in the padded image, i.e. the arguments
     of `torchvision.transforms.v2.functional.crop(pad(img, padding, fill), top, left, h, w)`.
     """
-    _check_batch(x)
-    size = _pair(size, "size")
+    check_batch(x)
+    size = pair(size, "size")
     xp = pad(x, padding, fill)  # (N, C, Hp, Wp)
-    tops, lefts = crop_params(x.shape[0], (xp.shape[2], xp.shape[3]), size, generator, _param_device(x, generator))
+    tops, lefts = crop_params(x.shape[0], (xp.shape[2], xp.shape[3]), size, generator, param_device(x, generator))
     tops, lefts = tops.to(x.device), lefts.to(x.device)
     out = crop_at(xp, tops, lefts, size)  # (N, C, h, w)
     return (out, {"top": tops, "left": lefts}) if return_params else out
@@ -199,9 +163,11 @@ def flip_where(x: Tensor, mask: Tensor, dim: int) -> Tensor:
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(dim), x)  # (N, C, H, W)
 
 
-def _random_flip(x: Tensor, p: float, generator: Generator, return_params: bool, dim: int):
-    _check_batch(x)
-    mask = flip_params(x.shape[0], p, generator, _param_device(x, generator)).to(x.device)  # (N,)
+def _random_flip(
+    x: Tensor, p: float, generator: Generator, return_params: bool, dim: int
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    check_batch(x)
+    mask = flip_params(x.shape[0], p, generator, param_device(x, generator)).to(x.device)  # (N,)
     out = flip_where(x, mask, dim)
     return (out, {"flip": mask}) if return_params else out
 
@@ -227,222 +193,6 @@ def random_vflip(
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# ColorJitter
-#
-# The kernels below repeat torchvision.transforms.v2.functional._color's uint8 arithmetic op for op (the same
-# float32 roundings), with a per-image factor of shape (M, 1, 1, 1) instead of a Python float.
-
-JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # torchvision's fn_idx order: 0, 1, 2, 3
-
-
-def _jitter_range(
-    value: float | Sequence[float] | None,
-    name: str,
-    center: float = 1.0,
-    bound: tuple[float, float] = (0.0, float("inf")),
-    clip_first_on_zero: bool = True,
-) -> tuple[float, float] | None:
-    """torchvision ColorJitter._check_input: a number v means [max(0, c - v), c + v]; None means 'no-op'."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"If {name} is a single number, it must be non negative.")
-        lo, hi = center - float(value), center + float(value)
-        if clip_first_on_zero:
-            lo = max(lo, 0.0)
-    elif isinstance(value, Sequence) and len(value) == 2:
-        lo, hi = float(value[0]), float(value[1])
-    else:
-        raise ValueError(f"{name}={value!r} should be a single number or a sequence with length 2.")
-    if not bound[0] <= lo <= hi <= bound[1]:
-        raise ValueError(f"{name} values should be between {bound} and increasing, but got {[lo, hi]}.")
-    return None if lo == hi == center else (lo, hi)
-
-
-def _jitter_ranges(brightness, contrast, saturation, hue) -> dict[str, tuple[float, float] | None]:
-    return {
-        "brightness": _jitter_range(brightness, "brightness"),
-        "contrast": _jitter_range(contrast, "contrast"),
-        "saturation": _jitter_range(saturation, "saturation"),
-        "hue": _jitter_range(hue, "hue", center=0.0, bound=(-0.5, 0.5), clip_first_on_zero=False),
-    }
-
-
-def jitter_params(
-    n: int,
-    brightness: float | Sequence[float] = 0,
-    contrast: float | Sequence[float] = 0,
-    saturation: float | Sequence[float] = 0,
-    hue: float | Sequence[float] = 0,
-    generator: Generator = None,
-    device: torch.device | str = "cpu",
-) -> dict[str, Tensor | None]:
-    """Per-image ColorJitter parameters, distributed like torchvision's `make_params` for each image.
-
-    Returns {"order": (n, 4) int64, a uniformly random permutation of 0..3 per row (torchvision's `randperm(4)`),
-    "brightness" / "contrast" / "saturation" / "hue": (n,) float32 factors, or None where the op is disabled}.
-    """
-    ranges = _jitter_ranges(brightness, contrast, saturation, hue)
-    params: dict[str, Tensor | None] = {"order": None}
-    if all(r is None for r in ranges.values()):
-        return {**params, **dict.fromkeys(JITTER_OPS)}
-    # argsort of i.i.d. uniforms is a uniformly random permutation (ties have probability ~0)
-    params["order"] = torch.rand(n, 4, generator=generator, device=device).argsort(dim=1)  # (N, 4)
-    for name in JITTER_OPS:
-        r = ranges[name]
-        params[name] = None if r is None else _uniform(n, r[0], r[1], device, generator)  # (N,)
-    return params
-
-
-def _grayscale(x: Tensor) -> Tensor:
-    """(M, 3, H, W) uint8 -> (M, 1, H, W) float32 luma, floored: torchvision's uint8 path for contrast/saturation."""
-    r, g, b = x.unbind(dim=1)  # (M, H, W) each
-    gray = r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114)  # float32, same kernels as torchvision
-    return gray.unsqueeze(1).floor_()  # (M, 1, H, W)
-
-
-def _blend(x: Tensor, other: Tensor, f: Tensor) -> Tensor:
-    """clamp(x * f + other * (1 - f)) -> uint8, per image factor f (M, 1, 1, 1).
-
-    torchvision computes `x.mul(f).add_(other, alpha=1 - f)` and torch's add-with-alpha kernel is a fused
-    multiply-add (CPU AVX2/AVX-512 and CUDA). A tensor `alpha` is not allowed, so the fma is emulated: the product
-    of two float32 is exact in float64, and the float64 sum rounded once to float32 equals the fused result.
-    """
-    xf = x.mul(f)  # (M, C, H, W) float32, rounded like torchvision's `image.mul(ratio)`
-    alpha = (1.0 - f).double()  # (M, 1, 1, 1), float32 1 - f widened (torchvision rounds 1 - f to float32 too)
-    out = torch.addcmul(xf.double(), other.double(), alpha).float()  # (M, C, H, W) = fma(other, alpha, xf)
-    return out.clamp_(0, _UINT8_MAX).to(torch.uint8)
-
-
-def _adjust_brightness(x: Tensor, f: Tensor) -> Tensor:
-    return x.mul(f).clamp_(0, _UINT8_MAX).to(torch.uint8)  # (M, C, H, W)
-
-
-def _adjust_contrast(x: Tensor, f: Tensor) -> Tensor:
-    gray = _grayscale(x) if x.shape[1] == 3 else x.to(torch.float32)  # (M, 1, H, W)
-    mean = gray.mean(dim=(-3, -2, -1), keepdim=True)  # (M, 1, 1, 1)
-    return _blend(x, mean, f)
-
-
-def _adjust_saturation(x: Tensor, f: Tensor) -> Tensor:
-    if x.shape[1] == 1:  # torchvision (matching PIL) leaves 1-channel images unchanged
-        return x
-    return _blend(x, _grayscale(x), f)
-
-
-def _rgb_to_hsv(img: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(M, 3, H, W) float RGB in [0, 1] -> h, s, v each (M, H, W). A verbatim copy of torchvision's `_rgb_to_hsv`
-    (Pillow's algorithm), in-place ops and all, so the float roundings are the same."""
-    r, g, _ = img.unbind(dim=-3)
-    minc, maxc = torch.aminmax(img, dim=-3)  # (M, H, W)
-    eqc = maxc == minc
-    channels_range = maxc - minc
-    ones = torch.ones_like(maxc)
-    s = channels_range / torch.where(eqc, ones, maxc)
-    channels_range_divisor = torch.where(eqc, ones, channels_range).unsqueeze_(dim=-3)
-    rc, gc, bc = ((maxc.unsqueeze(dim=-3) - img) / channels_range_divisor).unbind(dim=-3)
-    mask_maxc_neq_r = maxc != r
-    mask_maxc_eq_g = maxc == g
-    hg = rc.add(2.0).sub_(bc).mul_(mask_maxc_eq_g & mask_maxc_neq_r)
-    hr = bc.sub_(gc).mul_(~mask_maxc_neq_r)
-    hb = gc.add_(4.0).sub_(rc).mul_(mask_maxc_neq_r.logical_and_(mask_maxc_eq_g.logical_not_()))
-    h = hr.add_(hg).add_(hb)
-    h = h.mul_(1.0 / 6.0).add_(1.0).fmod_(1.0)
-    return h, s, maxc
-
-
-_HSV_SELECT = torch.tensor([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], dtype=torch.long)
-
-
-def _hsv_to_rgb(h: Tensor, s: Tensor, v: Tensor) -> Tensor:
-    """h, s, v each (M, H, W) -> (M, 3, H, W) RGB; torchvision's `_hsv_to_rgb`, op for op."""
-    h6 = h.mul(6)
-    i = torch.floor(h6)
-    f = h6.sub_(i)
-    i = i.to(dtype=torch.int32)
-    sxf = s * f
-    one_minus_s = 1.0 - s
-    q = (1.0 - sxf).mul_(v).clamp_(0.0, 1.0)
-    t = sxf.add_(one_minus_s).mul_(v).clamp_(0.0, 1.0)
-    p = one_minus_s.mul_(v).clamp_(0.0, 1.0)
-    i.remainder_(6)
-    vpqt = torch.stack((v, p, q, t), dim=-3)  # (M, 4, H, W)
-    select = _HSV_SELECT.to(device=h.device, non_blocking=True)[:, i]  # (3, M, H, W)
-    return vpqt.gather(-3, select.moveaxis(0, -3))  # (M, 3, H, W)
-
-
-def _adjust_hue(x: Tensor, f: Tensor) -> Tensor:
-    if x.shape[1] == 1:  # torchvision (matching PIL) leaves 1-channel images unchanged
-        return x
-    img = x.to(torch.float32).mul_(1.0 / _UINT8_MAX)  # (M, 3, H, W) in [0, 1], torchvision's to_dtype(scale=True)
-    h, s, v = _rgb_to_hsv(img)
-    h = h.add_(f.view(-1, 1, 1)).remainder_(1.0)
-    rgb = _hsv_to_rgb(h, s, v)
-    return rgb.mul_(_UINT8_MAX + 1.0 - 1e-3).to(torch.uint8)  # torchvision's float -> uint8 conversion
-
-
-_JITTER_FNS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "brightness": _adjust_brightness,
-    "contrast": _adjust_contrast,
-    "saturation": _adjust_saturation,
-    "hue": _adjust_hue,
-}
-
-
-def apply_jitter(x: Tensor, params: dict[str, Tensor | None]) -> Tensor:
-    """Apply ColorJitter with given per-image parameters (see `jitter_params`): deterministic core.
-
-    Stage k applies to image i the op `order[i, k]`. Images are grouped per stage and op with a stable argsort, so
-    every image goes through each enabled op exactly once (no wasted work on other images); the group sizes need a
-    single device->host copy per call (one sync on CUDA).
-    """
-    order = params["order"]
-    enabled = [j for j, name in enumerate(JITTER_OPS) if params[name] is not None]
-    if order is None or not enabled or x.shape[0] == 0:
-        return x
-    order = order.to(x.device)  # (N, 4)
-    factors = {name: params[name].to(x.device) for name in JITTER_OPS if params[name] is not None}  # (N,) each
-    groups = order.argsort(dim=0, stable=True)  # (N, 4): column k lists images by their stage-k op
-    counts = torch.stack([torch.bincount(order[:, k], minlength=4) for k in range(4)]).tolist()  # 4 x 4, one sync
-    y = x.clone()
-    for k in range(4):
-        start = 0
-        for j in range(4):
-            idx = groups[start : start + counts[k][j], k]  # (M,) images whose stage-k op is j
-            start += counts[k][j]
-            name = JITTER_OPS[j]
-            if idx.numel() == 0 or name not in factors or (x.shape[1] == 1 and name in ("saturation", "hue")):
-                continue  # nothing to do (torchvision leaves 1-channel images unchanged by saturation and hue)
-            f = factors[name].index_select(0, idx).view(-1, 1, 1, 1)  # (M, 1, 1, 1)
-            y.index_copy_(0, idx, _JITTER_FNS[name](y.index_select(0, idx), f))  # (M, C, H, W) written back
-    return y
-
-
-def color_jitter(
-    x: Tensor,
-    brightness: float | Sequence[float] = 0,
-    contrast: float | Sequence[float] = 0,
-    saturation: float | Sequence[float] = 0,
-    hue: float | Sequence[float] = 0,
-    generator: Generator = None,
-    return_params: bool = False,
-) -> Tensor | tuple[Tensor, dict[str, Tensor | None]]:
-    """torchvision ColorJitter(brightness, contrast, saturation, hue) per image, ops in a random order per image.
-
-    Factors are uniform in [max(0, 1 - v), 1 + v] (hue in [-v, v]); a pair gives the range directly. Disabled ops
-    (0 or None) draw nothing and cost nothing; with all four disabled the input is returned as is. For 1-channel
-    images saturation and hue leave the image unchanged, as in torchvision. `return_params` adds the dict of
-    `jitter_params` (use `torchvision.transforms.v2.functional.adjust_*` with `float(factor[i])` in `order[i]` to
-    reproduce image i).
-    """
-    _check_batch(x)
-    params = jitter_params(x.shape[0], brightness, contrast, saturation, hue, generator, _param_device(x, generator))
-    out = apply_jitter(x, params)
-    return (out, params) if return_params else out
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # RandomRotation
 
 
@@ -465,7 +215,7 @@ def rotation_params(
 ) -> Tensor:
     """(n,) float32 angles in degrees, uniform in [-d, d], like torchvision's `torch.empty(1).uniform_(-d, d)`."""
     lo, hi = _parse_degrees(degrees)
-    return _uniform(n, lo, hi, device, generator)
+    return uniform(n, lo, hi, device, generator)
 
 
 def _rotation_grid(angles: Tensor, h: int, w: int) -> Tensor:
@@ -515,8 +265,8 @@ def random_rotation(
 
     `return_params` adds {"angle": (N,) float32 degrees}; `float(angle[i])` reproduces image i with torchvision.
     """
-    _check_batch(x)
-    angles = rotation_params(x.shape[0], degrees, generator, _param_device(x, generator)).to(x.device)  # (N,)
+    check_batch(x)
+    angles = rotation_params(x.shape[0], degrees, generator, param_device(x, generator)).to(x.device)  # (N,)
     out = rotate_batch(x, angles, fill)
     return (out, {"angle": angles}) if return_params else out
 
@@ -534,35 +284,17 @@ def resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as TF
 
-    _check_batch(x)
+    check_batch(x)
     size_list = [size] if isinstance(size, int) else list(size)
     if list(x.shape[-2:]) == size_list:
         return x
     return TF.resize(x, size_list, interpolation=InterpolationMode.BILINEAR, antialias=True)
 
 
-def normalize(
-    x: Tensor,
-    mean: Sequence[float] | Tensor,
-    std: Sequence[float] | Tensor,
-    dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """uint8 (N, C, H, W) -> float (x / 255 - mean) / std, per channel: ToTensor() + Normalize(mean, std), batched.
-
-    The same ops in the same order as torchvision (`div(255)`, then `sub_(mean).div_(std)`), so equal bit for bit.
-    """
-    if not isinstance(std, Tensor) and any(float(torch.tensor(v, dtype=dtype)) == 0 for v in std):
-        # checked on the host: with tensors already on the device (the trainer's), no per-batch sync
-        raise ValueError(f"std evaluated to zero after conversion to {dtype}, leading to division by zero.")
-    mean_t = torch.as_tensor(mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
-    std_t = torch.as_tensor(std, dtype=dtype, device=x.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
-    return x.to(dtype).div(_UINT8_MAX).sub_(mean_t).div_(std_t)  # (N, C, H, W)
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # pipeline
 
-Step = Callable[[Tensor, Generator], Tensor]
+Step = Callable[[Tensor, Generator], Any]  # a uint8 batch in, the augmented uint8 batch out
 
 
 def _only(name: str, kwargs: dict[str, Any], allowed: set[str], defaults: dict[str, Any]) -> None:
@@ -584,14 +316,14 @@ def _only(name: str, kwargs: dict[str, Any], allowed: set[str], defaults: dict[s
 
 def _make_random_crop(kw: dict[str, Any], size: tuple[int, int]) -> Step:
     _only("RandomCrop", kw, {"size", "padding", "fill"}, {"pad_if_needed": False, "padding_mode": "constant"})
-    crop = _pair(kw.get("size", size), "RandomCrop size")
+    crop = pair(kw.get("size", size), "RandomCrop size")
     padding = kw.get("padding") or 0
     _parse_padding(padding)  # validate now
     fill = int(kw.get("fill", 0))
     return lambda x, g: random_crop(x, crop, padding, g, fill)
 
 
-def _make_flip(kw: dict[str, Any], fn: Callable[..., Tensor], name: str) -> Step:
+def _make_flip(kw: dict[str, Any], fn: Callable[..., Any], name: str) -> Step:
     _only(name, kw, {"p"}, {})
     p = float(kw.get("p", 0.5))
     if not 0.0 <= p <= 1.0:
@@ -602,7 +334,7 @@ def _make_flip(kw: dict[str, Any], fn: Callable[..., Tensor], name: str) -> Step
 def _make_color_jitter(kw: dict[str, Any], size: tuple[int, int]) -> Step:
     _only("ColorJitter", kw, set(JITTER_OPS), {})
     args = {name: kw.get(name, 0) for name in JITTER_OPS}
-    if all(r is None for r in _jitter_ranges(**args).values()):
+    if all(r is None for r in jitter_ranges(**args).values()):
         return lambda x, g: x  # ColorJitter() does nothing: cost nothing
     return lambda x, g: color_jitter(x, generator=g, **args)
 
@@ -620,7 +352,7 @@ def _make_random_rotation(kw: dict[str, Any], size: tuple[int, int]) -> Step:
 def _make_resize(kw: dict[str, Any], size: tuple[int, int]) -> Step:
     _only("Resize", kw, {"size"}, {"interpolation": "bilinear", "antialias": True, "max_size": None})
     target = kw.get("size", size)
-    target = target if isinstance(target, int) else _pair(target, "Resize size")
+    target = target if isinstance(target, int) else pair(target, "Resize size")
     return lambda x, g: resize(x, target)
 
 
@@ -644,7 +376,7 @@ class BatchAugment:
     """
 
     def __init__(self, transforms: Sequence[tuple[str, dict[str, Any]]], size: tuple[int, int]):
-        self.size = _pair(size, "size")
+        self.size = pair(size, "size")
         self.transforms = [(name, dict(kwargs or {})) for name, kwargs in transforms]
         self._steps: list[Step] = []
         for name, kwargs in self.transforms:
@@ -653,7 +385,7 @@ class BatchAugment:
             self._steps.append(_FACTORIES[name](kwargs, self.size))
 
     def __call__(self, x: Tensor, generator: Generator = None) -> Tensor:
-        _check_batch(x)
+        check_batch(x)
         for step in self._steps:
             x = step(x, generator)  # (N, C, H', W') uint8
         return x

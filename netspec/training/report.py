@@ -1,13 +1,55 @@
-"""What a run shows: `report.md` in the report's layout, and the plots (train loss, test loss, test accuracy,
-confusion matrix), plus `compare` of several runs."""
+"""What a run shows: its log (stderr and log.txt), `report.md` in the report's layout, the plots (train loss, test
+loss, test accuracy, learning rate, confusion matrix), and `compare` of several runs."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 
-def _plt():
+class Log:
+    """A run's log lines: on stderr (unless quiet) and in the run folder's log.txt; under `torchrun`, the main
+    process alone shows anything."""
+
+    def __init__(self, quiet: bool, main: bool):
+        self.main = main
+        self.quiet = quiet or not main
+        self.path: Path | None = None
+        self.lines: list[str] = []
+
+    def attach(self, path: Path) -> None:
+        """Write to `path` from now on, starting with what was logged before the run folder existed."""
+        self.path = path
+        with open(path, "a") as f:
+            f.writelines(line + "\n" for line in self.lines)
+
+    def result(self, msg: str) -> None:
+        """The run's result: on stdout, even when quiet (the main process only)."""
+        if self.main:
+            print(msg, flush=True)
+        self._write(msg)
+
+    def warn(self, msg: str) -> None:
+        """A warning: on stderr, even when quiet (the main process only)."""
+        if self.main:
+            print(f"warning: {msg}", file=sys.stderr, flush=True)
+        self._write(f"warning: {msg}")
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(msg, file=sys.stderr, flush=True)
+        self._write(msg)
+
+    def _write(self, msg: str) -> None:
+        self.lines.append(msg)
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(msg + "\n")
+
+
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -16,7 +58,9 @@ def _plt():
     return plt
 
 
-def _curve(path: Path, epochs, series: dict[str, list[float]], ylabel: str, title: str, log_y: bool = False) -> None:
+def _curve(
+    path: Path, epochs: list[int], series: dict[str, list[float]], ylabel: str, title: str, log_y: bool = False
+) -> None:
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
@@ -119,69 +163,42 @@ def pct(x: float) -> str:
 
 
 def report_markdown(settings: dict, results: dict) -> str:
-    opt = settings.get("optimizer", {})
-    lines = [f"# {settings.get('network', 'network')} on {settings.get('data')}", "", "Settings:", ""]
-    lines.append(f"Batch size = {settings.get('batch_size')}")
-    lines.append("")
-    lines.append(f"Test batch size = {settings.get('test_batch_size')}")
-    lines.append("")
-    lines.append(f"Optimizer = {opt.get('name')}")
-    lines.append("")
-    lines.append(f"Learning rate = {opt.get('lr')}")
-    lines.append("")
-    if "momentum" in opt:
-        lines.append(f"Momentum = {opt.get('momentum')}")
-        lines.append("")
-    if opt.get("weight_decay"):
-        lines.append(f"Weight decay = {opt.get('weight_decay')}")
-        lines.append("")
-    sched = settings.get("schedule")
-    if sched:
-        lines.append(
-            f"Schedule = {sched.get('name')}({', '.join(f'{k}={v}' for k, v in sched.items() if k != 'name')})"
-        )
-        lines.append("")
-    lines.append(f"Number of epochs = {settings.get('epochs')}")
-    lines.append("")
-    lines.append(f"Seed = {settings.get('seed')}")
-    lines.append("")
-    lines.append(f"Input = {'x'.join(map(str, settings.get('input', [])))}")
-    lines.append("")
-    augs = settings.get("augment") or []
-    lines.append("Augmentations (training images only):")
-    lines.append("")
-    for n, a in enumerate(augs, 1):
-        args = ", ".join(f"{k}={v}" for k, v in a.items() if k != "name")
-        lines.append(f"{n}. {a['name']}({args})")
-    if not augs:
-        lines.append("none")
-    lines.append("")
-    norm = settings.get("normalize")
-    # Normalize is no augmentation: it applies to every image, training and test alike
-    lines.append(
+    """report.md: the settings, the augmentations and (apart from them) the normalization, the final numbers."""
+    opt, sched, norm = settings.get("optimizer", {}), settings.get("schedule"), settings.get("normalize")
+    augs = [f"{n}. {a['name']}({_args(a)})" for n, a in enumerate(settings.get("augment") or [], 1)]
+    paragraphs = [
+        f"# {settings.get('network', 'network')} on {settings.get('data')}",
+        "Settings:",
+        f"Batch size = {settings.get('batch_size')}",
+        f"Test batch size = {settings.get('test_batch_size')}",
+        f"Optimizer = {opt.get('name')}",
+        f"Learning rate = {opt.get('lr')}",
+        *([f"Momentum = {opt.get('momentum')}"] if "momentum" in opt else []),
+        *([f"Weight decay = {opt.get('weight_decay')}"] if opt.get("weight_decay") else []),
+        *([f"Schedule = {sched.get('name')}({_args(sched)})"] if sched else []),
+        f"Number of epochs = {settings.get('epochs')}",
+        f"Seed = {settings.get('seed')}",
+        f"Input = {'x'.join(map(str, settings.get('input', [])))}",
+        "Augmentations (training images only):",
+        "\n".join(augs) or "none",
+        # Normalize is no augmentation: it applies to every image, training and test alike
         f"Normalization = Normalize(mean={tuple(norm['mean'])}, std={tuple(norm['std'])})"
         if norm
-        else "Normalization = none (pixels scaled to [0, 1])"
-    )
-    lines += ["", "Performance:", ""]
-    lines.append(f"Final train loss is **{results['final_train_loss']:.6f}**")
-    lines.append("")
-    lines.append(f"Final test loss is **{results['final_test_loss']:.4f}**")
-    lines.append("")
-    lines.append(
-        f"Final test accuracy is **{pct(results['test_accuracy'])}% ({results['correct']}/{results['total']})**"
-    )
-    lines += ["", "Detail description of accuracy:", ""]
-    for name, acc in results["per_class_accuracy"].items():
-        lines.append(f"Accuracy of {name}: {pct(acc)} %")
-        lines.append("")
-    lines += [
+        else "Normalization = none (pixels scaled to [0, 1])",
+        "Performance:",
+        f"Final train loss is **{results['final_train_loss']:.6f}**",
+        f"Final test loss is **{results['final_test_loss']:.4f}**",
+        f"Final test accuracy is **{pct(results['test_accuracy'])}% ({results['correct']}/{results['total']})**",
+        "Detail description of accuracy:",
+        *(f"Accuracy of {name}: {pct(acc)} %" for name, acc in results["per_class_accuracy"].items()),
         "![train loss](train_loss.png) ![test loss](test_loss.png) ![test accuracy](test_accuracy.png)",
-        "",
         "![learning rate](learning_rate.png) ![confusion matrix](confusion_matrix.png)",
-        "",
     ]
-    return "\n".join(lines)
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def _args(call: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in call.items() if k != "name")
 
 
 def write_report(out: Path, settings: dict, metrics: list[dict], results: dict) -> None:
@@ -211,7 +228,7 @@ def load_run(path: Path) -> dict:
     return {"path": path, "results": results, "settings": settings, "metrics": metrics}
 
 
-def _limit(value) -> str:
+def _limit(value: Any) -> str:
     return "all" if value in (None, "") else f"{int(value):,}"
 
 

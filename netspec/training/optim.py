@@ -1,0 +1,67 @@
+"""Optimizers and learning-rate schedules: the spec's names looked up in a table of torch classes.
+
+The spec stage (`netspec.lang.train_section`) validates the arguments, which carry torch's own names, and fills in
+those that follow from other settings (CosineAnnealingLR's `T_max`, OneCycleLR's `max_lr`); here they are passed
+on as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "SGD": torch.optim.SGD,
+    "Adam": torch.optim.Adam,
+    "AdamW": torch.optim.AdamW,
+}
+
+SCHEDULES: dict[str, type[lr_scheduler.LRScheduler]] = {
+    "StepLR": lr_scheduler.StepLR,
+    "MultiStepLR": lr_scheduler.MultiStepLR,
+    "ExponentialLR": lr_scheduler.ExponentialLR,
+    "CosineAnnealingLR": lr_scheduler.CosineAnnealingLR,
+    "OneCycleLR": lr_scheduler.OneCycleLR,
+}
+
+# Stepped after every batch, and told the run's length; the others step once per epoch.
+PER_BATCH = frozenset({"OneCycleLR"})
+
+# The optimizer arguments the command line may override, also when resuming.
+OVERRIDES = ("lr", "momentum", "weight_decay")
+
+
+def make_optimizer(spec: Any, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """`spec`: the validated optimizer of the spec's `train` section (`SGD(lr=0.01, momentum=0.9)`)."""
+    return OPTIMIZERS[spec.kind()](params, **spec.args())
+
+
+def make_schedule(
+    spec: Any, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int
+) -> tuple[lr_scheduler.LRScheduler | None, bool]:
+    """(scheduler, steps every batch) for the spec's schedule; (None, False) without one."""
+    if spec is None:
+        return None, False
+    kind, args = spec.kind(), spec.args()
+    per_batch = kind in PER_BATCH
+    if per_batch:
+        args.update(epochs=epochs, steps_per_epoch=steps_per_epoch)
+    return SCHEDULES[kind](optimizer, **args), per_batch
+
+
+def override(
+    optimizer: torch.optim.Optimizer, scheduler: lr_scheduler.LRScheduler | None, values: dict[str, float]
+) -> None:
+    """Apply --lr, --momentum, --weight-decay to a restored optimizer (and its schedule's base rate): flags given
+    with --resume win over the checkpoint, say a smaller --lr after a divergence."""
+    for key, value in values.items():
+        for group in optimizer.param_groups:
+            if key in group:
+                group[key] = value
+                if key == "lr" and "initial_lr" in group:
+                    group["initial_lr"] = value
+    if scheduler is not None and "lr" in values:
+        scheduler.base_lrs = [values["lr"] for _ in scheduler.base_lrs]

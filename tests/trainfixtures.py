@@ -1,0 +1,52 @@
+"""The tiny spec the trainer's tests train, and `netspec train` run in-process on it (tests/test_train.py,
+tests/test_resume.py)."""
+
+from __future__ import annotations
+
+import pytest
+from netspec.cli import main
+
+TINY = """
+network Tiny
+input 3x16x16
+classes = 10
+layers {
+    conv  Conv2d(4, kernel_size=3, padding=1)
+    bn    BatchNorm2d()
+    relu  ReLU()
+    pool  MaxPool2d(4)
+    flat  Flatten()
+    fc    Linear(classes)
+}
+train {
+    data shapes
+    epochs 2
+    batch_size 32
+    test_batch_size 50
+    optimizer SGD(lr=0.05, momentum=0.9)
+    seed 3
+    augment [RandomCrop(padding=2), RandomHorizontalFlip()]
+    normalize Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+}
+"""
+
+
+def train_cli(spec, out, *extra, expect=0, capsys=None, precision="fp32"):
+    # one stated precision: `auto` would be bf16 on a CPU with native bf16 and fp32 elsewhere
+    args = [
+        "train",
+        str(spec),
+        "--out",
+        str(out),
+        "--quiet",
+        "--train-limit",
+        "160",
+        "--test-limit",
+        "100",
+        "--precision",
+        precision,
+        *map(str, extra),
+    ]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == expect, capsys.readouterr().err if capsys else ""
