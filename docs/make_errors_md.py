@@ -203,6 +203,13 @@ ENTRIES: dict[str, Entry] = {
         "Write the layer itself; nothing in a spec is evaluated as Python.",
         {6: "    conv1  Conv2d(16, kernel_size=3)"},
     ),
+    "nesting_too_deep": Entry(
+        "syntax",
+        "Brackets nested too deep",
+        "No spec a person writes nests a hundred brackets deep; generated text that does should compute the "
+        "value instead.",
+        {4: "depth = 1"},
+    ),
     # ---- names and constants ------------------------------------------------------------------------------------
     "undefined_constant": Entry(
         "names",
@@ -248,6 +255,12 @@ ENTRIES: dict[str, Entry] = {
         "`cuda`, ...) and names starting with `_` cannot name a module: choose another.",
         {6: "    training1  Conv2d(16, kernel_size=3, padding=1)"},
     ),
+    "constant_holds_a_call": Entry(
+        "names",
+        "A constant that holds a layer",
+        "Constants hold values; layers are written in `layers`. Keep the number in the constant.",
+        {4: "width = 16"},
+    ),
     # ---- layers and arguments ---------------------------------------------------------------------------------
     "unknown_layer": Entry(
         "layers", "Unknown layer", "Use PyTorch's spelling; the hint suggests the nearest name.", {6: CONV}
@@ -285,6 +298,18 @@ ENTRIES: dict[str, Entry] = {
     ),
     "out_of_range_probability": Entry(
         "layers", "A probability over 1", "A probability is from 0 to 1.", {7: "    drop   Dropout(p=0.5)"}
+    ),
+    "argument_is_a_call": Entry(
+        "layers",
+        "A layer as another layer's argument",
+        "An argument is a value: write the number (or the constant) it stands for.",
+        {6: CONV},
+    ),
+    "residual_empty": Entry(
+        "layers",
+        "A Residual with an empty body",
+        "Give the body at least one layer (an identity shortcut of nothing would be x + x).",
+        {7: "    res1   Residual { Conv2d(16, kernel_size=3, padding=1) }"},
     ),
     # ---- blocks, repeat, templates ------------------------------------------------------------------------------
     "block_wrong_args": Entry(
@@ -349,6 +374,30 @@ ENTRIES: dict[str, Entry] = {
         "Holes hold block parameters, repeat variables or constants.",
         {7: "        conv{i}  Conv2d(16, kernel_size=3, padding=1)"},
         show="6-7",
+    ),
+    "name_template_on_block": Entry(
+        "blocks",
+        "A name template on a block's definition",
+        "A block's name is a plain name; put the template on the layers inside it, with a parameter.",
+        {
+            5: "block cbr(i, out) {",
+            6: "    conv{i}  Conv2d(out, kernel_size=3, padding=1)",
+            7: "    relu{i}  ReLU()",
+            11: "    cbr(1, 16)",
+        },
+        show="5-7",
+    ),
+    "template_bad_name": Entry(
+        "blocks",
+        "A name template that gives an invalid name",
+        "Module names hold letters, digits and '_': keep the numbers a template puts in a name at 0 or more.",
+        {7: "        conv{i}  Conv2d(16, kernel_size=3, padding=1)"},
+    ),
+    "repeat_too_many": Entry(
+        "blocks",
+        "A repeat of millions",
+        "A network has at most 20,000 modules: repeat fewer times.",
+        {6: "    repeat i in 1..4 {"},
     ),
     # ---- forward ------------------------------------------------------------------------------------------------
     "forward_undeclared": Entry(
@@ -437,6 +486,12 @@ ENTRIES: dict[str, Entry] = {
         "normalize takes a call.",
         {11: "    normalize  Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))"},
     ),
+    "optimizer_not_a_call": Entry(
+        "train",
+        "An optimizer that is not a call",
+        "Name the optimizer and give its arguments: `optimizer SGD(lr=0.1)`.",
+        {11: "    optimizer  SGD(lr=0.1)"},
+    ),
     # ---- shapes and sizes -------------------------------------------------------------------------------------
     "input_zero": Entry(
         "shapes", "An input dimension of zero", "Channels, height and width are each 1 to 65,536.", {3: "input 3x32x32"}
@@ -489,6 +544,13 @@ ENTRIES: dict[str, Entry] = {
         "too large to fit in memory is refused the same way (`... would output N values per "
         "image: more than fits in memory`).",
         {7: "    fc     Linear(10)"},
+    ),
+    "runs_twice_other_sizes": Entry(
+        "shapes",
+        "One layer run twice on inputs of different sizes",
+        "A module has one set of weights, made for one input size: declare a second layer for the second place.",
+        {8: "    bn0    BatchNorm2d()\n    bn     BatchNorm2d()", 14: "    bn0"},
+        show="8",
     ),
 }
 
@@ -550,7 +612,7 @@ def _shown_lines(name: str, err: str) -> list[tuple[int, str]]:
             a, b = _range(part)
             wanted.extend(range(a, b + 1))
     else:
-        m = re.match(r"[^:]+:(\d+):\d+: error: ", err)
+        m = re.match(r"[^:]+:(\d+):\d+: error\[E\d{3}\]: ", err)
         wanted = [int(m.group(1))] if m else [1]
     return [(i, lines[i - 1]) for i in wanted if 1 <= i <= len(lines)]
 
@@ -685,7 +747,49 @@ def usage_errors_md() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"spec-errors": spec_errors_md, "usage-errors": usage_errors_md}
+# codes raised outside `netspec check` (by `netspec train`), documented by hand in docs/errors.md
+HAND_WRITTEN = {
+    "E090": ("A network that disagrees with the data", "a-network-that-disagrees-with-the-data"),
+    "E091": ("normalize against the data's channels", "normalize-channels"),
+}
+
+
+def golden_codes() -> dict[str, list[str]]:
+    """code -> the goldens that show it."""
+    out: dict[str, list[str]] = {}
+    for name in ENTRIES:
+        first = (ERRORS_DIR / f"{name}.err").read_text(encoding="utf-8").split("\n", 1)[0]
+        m = re.search(r": error\[(E\d{3})\]: ", first)
+        if m is None:
+            raise SystemExit(f"make_errors_md.py: {name}.err has no error code: {first}")
+        out.setdefault(m.group(1), []).append(name)
+    return out
+
+
+def codes_md() -> str:
+    from netspec.errors import CODES
+
+    shown = golden_codes()
+    rows = ["| code | the mistake | examples |", "| --- | --- | --- |"]
+    for code, meaning in CODES.items():
+        links = [f"[{ENTRIES[n].title}](#{n})" for n in shown.get(code, [])]
+        if code in HAND_WRITTEN:
+            title, anchor = HAND_WRITTEN[code]
+            links.append(f"[{title}](#{anchor})")
+        if not links:
+            raise SystemExit(f"make_errors_md.py: code {code} has no example: add a golden, or a HAND_WRITTEN entry")
+        rows.append(f"| {code} | {meaning} | {', '.join(links)} |")
+    unknown = sorted(set(shown) - set(CODES))
+    if unknown:
+        raise SystemExit(f"make_errors_md.py: goldens show codes missing from netspec.errors.CODES: {unknown}")
+    intro = (
+        "Each code names one kind of mistake, and is shown in the message: `FILE:LINE:COL: error[E070]: ...`. "
+        "The table is generated from `netspec.errors.CODES`."
+    )
+    return intro + "\n\n" + "\n".join(rows)
+
+
+BLOCKS = {"codes": codes_md, "spec-errors": spec_errors_md, "usage-errors": usage_errors_md}
 
 
 def render(doc: str) -> str:

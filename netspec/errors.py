@@ -18,6 +18,64 @@ class Location:
     end_column: int | None = None
 
 
+# Every code a SpecError may carry, and the one kind of mistake it names. docs/errors.md lists them with examples
+# (generated from this table); a test checks that the code raises use and this table agree.
+CODES: dict[str, str] = {
+    # the file and its syntax
+    "E001": "a character or word that is not part of the language",
+    "E002": "a syntax error: the parser expected something else here",
+    "E003": "a file that is not a spec's text (not UTF-8, binary, too long)",
+    "E004": "brackets, blocks or constants nested too deeply",
+    # structure
+    "E010": "something defined or given twice: a parameter, constant, block or section",
+    "E011": "a name template where a plain name is needed",
+    "E012": "a missing or empty part of the spec: the spec itself, or its `layers`",
+    "E013": "the input size: missing, or a dimension out of range",
+    # names, constants and expressions
+    "E020": "an undefined name",
+    "E021": "a constant that depends on itself",
+    "E022": "an expression that cannot be evaluated: types, division, sizes",
+    "E023": "a constant that holds a call of a layer",
+    # layers and their arguments
+    "E030": "an unknown layer",
+    "E031": "arguments that cannot be matched to parameters: too many, out of order, or given twice",
+    "E032": "an argument that is worked out from the input, written",
+    "E033": "an unknown argument",
+    "E034": "an argument of a kind the layer never takes (a call, say)",
+    "E035": "a required argument left out",
+    "E036": "an argument of the wrong type or out of range",
+    # blocks, repeat and name templates
+    "E040": "a name template that does not give a valid module name",
+    "E041": "a module name used twice",
+    "E042": "a block given a name where it is used",
+    "E043": "a repeat range that cannot be used: empty, or not integers",
+    "E044": "a block that uses itself",
+    "E045": "a block used with the wrong arguments",
+    "E046": "a Residual with an empty body",
+    "E047": "a module name that torch reserves",
+    "E048": "a network too large to elaborate: repeats, modules or forward steps past the limit",
+    # forward
+    "E050": "a forward step that names no declared layer or function",
+    "E051": "a layer declared but never run in `forward`",
+    # the train section
+    "E060": "an unknown train setting, or one given twice",
+    "E061": "a train setting with a value it cannot take",
+    "E062": "augmentation that makes images of another size than the input",
+    "E063": "a train setting that needs a call (an optimizer, schedule or transform) given something else",
+    "E064": "an unknown optimizer, schedule or transform",
+    "E065": "an unknown data set",
+    "E066": "normalize with different numbers of means and stds",
+    # shapes and sizes
+    "E070": "a layer that cannot take the shape of its input",
+    "E071": "a module run twice on inputs that need different sizes",
+    "E072": "a residual whose body changes the shape of x",
+    "E073": "a network too large for any machine's memory",
+    # the network against the data (`netspec train`)
+    "E090": "a network whose output does not match the data set's classes",
+    "E091": "normalize with a number of means that does not fit the data's channels",
+}
+
+
 class NetspecError(Exception):
     """Base class of every error netspec reports to a user."""
 
@@ -25,15 +83,19 @@ class NetspecError(Exception):
 
 
 class SpecError(NetspecError):
-    """A mistake in a spec, with where it is and how to fix it."""
+    """A mistake in a spec, with where it is, how to fix it, and its code.
+
+    The code names the kind of mistake (`E013`: the input size), as rustc's do: shown in the message
+    (`error[E013]: ...`), never shared by two kinds, and listed with an example in docs/errors.md.
+    """
 
     def __init__(
         self,
         message: str,
         loc: Location | None = None,
         *,
+        code: str,
         hint: str | None = None,
-        code: str = "E000",
         filename: str | None = None,
         source: str | None = None,
     ):
@@ -53,13 +115,13 @@ class SpecError(NetspecError):
         return self
 
     def render(self) -> str:
-        """`FILE:LINE:COL: error: MESSAGE`, the source line, a caret under the token, `help: ...`."""
+        """`FILE:LINE:COL: error[CODE]: MESSAGE`, the source line, a caret under the token, `help: ...`."""
         name = self.filename or "<spec>"
         if self.loc is None:
-            head = f"{name}: error: {self.message}"
+            head = f"{name}: error[{self.code}]: {self.message}"
             return head + (f"\n  = help: {self.hint}" if self.hint else "")
         line, col = self.loc.line, self.loc.column
-        out = [f"{name}:{line}:{col}: error: {self.message}"]
+        out = [f"{name}:{line}:{col}: error[{self.code}]: {self.message}"]
         src_line = None
         if self.source is not None:
             lines = self.source.split("\n")  # as the parser counts lines (str.splitlines also splits at \f, \v, ...)

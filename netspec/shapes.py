@@ -304,8 +304,10 @@ class _Inferer:
             ) from None
         if not first_use and self.inferred[node] != inferred:
             raise SpecError(
-                f"{path!r} runs twice with inputs that need different sizes ({self.inferred[node]} then {inferred})",
+                f"{path!r} runs twice with inputs that need different sizes ({_args(self.inferred[node])}, then "
+                f"{_args(inferred)})",
                 node.loc,
+                hint="a module has one set of weights: declare a second layer for the second place",
                 code="E071",
             )
         self.inferred[node] = inferred
@@ -469,3 +471,8 @@ def smallest_inputs(net: Network, limit: int = 4096) -> tuple[Shape | None, Shap
         if cand[1] * cand[2] < best[1] * best[2] and accepts(net, cand):
             best = cand
     return square, best
+
+
+def _args(args: dict[str, int]) -> str:
+    """`num_features=3`: the arguments worked out from an input."""
+    return ", ".join(f"{k}={v}" for k, v in args.items())

@@ -4,6 +4,7 @@ and the real one-line text of the usage errors. The generated parts are rewritte
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -60,3 +61,15 @@ def test_the_doc_is_in_sync_with_the_goldens_and_the_cli(doc, gen):
 def test_the_exit_codes_are_documented(doc):
     for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 130 |"):
         assert code in doc
+
+
+def test_every_code_raised_is_in_the_table_and_every_code_in_the_table_is_raised():
+    from netspec.errors import CODES
+
+    used: dict[str, list[str]] = {}
+    for path in (ROOT / "netspec").rglob("*.py"):
+        for code in re.findall(r'code="(E\d{3})"', path.read_text(encoding="utf-8")):
+            used.setdefault(code, []).append(path.name)
+    assert sorted(set(used) - set(CODES)) == [], "codes raised but not in netspec.errors.CODES"
+    assert sorted(set(CODES) - set(used)) == [], "codes in netspec.errors.CODES that nothing raises"
+    assert all(re.fullmatch(r"E\d{3}", c) for c in CODES)

@@ -1,7 +1,7 @@
 """Golden error messages: every `tests/specs/errors/NAME.net` fails `netspec check` with exactly `NAME.err` on stderr.
 
 Each .net file is one mistake a person makes; its first line says which. The .err file is the whole of stderr:
-`FILE:LINE:COL: error: MESSAGE`, the source line, a caret under the offending token, and `= help: ...` where a fix
+`FILE:LINE:COL: error[CODE]: MESSAGE`, the source line, a caret under the offending token, and `= help: ...` where a fix
 is known. Paths are relative to the repository root, so the text is the same on every machine.
 
 To rewrite the .err files after a deliberate change to a message, run
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_error_message_is_golden(name, capsys, monkeypatch):
     assert code == 1
     assert out == ""
     assert "Traceback" not in err
-    assert err.startswith(f"{path}:") and ": error: " in err.splitlines()[0]
+    assert err.startswith(f"{path}:") and re.search(r": error\[E\d{3}\]: ", err.splitlines()[0])
 
 
 def test_every_case_has_its_golden_file_and_the_other_way_round():
@@ -75,7 +76,12 @@ def test_cases_are_distinct_mistakes():
         if name in _TWINS:
             continue
         lines = (ERRORS / f"{name}.err").read_text(encoding="utf-8").splitlines()
-        key = repr((lines[0].split(": error: ", 1)[1], [ln for ln in lines if ln.startswith("  = help: ")]))
+        key = repr(
+            (
+                re.split(r": error\[E\d{3}\]: ", lines[0], maxsplit=1)[1],
+                [ln for ln in lines if ln.startswith("  = help: ")],
+            )
+        )
         assert key not in heads, f"{name} and {heads.get(key)} report the same error"
         heads[key] = name
 

@@ -1,6 +1,6 @@
 """Robustness and safety, checked the way a user meets them: through `netspec ...` (`netspec.cli.main`).
 
-- every bad spec gets a located error (`FILE:LINE:COL: error: ...`, exit 1), nothing else, and in under a second;
+- every bad spec gets a located error (`FILE:LINE:COL: error[CODE]: ...`, exit 1), nothing else, and in under a second;
 - nothing in a spec, a checkpoint or a data file runs code;
 - absurd sizes are refused before anything is allocated;
 - bad usage is one line and exit 2;
@@ -58,12 +58,12 @@ def timed(capsys, *args, tries: int = 3) -> tuple[int, str, str, float]:
 
 
 def assert_located(code: int, out: str, err: str, path: Path | str) -> re.Match:
-    """Exit 1, nothing on stdout, and stderr a rendered spec error whose first line is `PATH:LINE:COL: error: `."""
+    """Exit 1, nothing on stdout, and stderr a rendered spec error whose first line is `PATH:LINE:COL: error[CODE]: `."""
     assert "Traceback" not in err, err
     assert code == 1, err
     assert out == ""
     first = err.splitlines()[0] if err else ""
-    m = re.match(rf"^{re.escape(str(path))}:(\d+):(\d+): error: \S", first)
+    m = re.match(rf"^{re.escape(str(path))}:(\d+):(\d+): error\[E\d{{3}}\]: \S", first)
     assert m, first
     return m
 
@@ -431,7 +431,7 @@ def test_absurd_size_costs_no_memory_in_a_fresh_process(tmp_path):
     seconds = time.perf_counter() - t
     exit_code, maxrss_kib = proc.stdout.split()
     assert exit_code == "1", proc.stderr
-    assert proc.stderr.startswith(f"{BEST}:28:5: error: ") and "Traceback" not in proc.stderr
+    assert re.match(rf"{re.escape(BEST)}:28:5: error\[E\d{{3}}\]: ", proc.stderr) and "Traceback" not in proc.stderr
     assert int(maxrss_kib) < 1_000_000, f"peak memory {int(maxrss_kib) // 1024} MiB"
     assert seconds < 30  # a Python start and netspec's imports, on a busy machine; nothing proportional to the size
 

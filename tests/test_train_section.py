@@ -82,7 +82,7 @@ def test_data_names(word, name):
 
 def test_unknown_data_name_is_an_error_at_the_word():
     e = error_of(spec("layers { f Flatten() }\ntrain { data tiny-imagnet }"))
-    assert e.code == "E061" and (e.loc.line, e.loc.column) == (3, 14) and "'tiny-imagenet'" in e.hint
+    assert e.code == "E065" and (e.loc.line, e.loc.column) == (3, 14) and "'tiny-imagenet'" in e.hint
 
 
 def test_schedule_inference():
@@ -119,7 +119,7 @@ def test_random_crop_size_is_the_input_size():
         ("augment [Normalize((0.5,), (0.5,))]", "E064"),
         ("optimizer 'SGD'", "E063"),
         ("epochs ten", "E061"),
-        ("normalize Normalize((0.5, 0.5), (0.5,))", "E062"),
+        ("normalize Normalize((0.5, 0.5), (0.5,))", "E066"),
         ("normalize Normalize((0.5,), (0.0,))", "E036"),
     ],
 )

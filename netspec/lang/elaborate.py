@@ -179,7 +179,7 @@ class _Expander:
             raise SpecError(
                 f"the range {start}..{stop} repeats {stop - start + 1:,} times; the limit is {MAX_LAYERS:,}",
                 span,
-                code="E043",
+                code="E048",
             )
         # nested repeats multiply: count every iteration, also of bodies that make nothing
         self.iterations += stop - start + 1
@@ -188,7 +188,7 @@ class _Expander:
                 f"the repeats unroll to more than {MAX_ITERATIONS:,} iterations",
                 span,
                 hint="nested repeats multiply: keep the product of their ranges small",
-                code="E043",
+                code="E048",
             )
         return range(start, stop + 1)
 
@@ -263,7 +263,7 @@ class _Expander:
         at the call (the composite) when anonymous, or at the block's use when a block makes it."""
         self.count += 1
         if self.count > MAX_LAYERS:
-            raise SpecError(f"the network has more than {MAX_LAYERS:,} modules", loc, code="E043")
+            raise SpecError(f"the network has more than {MAX_LAYERS:,} modules", loc, code="E048")
         if isinstance(body, Composite):
             children = self.items(body.items, scope, body.composite)
             shortcut = self.items(body.shortcut, scope, "Sequential") if body.shortcut is not None else None
@@ -320,7 +320,7 @@ def _forward(prog: Program, layers: tuple[Node, ...], constants: Constants) -> t
                 continue
             steps.append(_step(it, render_name(it.name, scope), declared))
             if len(steps) > MAX_LAYERS:
-                raise SpecError(f"forward has more than {MAX_LAYERS:,} steps", it.loc, code="E043")
+                raise SpecError(f"forward has more than {MAX_LAYERS:,} steps", it.loc, code="E048")
 
     walk(prog.forward or (), constants)
     used = {s.name for s in steps if s.op != "function"}

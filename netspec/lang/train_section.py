@@ -325,12 +325,12 @@ def _data_name(value: Any, loc: Location) -> str:
         close = did_you_mean(value.name, DATA_NAMES)
         folder = "an image folder is written as a path in quotes: data 'path/to/folder'"
         hint = f"{close} ({folder})" if close else f"data sets: {', '.join(DATA_NAMES)}; {folder}"
-        raise SpecError(f"unknown data set {value.name!r}", value.loc, hint=hint, code="E061")
+        raise SpecError(f"unknown data set {value.name!r}", value.loc, hint=hint, code="E065")
     raise SpecError(
         f"data takes a data set name or a path in quotes, not {type_name(value)}",
         loc,
         hint=f"data sets: {', '.join(DATA_NAMES)}",
-        code="E061",
+        code="E065",
     )
 
 
@@ -339,7 +339,10 @@ def _call_model(value: Any, table: dict[str, type[ArgModel]], what: str, loc: Lo
         # a bare name such as `RandomHorizontalFlip` without parentheses
         value = CallValue(value.name, (), (), value.loc, value.loc)
     if not isinstance(value, CallValue):
-        raise SpecError(f"expected a {what} such as {next(iter(table))}(...), got {type_name(value)}", loc, code="E063")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise SpecError(
+            f"expected {article} {what} such as {next(iter(table))}(...), got {type_name(value)}", loc, code="E063"
+        )
     cls = table.get(value.name)
     if cls is None:
         if what == "transform" and value.name == "Normalize":
@@ -386,5 +389,5 @@ def _check_normalize(norm: Normalize | None, loc: Location | None) -> None:
             f"{len(norm.std)} std{'s' if len(norm.std) != 1 else ''}",
             loc,
             hint="give one mean and one std per channel: Normalize(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))",
-            code="E062",
+            code="E066",
         )
