@@ -106,7 +106,7 @@ def in_process(spec: str, data_dir: Path, n: int, batch: int) -> dict:
     data = load_data("cifar10", data_dir, train_limit=n, test_limit=10, download=False)
     model = compiled.module.to(memory_format=torch.channels_last)
     opt = make_optimizer(t.optimizer, model.parameters())
-    augment = BatchAugment([(a.kind(), a.args()) for a in t.augment], (32, 32))
+    augment = BatchAugment(t.augment, (32, 32))
     compute = Compute(device, precision, True, channel_stats(t.normalize.mean, t.normalize.std, 3, device))
 
     def loop(images: torch.Tensor, labels: torch.Tensor) -> TrainLoop:

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 
 def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
-    from .lang import parse_size
+    from .lang import parse_size, short
 
     if text is None:
         return None
@@ -125,7 +125,7 @@ def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
         try:
             sizes.append(parse_size(p))
         except ValueError:  # int() refuses numbers of over 4,300 digits
-            raise UsageError(f"--input {_short(p)}: dimensions over 65,536 are not supported") from None
+            raise UsageError(f"--input {short(p)}: dimensions over 65,536 are not supported") from None
     return sizes
 
 
@@ -137,21 +137,16 @@ def _one_size(text: str | None, command: str) -> tuple[int, int, int] | None:
 
 
 def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
-    from .lang import parse_override
+    from .lang import parse_override, short
 
     out = {}
     for s in items:
         try:
             name, value = parse_override(s)
         except ValueError:  # int() refuses numbers of over 4,300 digits
-            raise UsageError(f"--set {_short(s)}: cannot read the value (this integer is too large)") from None
+            raise UsageError(f"--set {short(s)}: cannot read the value (this integer is too large)") from None
         out[name] = value
     return out
-
-
-def _short(text: str) -> str:
-    """repr(text), cut to a readable length for a one-line error."""
-    return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text):,} characters)"
 
 
 class _Finite(click.ParamType):

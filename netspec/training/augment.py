@@ -23,7 +23,8 @@ Limits, stated plainly:
 * Not yet checked on CUDA (the CUDA test is skipped without a GPU): torchvision's per-image CUDA kernels (reductions,
   bmm) might round differently from the batched ones, which the CUDA test bounds rather than forbids.
 * Only constant padding (RandomCrop), nearest interpolation without `expand`/`center` (RandomRotation) and bilinear
-  antialiased resizing (Resize) are supported; other torchvision options raise ValueError in `BatchAugment`.
+  antialiased resizing (Resize) are implemented: the spec's transform models (`netspec.lang.TRANSFORMS`) offer no
+  other option, and pydantic refuses any argument they do not declare.
 * When an op is a no-op (e.g. `color_jitter()` with all factors 0), the input tensor itself is returned.
 """
 
@@ -36,6 +37,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..lang import ArgModel
 
 __all__ = [
     "BatchAugment",
@@ -297,92 +300,46 @@ def resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
 Step = Callable[[Tensor, Generator], Any]  # a uint8 batch in, the augmented uint8 batch out
 
 
-def _only(name: str, kwargs: dict[str, Any], allowed: set[str], defaults: dict[str, Any]) -> None:
-    """Reject arguments this module does not implement rather than silently ignoring them.
-
-    `allowed` are implemented arguments; `defaults` are torchvision arguments accepted only at the value given there
-    (an InterpolationMode compares by its `.value`, e.g. "nearest").
-    """
-    unknown = set(kwargs) - allowed - set(defaults)
-    if unknown:
-        raise ValueError(f"{name}: unsupported argument(s) {sorted(unknown)}")
-    for key, default in defaults.items():
-        value = getattr(kwargs.get(key, default), "value", kwargs.get(key, default))
-        if (value.lower() if isinstance(value, str) else value) != default:
-            raise ValueError(
-                f"{name}: only {key}={default!r} is supported by batched augmentation, got {kwargs[key]!r}"
-            )
+def _random_crop(t: Any, size: tuple[int, int]) -> Step:
+    crop = pair(t.size if t.size is not None else size, "RandomCrop size")
+    return lambda x, g: random_crop(x, crop, t.padding, g)
 
 
-def _make_random_crop(kw: dict[str, Any], size: tuple[int, int]) -> Step:
-    _only("RandomCrop", kw, {"size", "padding", "fill"}, {"pad_if_needed": False, "padding_mode": "constant"})
-    crop = pair(kw.get("size", size), "RandomCrop size")
-    padding = kw.get("padding") or 0
-    _parse_padding(padding)  # validate now
-    fill = int(kw.get("fill", 0))
-    return lambda x, g: random_crop(x, crop, padding, g, fill)
-
-
-def _make_flip(kw: dict[str, Any], fn: Callable[..., Any], name: str) -> Step:
-    _only(name, kw, {"p"}, {})
-    p = float(kw.get("p", 0.5))
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name}: p must be in [0, 1], got {p}")
-    return lambda x, g: fn(x, p, g)
-
-
-def _make_color_jitter(kw: dict[str, Any], size: tuple[int, int]) -> Step:
-    _only("ColorJitter", kw, set(JITTER_OPS), {})
-    args = {name: kw.get(name, 0) for name in JITTER_OPS}
+def _color_jitter(t: Any, size: tuple[int, int]) -> Step:
+    args = {name: getattr(t, name) for name in JITTER_OPS}
     if all(r is None for r in jitter_ranges(**args).values()):
         return lambda x, g: x  # ColorJitter() does nothing: cost nothing
     return lambda x, g: color_jitter(x, generator=g, **args)
 
 
-def _make_random_rotation(kw: dict[str, Any], size: tuple[int, int]) -> Step:
-    _only("RandomRotation", kw, {"degrees", "fill"}, {"interpolation": "nearest", "expand": False, "center": None})
-    if "degrees" not in kw:
-        raise ValueError("RandomRotation: missing argument 'degrees'")
-    degrees = kw["degrees"]
-    _parse_degrees(degrees)
-    fill = int(kw.get("fill", 0))
-    return lambda x, g: random_rotation(x, degrees, g, fill)
-
-
-def _make_resize(kw: dict[str, Any], size: tuple[int, int]) -> Step:
-    _only("Resize", kw, {"size"}, {"interpolation": "bilinear", "antialias": True, "max_size": None})
-    target = kw.get("size", size)
-    target = target if isinstance(target, int) else pair(target, "Resize size")
+def _resize(t: Any, size: tuple[int, int]) -> Step:
+    target = t.size if isinstance(t.size, int) else pair(t.size, "Resize size")
     return lambda x, g: resize(x, target)
 
 
-_FACTORIES: dict[str, Callable[[dict[str, Any], tuple[int, int]], Step]] = {
-    "RandomCrop": _make_random_crop,
-    "RandomHorizontalFlip": lambda kw, size: _make_flip(kw, random_hflip, "RandomHorizontalFlip"),
-    "RandomVerticalFlip": lambda kw, size: _make_flip(kw, random_vflip, "RandomVerticalFlip"),
-    "ColorJitter": _make_color_jitter,
-    "RandomRotation": _make_random_rotation,
-    "Resize": _make_resize,
+# the transforms of lang's closed table (`netspec.lang.TRANSFORMS`), each made from its validated arguments
+_STEPS: dict[str, Callable[[Any, tuple[int, int]], Step]] = {
+    "RandomCrop": _random_crop,
+    "RandomHorizontalFlip": lambda t, size: lambda x, g: random_hflip(x, t.p, g),
+    "RandomVerticalFlip": lambda t, size: lambda x, g: random_vflip(x, t.p, g),
+    "ColorJitter": _color_jitter,
+    "RandomRotation": lambda t, size: lambda x, g: random_rotation(x, t.degrees, g),
+    "Resize": _resize,
 }
-SUPPORTED_TRANSFORMS = tuple(_FACTORIES)
 
 
 class BatchAugment:
-    """A spec's list of torchvision-named transforms, applied in order to whole uint8 batches.
+    """A spec's list of transforms, applied in order to whole uint8 batches.
 
-    `transforms` is [(torchvision class name, {argument name: value})]; `size` is the (H, W) images have in the
-    pipeline, the default `size` of RandomCrop/Resize. Arguments are checked here, so a bad spec fails before
-    training. The output stays uint8; normalize once at the end (`normalize`).
+    `transforms` are the train section's transforms, `netspec.lang.TRANSFORMS` models whose arguments pydantic has
+    already validated (`TRANSFORMS["RandomCrop"](padding=4)`); `size` is the (H, W) images have in the pipeline,
+    the default `size` of RandomCrop. The output stays uint8; normalize once at the end (`normalize`).
     """
 
-    def __init__(self, transforms: Sequence[tuple[str, dict[str, Any]]], size: tuple[int, int]):
+    def __init__(self, transforms: Sequence[ArgModel], size: tuple[int, int]):
         self.size = pair(size, "size")
-        self.transforms = [(name, dict(kwargs or {})) for name, kwargs in transforms]
-        self._steps: list[Step] = []
-        for name, kwargs in self.transforms:
-            if name not in _FACTORIES:
-                raise ValueError(f"unknown transform {name!r}; supported: {', '.join(SUPPORTED_TRANSFORMS)}")
-            self._steps.append(_FACTORIES[name](kwargs, self.size))
+        self.transforms = tuple(transforms)
+        self._steps: list[Step] = [_STEPS[t.kind()](t, self.size) for t in self.transforms]
 
     def __call__(self, x: Tensor, generator: Generator = None) -> Tensor:
         check_batch(x)
@@ -394,5 +351,4 @@ class BatchAugment:
         return len(self._steps)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}({', '.join(f'{k}={v!r}' for k, v in kw.items())})" for name, kw in self.transforms)
-        return f"BatchAugment([{inner}], size={self.size})"
+        return f"BatchAugment({list(self.transforms)!r}, size={self.size})"

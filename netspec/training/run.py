@@ -270,7 +270,7 @@ def _start(
         scaler=torch.amp.GradScaler("cuda") if precision == "fp16" else None,
         images=data.train_images.to(device),
         labels=data.train_labels.to(device),
-        augment=BatchAugment([(a.kind(), a.args()) for a in t.augment], (p.net.input[1], p.net.input[2])),
+        augment=BatchAugment(t.augment, (p.net.input[1], p.net.input[2])),
         compute=compute,
         settings=t,
         progress=dist.main and not opts.quiet and sys.stderr.isatty(),
