@@ -5,7 +5,7 @@ What the later stages use is exported here: `load_spec` (text -> a validated `Ne
 hints.
 """
 
-from .elaborate import elaborate, load_spec
+from .elaborate import elaborate, forward_names, load_spec
 from .hints import did_you_mean, few, short
 from .layers import COMPOSITES, FUNCTIONS, LAYERS, MODULE_ATTRIBUTES, SEQUENTIAL_ATTRIBUTES, LayerSpec
 from .network import FStep, Network, Node
@@ -52,6 +52,7 @@ __all__ = [
     "did_you_mean",
     "elaborate",
     "few",
+    "forward_names",
     "infer_schedule",
     "input_size",
     "load_spec",
