@@ -12,7 +12,7 @@ import netspec
 import pytest
 from netspec.cli import cli, main
 from netspec.errors import SpecError
-from netspec.importer.core import ModuleImportError, from_module, import_command, import_text, layer_call
+from netspec.importer import ModuleImportError, from_module, import_command, import_text, layer_call
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
