@@ -4,8 +4,11 @@ The expected specs are `tests/golden/import/*.net`; after an intended change to 
 with `NETSPEC_REGEN=1 python -m pytest tests/test_import.py -k golden_specs`.
 """
 
+import ast
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import netspec
@@ -423,3 +426,26 @@ def test_standard_input_and_usage_errors(capsys, monkeypatch):
     assert code == 0 and "network Deep\n" in out and "from <stdin>" in out
     code, out, err = run(["import", "no/such/file.txt"], capsys)
     assert code == 2 and err == "netspec: error: import no/such/file.txt: no such file\n"
+
+
+# ---- the importer's place in the layout ------------------------------------------------------------------------
+
+
+def test_the_importer_uses_the_public_names_of_lang_and_shapes_only():
+    import netspec.lang
+
+    for path in sorted((ROOT / "netspec" / "importer").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+                continue
+            names = [a.name for a in node.names]
+            where = f"{path.name}: from {'.' * node.level}{node.module or ''} import {', '.join(names)}"
+            assert not any(n.startswith("_") for n in names), where
+            if node.level == 2 and (node.module or "").startswith("lang"):
+                assert node.module == "lang" and set(names) <= set(netspec.lang.__all__), where
+
+
+def test_importing_the_importer_loads_no_torch():
+    probe = "import sys, netspec.importer\nprint(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
