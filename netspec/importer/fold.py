@@ -10,7 +10,7 @@ count (`resblock1_1 ... resblock1_4`) and what a block's `id` is made of (`conv2
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
@@ -237,44 +237,9 @@ class Folder:
 
     # -- block ------------------------------------------------------------------------------------------------------
 
-    def abstract(self, group: list[Any]) -> _Shape | None:
-        """A candidate block occurrence, abstracted; None where it cannot be one.
-
-        The id is the run of name parts every name in the group holds (conv2_0, batchnorm2_0 -> 2_0): the block's
-        names are built from it. The values are every layer argument, in order, with the key it is given by.
-        """
-        names: list[Name] = []
-        for it in group:
-            layer_names(it, names)
-        idsub = None
-        if names:
-            idsub = common_id(names)
-            if idsub is None:
-                return None
-        values: list[tuple[str, Any]] = []
-        skel: list[Any] = []
-
-        def walk(it: Any) -> None:
-            if isinstance(it, ILayer):
-                skel.append(("L", it.cls, tuple(k for k, _ in it.args), with_id(it.name, idsub)))
-                values.extend(((k or _first_key(it.cls)), v) for k, v in it.args)
-            elif isinstance(it, IComp):
-                sc = None if it.shortcut is None else len(it.shortcut)
-                skel.append(("C", it.composite, len(it.items), sc, with_id(it.name, idsub)))
-            elif isinstance(it, IRep):
-                skel.append(("R", it.var, it.lo, it.hi, len(it.items)))
-            elif isinstance(it, IUse):
-                skel.append(("U", it.block, len(it.args)))
-                params = self.blocks[it.block].params if it.block in self.blocks else ()
-                values.extend((params[k] if k < len(params) else f"a{k}", v) for k, v in enumerate(it.args))
-            else:  # pragma: no cover
-                raise AssertionError(it)
-            for c in children(it):
-                walk(c)
-
-        for it in group:
-            walk(it)
-        return _Shape(tuple(skel), values, idsub)
+    def taken(self, name: str) -> bool:
+        """Whether a new block may not take this name."""
+        return name in self.blocks or name in self.reserved or name in RESERVED
 
     def block_candidates(self, items: list[Any], sig: _Signatures, indent: int) -> Iterator[_Candidate]:
         """Groups of p items that occur at least twice with the same layers, differing in an id and in values."""
@@ -283,7 +248,7 @@ class Folder:
 
         def ab(s: int, p: int) -> _Shape | None:
             if (s, p) not in memo:
-                memo[(s, p)] = self.abstract(items[s : s + p])
+                memo[(s, p)] = _abstract(items[s : s + p], self.blocks)
             return memo[(s, p)]
 
         for p in range(1, min(n // 2, MAX_BLOCK) + 1):
@@ -327,7 +292,7 @@ class Folder:
         if not all_params:
             return None  # identical groups: a repeat's job
         body = _template(group, slot_param, id0)
-        bname = self.block_name(group)
+        bname = _block_name(group, self.taken)
         uses = _uses(bname, occ, params, slot_param)
         before = _sum([c for s, _ in occ for c in costs[s : s + p]])
         use_chars = sum(len(inline(u) or "") for u in uses)
@@ -341,22 +306,63 @@ class Folder:
         saving = (before[0] - after[0], before[1] - after[1])
         return _Candidate(saving, [(s, s + p, u) for (s, _), u in zip(occ, uses)], block)
 
-    def block_name(self, group: list[Any]) -> str:
-        """Initials of the group's names (conv, batchnorm, relu -> cbr), or of its layers where unnamed."""
-        letters: list[str] = []
-        for it in group:
-            ch = _word(it)[0].lower()
-            if not letters or letters[-1] != ch:
-                letters.append(ch)
-        base = "".join(letters)[:6]
-        if len(base) < 2:
-            base = base + "block"
-        name = base
-        k = 2
-        while name in self.blocks or name in self.reserved or name in RESERVED:
-            name = f"{base}{k}"
-            k += 1
-        return name
+
+def _abstract(group: list[Any], blocks: dict[str, IBlock]) -> _Shape | None:
+    """A candidate block occurrence, abstracted; None where it cannot be one.
+
+    The id is the run of name parts every name in the group holds (conv2_0, batchnorm2_0 -> 2_0): the block's
+    names are built from it. The values are every layer argument, in order, with the key it is given by.
+    """
+    names: list[Name] = []
+    for it in group:
+        layer_names(it, names)
+    idsub = None
+    if names:
+        idsub = common_id(names)
+        if idsub is None:
+            return None
+    values: list[tuple[str, Any]] = []
+    skel: list[Any] = []
+
+    def walk(it: Any) -> None:
+        if isinstance(it, ILayer):
+            skel.append(("L", it.cls, tuple(k for k, _ in it.args), with_id(it.name, idsub)))
+            values.extend(((k or _first_key(it.cls)), v) for k, v in it.args)
+        elif isinstance(it, IComp):
+            sc = None if it.shortcut is None else len(it.shortcut)
+            skel.append(("C", it.composite, len(it.items), sc, with_id(it.name, idsub)))
+        elif isinstance(it, IRep):
+            skel.append(("R", it.var, it.lo, it.hi, len(it.items)))
+        elif isinstance(it, IUse):
+            skel.append(("U", it.block, len(it.args)))
+            params = blocks[it.block].params if it.block in blocks else ()
+            values.extend((params[k] if k < len(params) else f"a{k}", v) for k, v in enumerate(it.args))
+        else:  # pragma: no cover
+            raise AssertionError(it)
+        for c in children(it):
+            walk(c)
+
+    for it in group:
+        walk(it)
+    return _Shape(tuple(skel), values, idsub)
+
+
+def _block_name(group: list[Any], taken: Callable[[str], bool]) -> str:
+    """Initials of the group's names (conv, batchnorm, relu -> cbr), or of its layers where unnamed."""
+    letters: list[str] = []
+    for it in group:
+        ch = _word(it)[0].lower()
+        if not letters or letters[-1] != ch:
+            letters.append(ch)
+    base = "".join(letters)[:6]
+    if len(base) < 2:
+        base = base + "block"
+    name = base
+    k = 2
+    while taken(name):
+        name = f"{base}{k}"
+        k += 1
+    return name
 
 
 def _repeats_of(coarse: list[int], a: int, p: int) -> list[int]:
