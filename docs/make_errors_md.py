@@ -747,10 +747,102 @@ def usage_errors_md() -> str:
     return "\n".join(rows)
 
 
-# codes raised outside `netspec check` (by `netspec train`), documented by hand in docs/errors.md
+# (code, title, printed text, --order text or None): `netspec import` of the text as model.txt, which must fail with
+# that code; `from_module` for the live-module case
+_BEST_PRINT = (ROOT / "tests" / "golden" / "cifar_best.txt").read_text(encoding="utf-8")
+IMPORT_CASES: list[tuple[str, str, str | bytes, str | None]] = [
+    ("E200", "Text that is not a print", b"Net(\n  (fc): Linear(in_features=4, out_features=2)\x00\n)\n", None),
+    (
+        "E201",
+        "A bracket never closed",
+        "Net(\n  (conv1): Conv2d(3, 16, kernel_size=(3, 3))\n  (relu1): ReLU(\n)\n",
+        None,
+    ),
+    (
+        "E202",
+        "An argument that is not a plain value",
+        "Net(\n  (conv1): Conv2d(3, 16, kernel_size=(3, 3), padding=foo(1))\n)\n",
+        None,
+    ),
+    ("E203", "A child name printed twice", "Net(\n  (relu): ReLU()\n  (relu): ReLU()\n)\n", None),
+    (
+        "E204",
+        "A Sequential's child out of place",
+        "Net(\n  (features): Sequential(\n    (0): ReLU()\n    (2): ReLU()\n  )\n)\n",
+        None,
+    ),
+    ("E205", "A ModuleList", "Net(\n  (layers): ModuleList(\n    (0-2): 3 x ReLU()\n  )\n)\n", None),
+    (
+        "E206",
+        "A layer netspec does not have",
+        "Net(\n  (up): ConvTranspose2d(3, 16, kernel_size=(2, 2), stride=(2, 2))\n)\n",
+        None,
+    ),
+    (
+        "E207",
+        "An argument netspec's layer does not take",
+        "Net(\n  (conv1): Conv2d(3, 16, kernel_size=(3, 3), output_padding=(1, 1))\n)\n",
+        None,
+    ),
+    (
+        "E208",
+        "A network on flat input",
+        "Net(\n  (fc1): Linear(in_features=784, out_features=10, bias=True)\n)\n",
+        None,
+    ),
+    ("E209", "A run order naming a child the print lacks", _BEST_PRINT, "forward {\n    conv1\n    nosuch\n}\n"),
+    (
+        "E210",
+        "Printed sizes no input fits",
+        "Net(\n  (conv1): Conv2d(3, 16, kernel_size=(3, 3))\n  (flat): Flatten(start_dim=1, end_dim=-1)\n  (fc): Linear(in_features=250, out_features=10, bias=True)\n)\n",
+        None,
+    ),
+    (
+        "E211",
+        "Children registered out of their run order",
+        (ROOT / "tests" / "golden" / "cifar_worst.txt").read_text(encoding="utf-8"),
+        None,
+    ),
+]
+
+
+def import_errors_md() -> str:
+    from netspec.errors import SpecError
+    from netspec.importer import from_module, import_text
+
+    out = []
+    for code, title, text, order in IMPORT_CASES:
+        try:
+            import_text(text, "model.txt", order=order, order_filename="order.txt")
+        except SpecError as e:
+            if e.code != code:
+                raise SystemExit(f"make_errors_md.py: the {code} example of import failed with {e.code}") from None
+            first = e.render().split("\n", 1)[0]
+        else:
+            raise SystemExit(f"make_errors_md.py: the {code} example of import did not fail")
+        out += [f'<a id="import-{code}"></a>{title} (`{code}`):', "", _fence(first, "text"), ""]
+    try:
+        import torch
+
+        from_module(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AvgPool2d(2, ceil_mode=True)))
+    except SpecError as e:
+        assert e.code == "E212", e.code
+        out += [
+            '<a id="import-E212"></a>A live module with a setting its print hides (`E212`, '
+            "`netspec.importer.from_module`):",
+            "",
+            _fence(e.render().split("\n", 1)[0], "text"),
+        ]
+    return "\n".join(out).rstrip("\n")
+
+
+# codes raised outside `netspec check`: `netspec train` (by hand in docs/errors.md) and `netspec import` (above)
 HAND_WRITTEN = {
     "E090": ("A network that disagrees with the data", "a-network-that-disagrees-with-the-data"),
     "E091": ("normalize against the data's channels", "normalize-channels"),
+    **{code: (title, f"import-{code}") for code, title, _, _ in IMPORT_CASES},
+    "E212": ("A live module with a hidden setting", "import-E212"),
+    "E219": ("A bug in netspec", "import-E219"),
 }
 
 
@@ -789,7 +881,12 @@ def codes_md() -> str:
     return intro + "\n\n" + "\n".join(rows)
 
 
-BLOCKS = {"codes": codes_md, "spec-errors": spec_errors_md, "usage-errors": usage_errors_md}
+BLOCKS = {
+    "codes": codes_md,
+    "spec-errors": spec_errors_md,
+    "usage-errors": usage_errors_md,
+    "import-errors": import_errors_md,
+}
 
 
 def render(doc: str) -> str:

@@ -59,7 +59,7 @@ class NetspecGroup(click.Group):
     """The commands, with `import` loaded only when it runs (or when --help lists it), and every failure shown by
     `_failures`."""
 
-    lazy: dict[str, tuple[str, str]] = {"import": ("netspec.importer.core", "import_command")}
+    lazy: dict[str, tuple[str, str]] = {"import": ("netspec.importer", "import_command")}
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         with _failures():

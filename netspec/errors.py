@@ -73,6 +73,21 @@ CODES: dict[str, str] = {
     # the network against the data (`netspec train`)
     "E090": "a network whose output does not match the data set's classes",
     "E091": "normalize with a number of means that does not fit the data's channels",
+    # importing a printed module (`netspec import`)
+    "E200": "text that is not a printed module's: not UTF-8, binary, or too long",
+    "E201": "printed text whose structure cannot be read: a missing bracket, an unexpected word, text after the end",
+    "E202": "a printed layer's arguments that cannot be read as plain values",
+    "E203": "a printed module that no network has: no children, a name twice, a Sequential with arguments",
+    "E204": "a child name a spec cannot write, or a Sequential's child numbered out of place",
+    "E205": "a container whose run order print(model) does not show: a ModuleList, a module of its own",
+    "E206": "a printed layer netspec does not have",
+    "E207": "a printed argument that netspec's layer cannot take",
+    "E208": "a network whose first sized layer takes flat input, not C x H x W images",
+    "E209": "a run order (--order) that cannot be used",
+    "E210": "no input size that fits the printed sizes",
+    "E211": "children registered in another order than they run",
+    "E212": "a live module with settings that print(model) does not show",
+    "E219": "an imported spec that does not rebuild the printed module: a bug in netspec, please report it",
 }
 
 

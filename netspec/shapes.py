@@ -48,6 +48,7 @@ class Row:
     loc: Location
     is_leaf: bool = True
     step: str = "module"  # how the forward order runs it: "module", "residual" (x + m(x)) or "function"
+    node: Node | None = None  # the module; None for a function and for a shortcut's Sequential, which is no Node
 
     @property
     def label(self) -> str:
@@ -314,13 +315,15 @@ class _Inferer:
         self.check_size(node, path, out, params)
         if first_use:
             self.check_total(node, path, params)
-        self.rows.append(Row(path, node.layer, depth, shape, out, params if first_use else 0, macs, node.loc))
+        self.rows.append(
+            Row(path, node.layer, depth, shape, out, params if first_use else 0, macs, node.loc, node=node)
+        )
         return out
 
     def composite(self, node: Node, shape: Shape, path: str, depth: int) -> Shape:
         assert node.composite is not None
         at = len(self.rows)
-        x = self.group(node.children, shape, path, node.composite, depth, node.loc)
+        x = self.group(node.children, shape, path, node.composite, depth, node.loc, node)
         if node.composite != "Residual":
             return x
         s = shape
@@ -344,10 +347,19 @@ class _Inferer:
         self.total(at)  # the body's and the shortcut's
         return x
 
-    def group(self, children: tuple[Node, ...], shape: Shape, path: str, kind: str, depth: int, loc: Location) -> Shape:
+    def group(
+        self,
+        children: tuple[Node, ...],
+        shape: Shape,
+        path: str,
+        kind: str,
+        depth: int,
+        loc: Location,
+        node: Node | None = None,
+    ) -> Shape:
         """A composite's row, then its children's rows one level deeper; its params and MACs are theirs summed."""
         at = len(self.rows)
-        self.rows.append(Row(path, kind, depth, shape, shape, 0, 0, loc, is_leaf=False))
+        self.rows.append(Row(path, kind, depth, shape, shape, 0, 0, loc, is_leaf=False, node=node))
         x = shape
         for child in children:
             x = self.node(child, x, f"{path}.{child.name}", depth + 1)

@@ -101,7 +101,7 @@ layers {
 def test_repeat_errors():
     assert error_of(spec("layers { repeat i in 3..1 { c{i} ReLU() } }")).message == "the range 3..1 is empty"
     assert error_of(spec("layers { repeat i in 1..2.5 { c{i} ReLU() } }")).code == "E043"
-    assert error_of(spec("layers { repeat i in 1..100000 { c{i} ReLU() } }")).code == "E043"
+    assert error_of(spec("layers { repeat i in 1..100000 { c{i} ReLU() } }")).code == "E048"
     e = error_of(spec("layers { repeat i in 1..2 { c ReLU() } }"))
     assert e.code == "E041" and e.hint == "put the repeat variable in the name: c{i} or c_{i}"
 

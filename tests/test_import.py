@@ -4,15 +4,18 @@ The expected specs are `tests/golden/import/*.net`; after an intended change to 
 with `NETSPEC_REGEN=1 python -m pytest tests/test_import.py -k golden_specs`.
 """
 
+import ast
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import netspec
 import pytest
 from netspec.cli import cli, main
 from netspec.errors import SpecError
-from netspec.importer.core import ModuleImportError, from_module, import_command, import_text, layer_call
+from netspec.importer import ModuleImportError, from_module, import_command, import_text, layer_call
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -170,7 +173,7 @@ def test_worst_network_in_registration_order_names_the_misplaced_batchnorms(caps
     for i in range(1, 5):
         assert f"'batchnorm_{i}' (line {85 + i})" in warning
     assert error.startswith(
-        f"{GOLDEN / 'cifar_worst.txt'}:86:18: error: BatchNorm2d 'batchnorm_1' cannot run where it is registered"
+        f"{GOLDEN / 'cifar_worst.txt'}:86:18: error[E211]: BatchNorm2d 'batchnorm_1' cannot run where it is registered"
     )
     assert "--order FILE" in error
 
@@ -193,7 +196,7 @@ def test_order_file_errors_point_into_the_order_file(tmp_path, capsys):
     order.write_text("forward {\n    conv1 batchnorm_1 relu\n    resblok1_1\n}\n")
     code, _, err = run(["import", str(GOLDEN / "cifar_worst.txt"), "--order", str(order)], capsys)
     assert code == 1 and "Traceback" not in err
-    assert err.startswith(f"{order}:3:5: error: 'resblok1_1' is not a child of the printed module")
+    assert err.startswith(f"{order}:3:5: error[E209]: 'resblok1_1' is not a child of the printed module")
     assert "resblock1_1" in err  # did you mean
     order.write_text("forward { conv1 batchnorm_1 relu }\n")
     code, _out, err = run(["import", str(GOLDEN / "cifar_worst.txt"), "--order", str(order)], capsys)
@@ -408,7 +411,7 @@ def test_malformed_text_is_a_located_error(text, where, message, tmp_path, capsy
     path.write_text(text)
     code, out, err = run(["import", str(path)], capsys)
     assert code == 1 and out == "" and "Traceback" not in err
-    assert err.startswith(f"{path}:{where}: error: {message}"), err
+    assert re.match(rf"{re.escape(str(path))}:{where}: error\[E2\d\d\]: {re.escape(message)}", err), err
     with pytest.raises(SpecError) as e:
         import_text(text, "model.txt")
     assert f"{e.value.loc.line}:{e.value.loc.column}" == where
@@ -423,3 +426,26 @@ def test_standard_input_and_usage_errors(capsys, monkeypatch):
     assert code == 0 and "network Deep\n" in out and "from <stdin>" in out
     code, out, err = run(["import", "no/such/file.txt"], capsys)
     assert code == 2 and err == "netspec: error: import no/such/file.txt: no such file\n"
+
+
+# ---- the importer's place in the layout ------------------------------------------------------------------------
+
+
+def test_the_importer_uses_the_public_names_of_lang_and_shapes_only():
+    import netspec.lang
+
+    for path in sorted((ROOT / "netspec" / "importer").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+                continue
+            names = [a.name for a in node.names]
+            where = f"{path.name}: from {'.' * node.level}{node.module or ''} import {', '.join(names)}"
+            assert not any(n.startswith("_") for n in names), where
+            if node.level == 2 and (node.module or "").startswith("lang"):
+                assert node.module == "lang" and set(names) <= set(netspec.lang.__all__), where
+
+
+def test_importing_the_importer_loads_no_torch():
+    probe = "import sys, netspec.importer\nprint(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,1 +1,30 @@
-"""Printed PyTorch modules (and live ones) to specs."""
+"""Import a printed PyTorch module (what `print(model)` writes), or a live one, as a .net spec.
+
+    netspec import model.txt -o model.net             # text as print(model) wrote it, today's or older PyTorch
+    netspec import - --order order.txt < model.txt    # with the run order, as a `forward { ... }` section
+
+The steps, one module each, data flowing one way:
+
+1. `read`: the printed text -> a tree of `PNode`s, nesting read from the parentheses, not the indentation (pasted
+   and paginated text loses it), arguments read by `ast.literal_eval` one by one (nothing is evaluated).
+2. `convert`: every printed layer mapped onto netspec's closed table of layers: sizes that follow from the input
+   (`in_channels`, `num_features`, `in_features`, `num_channels`) set aside to be checked, and arguments equal to
+   PyTorch's defaults dropped.
+3. `order`: the run order, the registration order (a printed module does not show `forward()`) unless `--order`
+   gives it; `solve`: the input size, found by running netspec's own static shape inference at candidate sizes
+   until every inferred size equals the printed one.
+4. `fold`: repeated groups into `block`s and `repeat`s wherever that makes the spec shorter (on `items`, the spec
+   being written); `render`: the text. `pipeline.import_text` runs the steps and checks that the spec written
+   elaborates to exactly the network read from the text (else it writes a plainer form).
+
+`live.from_module` does the same for a live `nn.Module` made of `nn.Sequential` stacks and netspec's layers, and
+`command.import_command` is `netspec import`. Only `live` imports torch. The importer uses the public names of
+`netspec.lang` and `netspec.shapes` only.
+"""
+
+from .command import import_command
+from .convert import layer_call
+from .live import ModuleImportError, from_module
+from .pipeline import ImportResult, import_text
+
+__all__ = ["ImportResult", "ModuleImportError", "from_module", "import_command", "import_text", "layer_call"]

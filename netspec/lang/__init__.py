@@ -5,7 +5,7 @@ What the later stages use is exported here: `load_spec` (text -> a validated `Ne
 hints.
 """
 
-from .elaborate import elaborate, load_spec
+from .elaborate import elaborate, forward_names, load_spec
 from .hints import did_you_mean, few, short
 from .layers import COMPOSITES, FUNCTIONS, LAYERS, MODULE_ATTRIBUTES, SEQUENTIAL_ATTRIBUTES, LayerSpec
 from .network import FStep, Network, Node
@@ -21,7 +21,7 @@ from .train_section import (
     data_key,
     infer_schedule,
 )
-from .validate import ArgModel, describe_type, pair, show
+from .validate import ArgModel, argument_error, describe_type, pair, show
 from .values import Constants, Scope, input_size, parse_override, parse_size, render_name, value_of
 
 __all__ = [
@@ -47,11 +47,13 @@ __all__ = [
     "Step",
     "Template",
     "TrainSpec",
+    "argument_error",
     "data_key",
     "describe_type",
     "did_you_mean",
     "elaborate",
     "few",
+    "forward_names",
     "infer_schedule",
     "input_size",
     "load_spec",

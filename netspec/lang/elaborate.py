@@ -8,7 +8,7 @@ caused it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import Location, SpecError, UsageError
@@ -307,22 +307,28 @@ def _between(first: Location, last: Location) -> Location:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def forward_names(
+    items: Sequence[Step | Repeat], scope: Scope, span: Callable[[Repeat, Scope], Iterable[int]]
+) -> Iterator[tuple[Step, str]]:
+    """The steps of a `forward` section in run order, each with its name filled in: repeats unrolled, the values of
+    each repeat's variable given by `span(repeat, scope)`. Lazily, so a caller that checks each step as it comes
+    reports the first mistake in the order it is written."""
+    for it in items:
+        if isinstance(it, Repeat):
+            for v in span(it, scope):
+                yield from forward_names(it.items, Scope({it.var: v}, scope), span)
+            continue
+        yield it, render_name(it.name, scope)
+
+
 def _forward(prog: Program, layers: tuple[Node, ...], constants: Constants) -> tuple[FStep, ...]:
     declared = {n.name: n for n in layers}
     steps: list[FStep] = []
     ranges = _Expander(prog, constants)  # one counter for every repeat of the section
-
-    def walk(items: Sequence[Step | Repeat], scope: Scope) -> None:
-        for it in items:
-            if isinstance(it, Repeat):
-                for v in ranges.range(it, scope):
-                    walk(it.items, Scope({it.var: v}, scope))
-                continue
-            steps.append(_step(it, render_name(it.name, scope), declared))
-            if len(steps) > MAX_LAYERS:
-                raise SpecError(f"forward has more than {MAX_LAYERS:,} steps", it.loc, code="E048")
-
-    walk(prog.forward or (), constants)
+    for it, name in forward_names(prog.forward or (), constants, ranges.range):
+        steps.append(_step(it, name, declared))
+        if len(steps) > MAX_LAYERS:
+            raise SpecError(f"forward has more than {MAX_LAYERS:,} steps", it.loc, code="E048")
     used = {s.name for s in steps if s.op != "function"}
     for node in layers:
         if node.name not in used:

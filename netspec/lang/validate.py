@@ -245,18 +245,32 @@ def validated(model: type[M], call: CallValue) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as e:
-        err = _first_error(e, values)
+        raise argument_error(model, call.name, values, locs, call.name_loc, e) from None
+
+
+def argument_error(
+    model: type[BaseModel],
+    name: str,
+    values: dict[str, Any],
+    locs: dict[str, Location],
+    name_loc: Location | None,
+    e: ValidationError,
+) -> SpecError:
+    """pydantic's verdict on the arguments `values` of the layer (or transform) `name`, as a SpecError at the
+    argument it is about (`locs`), or at the name for a missing one. Also words the importer's printed layers."""
+    err = _first_error(e, values)
     field_name = str(err["loc"][0]) if err["loc"] else None
+    signature = model.signature() if issubclass(model, ArgModel) else model.__name__
     if err["type"] == "missing":
-        raise SpecError(
-            f"{call.name} needs argument {field_name!r}",
-            call.name_loc,
-            hint=f"{field_name} has no default: {model.signature()}",
+        return SpecError(
+            f"{name} needs argument {field_name!r}",
+            name_loc,
+            hint=f"{field_name} has no default: {signature}",
             code="E035",
         )
-    loc = locs.get(field_name, call.name_loc) if field_name else call.name_loc
-    raise SpecError(
-        f"argument {field_name!r} of {call.name} {_should(err['msg'])}, got {show(values.get(field_name or ''))}",
+    loc = locs.get(field_name, name_loc) if field_name else name_loc
+    return SpecError(
+        f"argument {field_name!r} of {name} {_should(err['msg'])}, got {show(values.get(field_name or ''))}",
         loc,
         hint=takes(model, field_name),
         code="E036",
