@@ -431,7 +431,9 @@ def test_absurd_size_costs_no_memory_in_a_fresh_process(tmp_path):
     seconds = time.perf_counter() - t
     exit_code, maxrss_kib = proc.stdout.split()
     assert exit_code == "1", proc.stderr
-    assert re.match(rf"{re.escape(str(BEST))}:28:5: error\[E\d{{3}}\]: ", proc.stderr) and "Traceback" not in proc.stderr
+    assert (
+        re.match(rf"{re.escape(str(BEST))}:28:5: error\[E\d{{3}}\]: ", proc.stderr) and "Traceback" not in proc.stderr
+    )
     assert int(maxrss_kib) < 1_000_000, f"peak memory {int(maxrss_kib) // 1024} MiB"
     assert seconds < 30  # a Python start and netspec's imports, on a busy machine; nothing proportional to the size
 
