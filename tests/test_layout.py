@@ -24,16 +24,15 @@ def _loaded_after(code: str) -> set[str]:
 @pytest.mark.parametrize("module", ["netspec.lang", "netspec.shapes"])
 def test_early_stages_load_no_later_one(module):
     loaded = _loaded_after(f"import {module}")
-    later = ("netspec.build", "netspec.training", "netspec.importer", "netspec.cli", "netspec.commands", "torch")
+    later = ("netspec.build", "netspec.training", "netspec.importer", "netspec.cli", "torch")
     assert not {m for m in loaded if m.startswith(later)}, sorted(m for m in loaded if m.startswith(later))
     if module == "netspec.lang":
         assert "netspec.shapes" not in loaded
 
 
 def _own_modules() -> list[Path]:
-    """The modules of the language stage and of the stages after it up to build, and the API."""
-    names = ("shapes.py", "build.py", "table.py", "api.py", "errors.py", "__init__.py")
-    return sorted([*(PACKAGE / "lang").glob("*.py"), *(PACKAGE / n for n in names)])
+    """Every module of the package."""
+    return sorted(PACKAGE.rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", _own_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -62,3 +61,16 @@ def test_check_writes_nothing_under_home_but_the_parser_tables(tmp_path):
     assert proc.returncode == 0, proc.stderr
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert len(written) == 1 and written[0].startswith(".cache/netspec/grammar-"), written
+
+
+@pytest.mark.parametrize("path", _own_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_reads_in_one_sitting(path):
+    # no module over 500 lines, no function over about 60: the sizes every later change keeps too
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 500
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert not long, long
