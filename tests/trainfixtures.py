@@ -32,7 +32,7 @@ train {
 
 
 def train_cli(spec, out, *extra, expect=0, capsys=None, precision="fp32"):
-    # one stated precision: `auto` would be bf16 on a CPU with native bf16 and fp32 elsewhere
+    # one stated precision: the numbers tests compare must not depend on what `auto` picks on some machine
     args = [
         "train",
         str(spec),

@@ -1,7 +1,7 @@
 """The shared trainer: any spec, any data set, the spec's `train` settings (overridable), one run folder.
 
 The data set is held as uint8 tensors on the training device and augmented a whole batch at a time (`augment`);
-the model runs channels_last under bf16 autocast where the hardware has native bf16. Every epoch writes
+the model runs channels_last, under bf16 autocast on a GPU (on the CPU with `--precision bf16`). Every epoch writes
 `checkpoint.pt` atomically and then appends a row to `metrics.csv`, so a killed run resumes from the last finished
 epoch with `--resume` (`resume`) and ends with the numbers of an uninterrupted run: the data order and the
 augmentation draws follow from the seed and the epoch (`loop`), the other random states are in the checkpoint.
