@@ -310,7 +310,6 @@ REJECT_STRICTER = {
         "flat",
         "torch applies Linear to the last dimension (W) only: almost always a forgotten Flatten",
     ),
-    "linear-on-CL": ((3, 4, 4), [L("Flatten", 2), L("Linear", 10)], "flat", "same: Linear on (C, L)"),
     "flatten-batch": ((3, 4, 4), [L("Flatten", 0)], "batch", "torch would merge the batch into the features"),
     "flatten-batch-negative": ((3, 4, 4), [L("Flatten", -4)], "batch", "the same with a negative start_dim"),
     "conv-on-CL": (

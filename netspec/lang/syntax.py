@@ -42,7 +42,7 @@ class Ref:
 
 @dataclass(frozen=True, slots=True)
 class BinOp:
-    op: str  # + - * // / %
+    op: str  # + - * // / % == != < <= > >= and or
     left: Expr
     right: Expr
     loc: Location
@@ -51,6 +51,12 @@ class BinOp:
 
 @dataclass(frozen=True, slots=True)
 class Neg:
+    operand: Expr
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
     operand: Expr
     loc: Location
 
@@ -85,9 +91,10 @@ class Call:
     args: tuple[Arg, ...]
     loc: Location  # the whole call
     name_loc: Location  # just the name
+    template: Template | None = None  # a name with holes, `denselayer{i}(x)`: a child's call in a forward only
 
 
-Expr = Num | Str | Const | Ref | BinOp | Neg | TupleExpr | ListExpr | Call
+Expr = Num | Str | Const | Ref | BinOp | Neg | Not | TupleExpr | ListExpr | Call
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +140,26 @@ class Repeat:
     var_loc: Location
 
 
-Item = Named | Call | Composite | Repeat
+@dataclass(frozen=True, slots=True)
+class IfItems:
+    """`if cond { items } else { items }`: the items of the branch the condition picks, decided at elaboration."""
+
+    cond: Expr
+    then: tuple[Any, ...]  # of Item
+    orelse: tuple[Any, ...]  # of Item; `else if` is an IfItems here
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """`kept name Layer(...)`: a child registered (its weights load and save) but never run."""
+
+    named: Named
+    loc: Location
+    input: tuple[int, int, int] | None = None  # the input it would take, for the sizes that follow from it
+
+
+Item = Named | Call | Composite | Repeat | IfItems | Kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +181,57 @@ class BlockDef:
     name: str
     params: tuple[Param, ...]
     items: tuple[Item, ...]
+    loc: Location
+    name_loc: Location
+
+
+# ---- run orders over named values: forward(x) { ... } ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """`y = expr`, or `a, b = chunk(x, 2)`."""
+
+    targets: tuple[str, ...]
+    value: Expr
+    loc: Location
+    target_locs: tuple[Location, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    value: Expr
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class IfStmts:
+    cond: Expr
+    then: tuple[Any, ...]  # of Stmt
+    orelse: tuple[Any, ...]  # of Stmt; `else if` is an IfStmts here
+    loc: Location
+
+
+Stmt = Assign | Return | IfStmts | Repeat
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """`forward(x) { stmts }`: a run order over named values, the input named `input`."""
+
+    input: str
+    stmts: tuple[Stmt, ...]
+    loc: Location
+    input_loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleDef:
+    """`module Name(params) { items  forward(x) { ... } }`: a module class of its own. Its items may hold values of
+    the module (`ConstDef`), computed in order; without a forward, its children run in order."""
+
+    name: str
+    params: tuple[Param, ...]
+    items: tuple[Any, ...]  # of Item and ConstDef
+    flow: Flow | None
     loc: Location
     name_loc: Location
 
@@ -184,9 +261,12 @@ class Program:
     input_loc: Location | None = None
     consts: dict[str, ConstDef] = field(default_factory=dict)
     blocks: dict[str, BlockDef] = field(default_factory=dict)
+    modules: dict[str, ModuleDef] = field(default_factory=dict)
     layers: tuple[Item, ...] | None = None
     layers_loc: Location | None = None
     forward: tuple[Step | Repeat, ...] | None = None
     forward_loc: Location | None = None
+    flow: Flow | None = None  # `forward(x) { ... }` instead of `forward { ... }`
+    flow_loc: Location | None = None
     train: tuple[Setting, ...] | None = None
     train_loc: Location | None = None
