@@ -1,0 +1,25 @@
+"""examples/zoo/: each spec against torchvision (see zoo_harness). The ten shipped models run by default; the other
+members of their families, made by --set constants, are marked slow."""
+
+from __future__ import annotations
+
+import pytest
+
+from zoo_harness import check_against_torchvision
+
+ZOO = [
+    ("squeezenet1_1", "squeezenet1_1", None),
+]
+
+FAMILY: list[tuple[str, str, dict]] = []
+
+
+@pytest.mark.parametrize("spec,name,constants", ZOO, ids=[z[1] for z in ZOO])
+def test_zoo_spec_is_torchvisions_model(spec, name, constants):
+    check_against_torchvision(spec, name, constants)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec,name,constants", FAMILY, ids=[f[1] for f in FAMILY])
+def test_other_family_members_through_constants(spec, name, constants):
+    check_against_torchvision(spec, name, constants, macs=False)
