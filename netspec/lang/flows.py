@@ -23,7 +23,7 @@ from .ops import OPS
 from .syntax import Arg, Assign, BinOp, Call, Expr, IfStmts, Neg, Not, Ref, Repeat, Return, TupleExpr
 from .syntax import Flow as FlowDef
 from .validate import CallValue, validated
-from .values import PURE_FUNCTIONS, Scope, render_name, value_of
+from .values import PURE_FUNCTIONS, Scope, condition, render_name, value_of
 
 MAX_STEPS = 20_000
 
@@ -133,15 +133,7 @@ class _Builder:
                 hint="conditions use constants, parameters and the input's shape: if stride == 1 { ... }",
                 code="E058",
             )
-        value = value_of(cond, scope)
-        if not isinstance(value, bool):
-            raise SpecError(
-                f"a condition must be true or false, not {value!r}",
-                cond.loc,
-                hint="compare to make one: stride == 1",
-                code="E058",
-            )
-        return value
+        return condition(cond, scope)
 
     # ---- expressions ----------------------------------------------------------------------------------------
     def mentions_tensor(self, e: Any) -> bool:
