@@ -9,9 +9,31 @@ from zoo_harness import check_against_torchvision
 
 ZOO = [
     ("squeezenet1_1", "squeezenet1_1", None),
+    ("alexnet", "alexnet", None),
+    ("vgg16_bn", "vgg16_bn", None),
+    ("resnet18", "resnet18", None),
+    ("resnet50", "resnet50", None),
+    ("densenet121", "densenet121", None),
 ]
 
-FAMILY: list[tuple[str, str, dict]] = []
+# every --set line a zoo spec's header gives, with the torchvision model it makes
+FAMILY: list[tuple[str, str, dict]] = [
+    ("vgg16_bn", "vgg11_bn", {"convs": (1, 1, 2, 2, 2)}),
+    ("vgg16_bn", "vgg13_bn", {"convs": (2, 2, 2, 2, 2)}),
+    ("vgg16_bn", "vgg19_bn", {"convs": (2, 2, 4, 4, 4)}),
+    ("vgg16_bn", "vgg16", {"batch_norm": False}),
+    ("resnet18", "resnet34", {"blocks": (3, 4, 6, 3)}),
+    ("resnet50", "resnet101", {"blocks": (3, 4, 23, 3)}),
+    ("resnet50", "resnet152", {"blocks": (3, 8, 36, 3)}),
+    ("resnet50", "resnext50_32x4d", {"groups": 32, "width_per_group": 4}),
+    ("resnet50", "resnext101_32x8d", {"blocks": (3, 4, 23, 3), "groups": 32, "width_per_group": 8}),
+    ("resnet50", "resnext101_64x4d", {"blocks": (3, 4, 23, 3), "groups": 64, "width_per_group": 4}),
+    ("resnet50", "wide_resnet50_2", {"width_per_group": 128}),
+    ("resnet50", "wide_resnet101_2", {"blocks": (3, 4, 23, 3), "width_per_group": 128}),
+    ("densenet121", "densenet169", {"block_config": (6, 12, 32, 32)}),
+    ("densenet121", "densenet201", {"block_config": (6, 12, 48, 32)}),
+    ("densenet121", "densenet161", {"block_config": (6, 12, 36, 24), "growth_rate": 48, "num_init_features": 96}),
+]
 
 
 @pytest.mark.parametrize("spec,name,constants", ZOO, ids=[z[1] for z in ZOO])
