@@ -10,6 +10,7 @@ from zoo_harness import check_against_torchvision
 ZOO = [
     ("squeezenet1_1", "squeezenet1_1", None),
     ("mobilenet_v2", "mobilenet_v2", None),
+    ("mobilenet_v3_small", "mobilenet_v3_small", None),
 ]
 
 FAMILY: list[tuple[str, str, dict]] = []
