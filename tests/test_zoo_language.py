@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netspec
 import pytest
+import torch
 
 from spec_helpers import error_of
 
@@ -56,3 +57,52 @@ def test_a_keyword_that_is_no_name_keeps_its_error(text, message):
 def test_a_later_mistake_in_a_keyword_named_child_is_reported_where_it_is(mistake):
     err = error_of(MODULE_WITH_VALUE.replace("Conv2d(width, 1)", mistake))
     assert "keyword" not in err.message and err.loc.line == 5 + mistake.count("\n"), err
+
+
+# ---- kept without an input: a layer that takes no size from it ------------------------------------------------------
+# EfficientNet's MBConv makes a StochasticDepth in every block and runs it only on the residual path: in the other
+# blocks it is kept. It has no weights and no size to work out, so it needs no `kept CxHxW`.
+
+KEPT = """network N
+input 4x8x8
+module Block(stride) {
+    conv Conv2d(4, 3, stride=stride, padding=1)
+    if stride == 1 {
+        stochastic_depth StochasticDepth(0.1, 'row')
+    } else {
+        kept stochastic_depth StochasticDepth(0.1, 'row')
+    }
+    forward(x) {
+        if stride == 1 {
+            return stochastic_depth(conv(x)) + x
+        }
+        return conv(x)
+    }
+}
+layers {
+    a Block(1)
+    b Block(2)
+}
+forward { a b }
+"""
+
+
+def test_a_layer_without_sizes_is_kept_without_an_input():  # efficientnet_b0.net
+    net = netspec.loads(KEPT)
+    rows = {r.path: r for r in net.shapes.rows}
+    assert rows["b.stochastic_depth"].step == "kept" and rows["b.stochastic_depth"].label == "StochasticDepth (kept)"
+    assert (rows["b.stochastic_depth"].params, rows["b.stochastic_depth"].macs) == (0, 0)
+    assert rows["a.stochastic_depth"].step == "module"
+    assert net.shapes.output == (4, 4, 4)
+    assert type(net.module.b.stochastic_depth).__name__ == "StochasticDepth"
+    assert "stochastic_depth" in dict(net.module.b.named_children())
+    x = torch.randn(2, 4, 8, 8)
+    block = net.module.b.train()  # a StochasticDepth of p=1 that ran would zero every image
+    block.stochastic_depth.p = 1.0
+    assert torch.equal(block(x), block.conv(x))
+
+
+@pytest.mark.parametrize("layer", ["Conv2d(4, 1)", "BatchNorm2d()", "Sequential { ReLU() }", "Parameter((4,))"])
+def test_a_layer_with_sizes_or_weights_still_needs_its_input(layer):
+    err = error_of(KEPT.replace("kept stochastic_depth StochasticDepth(0.1, 'row')", f"kept stochastic_depth {layer}"))
+    assert err.code == "E057", err
