@@ -11,9 +11,13 @@ ZOO = [
     ("squeezenet1_1", "squeezenet1_1", None),
     ("mobilenet_v2", "mobilenet_v2", None),
     ("mobilenet_v3_small", "mobilenet_v3_small", None),
+    ("efficientnet_b0", "efficientnet_b0", None),
 ]
 
-FAMILY: list[tuple[str, str, dict]] = []
+FAMILY: list[tuple[str, str, dict]] = [
+    ("efficientnet_b0", "efficientnet_b1", {"depth_mult": 1.1}),
+    ("efficientnet_b0", "efficientnet_b2", {"width_mult": 1.1, "depth_mult": 1.2, "dropout": 0.3}),
+]
 
 
 @pytest.mark.parametrize("spec,name,constants", ZOO, ids=[z[1] for z in ZOO])
