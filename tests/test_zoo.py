@@ -17,6 +17,11 @@ ZOO = [
 FAMILY: list[tuple[str, str, dict]] = [
     ("efficientnet_b0", "efficientnet_b1", {"depth_mult": 1.1}),
     ("efficientnet_b0", "efficientnet_b2", {"width_mult": 1.1, "depth_mult": 1.2, "dropout": 0.3}),
+    (
+        "efficientnet_b0",
+        "efficientnet_b5",
+        {"width_mult": 1.6, "depth_mult": 2.2, "dropout": 0.4, "bn_eps": 0.001, "bn_momentum": 0.01},
+    ),
 ]
 
 
