@@ -25,6 +25,7 @@ from .syntax import (
     Hole,
     IfItems,
     IfStmts,
+    Index,
     Item,
     Kept,
     ListExpr,
@@ -347,6 +348,10 @@ class Builder(Transformer[Token, Any]):
 
     def or_(self, meta: Any, children: list[Any]) -> BinOp:
         return BinOp("or", children[0], children[1], self._loc(meta))
+
+    def index(self, meta: Any, children: list[Any]) -> Index:
+        target, index = children
+        return Index(target, index, self._loc(meta))
 
     def tuple_expr(self, meta: Any, children: list[Any]) -> TupleExpr:
         return TupleExpr(_present(children), self._loc(meta))

@@ -20,7 +20,7 @@ from ..errors import Location, SpecError
 from .hints import did_you_mean, few
 from .network import Flow, FlowOp, Node
 from .ops import OPS
-from .syntax import Arg, Assign, BinOp, Call, Expr, IfStmts, Neg, Not, Ref, Repeat, Return, TupleExpr
+from .syntax import Arg, Assign, BinOp, Call, Expr, IfStmts, Index, Neg, Not, Ref, Repeat, Return, TupleExpr
 from .syntax import Flow as FlowDef
 from .validate import CallValue, validated
 from .values import PURE_FUNCTIONS, Scope, render_name, value_of
@@ -155,6 +155,8 @@ class _Builder:
             return self.mentions_tensor(e.operand)
         if isinstance(e, TupleExpr):
             return any(self.mentions_tensor(i) for i in e.items)
+        if isinstance(e, Index):
+            return self.mentions_tensor(e.target) or self.mentions_tensor(e.index)
         return False
 
     def tensor(self, e: Expr, scope: Scope) -> _Tensors:

@@ -74,6 +74,15 @@ class ListExpr:
 
 
 @dataclass(frozen=True, slots=True)
+class Index:
+    """`layers[0]`: an item of a tuple or list (a constant's, a parameter's), counted from 0; -1 is the last."""
+
+    target: Expr
+    index: Expr
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
 class Arg:
     """One argument of a call: `name` is None for a positional one."""
 
@@ -94,7 +103,7 @@ class Call:
     template: Template | None = None  # a name with holes, `denselayer{i}(x)`: a child's call in a forward only
 
 
-Expr = Num | Str | Const | Ref | BinOp | Neg | Not | TupleExpr | ListExpr | Call
+Expr = Num | Str | Const | Ref | BinOp | Neg | Not | TupleExpr | ListExpr | Index | Call
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Values: the names in scope, the spec's constants, and the evaluation of expressions.
 
 An expression is arithmetic over constants, block and module parameters and repeat variables (`//` and `%` on
-integers, `/` giving a float), comparisons, `and`/`or`/`not`, a closed set of pure functions (`min`, `max`, `ceil`,
+integers, `/` giving a float), an item of a tuple or list (`layers[0]`), comparisons, `and`/`or`/`not`, a closed set of pure functions (`min`, `max`, `ceil`,
 `floor`, `round`, `int`, `make_divisible`), and the literals PyTorch layers take (numbers, strings, booleans, None,
 tuples, lists, calls). It is evaluated here by netspec's own code, never by Python's `eval`; every result is checked
 against `MAX_INT`, so sizes stay far from overflow downstream.
@@ -18,7 +18,22 @@ from ..errors import Location, SpecError, UsageError
 from .hints import did_you_mean, few, short
 from .layers import LAYERS
 from .parse import parse
-from .syntax import BinOp, Call, Const, ConstDef, Expr, ListExpr, Neg, Not, Num, Ref, Str, Template, TupleExpr
+from .syntax import (
+    BinOp,
+    Call,
+    Const,
+    ConstDef,
+    Expr,
+    Index,
+    ListExpr,
+    Neg,
+    Not,
+    Num,
+    Ref,
+    Str,
+    Template,
+    TupleExpr,
+)
 from .train_section import OPTIMIZERS, SCHEDULES, TRANSFORMS
 from .validate import CallValue, Symbol, type_name
 
@@ -154,6 +169,8 @@ def value_of(expr: Expr, scope: Scope, *, symbols: bool = False) -> Any:
         return tuple(value_of(e, scope, symbols=symbols) for e in expr.items)
     if isinstance(expr, ListExpr):
         return [value_of(e, scope, symbols=symbols) for e in expr.items]
+    if isinstance(expr, Index):
+        return _item(expr, value_of(expr.target, scope), value_of(expr.index, scope))
     if isinstance(expr, Call):
         return _call(expr, scope, symbols)
     raise AssertionError(expr)  # pragma: no cover
@@ -174,6 +191,29 @@ def _ref(expr: Ref, scope: Scope, symbols: bool) -> Any:
         hint=hint or "define it at the top level: `name = value`, or pass --set NAME=VALUE",
         code="E020",
     )
+
+
+def _item(expr: Index, seq: Any, i: Any) -> Any:
+    """`seq[i]`, as in Python (a negative index counts from the end), for a tuple or list only."""
+    what = expr.target.name if isinstance(expr.target, Ref) else None
+    if not isinstance(seq, (tuple, list)):
+        raise SpecError(
+            f"only a tuple or list has items; {what or 'this'} is {type_name(seq)}",
+            expr.target.loc,
+            hint="index a tuple: depths = (2, 2, 2, 2), then depths[0]",
+            code="E022",
+        )
+    if isinstance(i, bool) or not isinstance(i, int):
+        raise SpecError(f"an index must be an integer, not {type_name(i)}", expr.index.loc, code="E022")
+    if not -len(seq) <= i < len(seq):
+        raise SpecError(
+            f"index {i} is out of range: {what or 'the ' + type_name(seq)[2:]} has {len(seq)} "
+            f"item{'s' if len(seq) != 1 else ''}",
+            expr.index.loc,
+            hint=f"items count from 0: the first is [0], the last [{len(seq) - 1}]" if seq else None,
+            code="E022",
+        )
+    return seq[i]
 
 
 def _call(expr: Call, scope: Scope, symbols: bool) -> Any:
@@ -391,6 +431,9 @@ def _refs(expr: Expr) -> Iterator[Ref]:
         yield from _refs(expr.right)
     elif isinstance(expr, (Neg, Not)):
         yield from _refs(expr.operand)
+    elif isinstance(expr, Index):
+        yield from _refs(expr.target)
+        yield from _refs(expr.index)
     elif isinstance(expr, (TupleExpr, ListExpr)):
         for item in expr.items:
             yield from _refs(item)
