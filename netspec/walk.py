@@ -203,9 +203,15 @@ class Walker:
         return y
 
     def kept(self, children: tuple[Node, ...], path: str, depth: int) -> None:
-        """Rows for the kept children, walked at the input each says it would take; they never run: no MACs."""
+        """Rows for the kept children, walked at the input each says it would take; they never run: no MACs. A layer
+        with no sizes to work out and no weights (StochasticDepth, Dropout, an activation) needs no input: its row
+        has no shape."""
         for child in children:
             if not child.kept:
+                continue
+            if child.kept_input is None and _sizeless(child):
+                name = f"{path}.{child.name}" if path else child.name
+                self.rows.append(Row(name, child.layer or "", depth, (), (), 0, 0, child.loc, step="kept", node=child))
                 continue
             if child.kept_input is None:
                 raise SpecError(
@@ -358,6 +364,11 @@ class Walker:
 
 
 _NOWHERE = Location(1, 1)
+
+
+def _sizeless(node: Node) -> bool:
+    """A layer whose torch module takes nothing from its input and holds no weights: it can be kept without one."""
+    return node.config is not None and not node.config.INFERRED and node.layer != "Parameter"
 
 
 def _args(args: dict[str, int]) -> str:

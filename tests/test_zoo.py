@@ -14,9 +14,14 @@ ZOO = [
     ("resnet18", "resnet18", None),
     ("resnet50", "resnet50", None),
     ("densenet121", "densenet121", None),
+    ("mobilenet_v2", "mobilenet_v2", None),
+    ("mobilenet_v3_small", "mobilenet_v3_small", None),
+    ("efficientnet_b0", "efficientnet_b0", None),
+    ("convnext_tiny", "convnext_tiny", None),
 ]
 
 # every --set line a zoo spec's header gives, with the torchvision model it makes
+BN_TF = {"bn_eps": 0.001, "bn_momentum": 0.01}  # efficientnet_b5 to b7's batch norm
 FAMILY: list[tuple[str, str, dict]] = [
     ("vgg16_bn", "vgg11_bn", {"convs": (1, 1, 2, 2, 2)}),
     ("vgg16_bn", "vgg13_bn", {"convs": (2, 2, 2, 2, 2)}),
@@ -33,6 +38,24 @@ FAMILY: list[tuple[str, str, dict]] = [
     ("densenet121", "densenet169", {"block_config": (6, 12, 32, 32)}),
     ("densenet121", "densenet201", {"block_config": (6, 12, 48, 32)}),
     ("densenet121", "densenet161", {"block_config": (6, 12, 36, 24), "growth_rate": 48, "num_init_features": 96}),
+    ("efficientnet_b0", "efficientnet_b1", {"depth_mult": 1.1}),
+    ("efficientnet_b0", "efficientnet_b2", {"width_mult": 1.1, "depth_mult": 1.2, "dropout": 0.3}),
+    ("efficientnet_b0", "efficientnet_b3", {"width_mult": 1.2, "depth_mult": 1.4, "dropout": 0.3}),
+    ("efficientnet_b0", "efficientnet_b4", {"width_mult": 1.4, "depth_mult": 1.8, "dropout": 0.4}),
+    ("efficientnet_b0", "efficientnet_b5", {"width_mult": 1.6, "depth_mult": 2.2, "dropout": 0.4, **BN_TF}),
+    ("efficientnet_b0", "efficientnet_b6", {"width_mult": 1.8, "depth_mult": 2.6, "dropout": 0.5, **BN_TF}),
+    ("efficientnet_b0", "efficientnet_b7", {"width_mult": 2.0, "depth_mult": 3.1, "dropout": 0.5, **BN_TF}),
+    ("convnext_tiny", "convnext_small", {"depths": (3, 3, 27, 3), "stochastic_depth_prob": 0.4}),
+    (
+        "convnext_tiny",
+        "convnext_base",
+        {"depths": (3, 3, 27, 3), "widths": (128, 256, 512, 1024), "stochastic_depth_prob": 0.5},
+    ),
+    (
+        "convnext_tiny",
+        "convnext_large",
+        {"depths": (3, 3, 27, 3), "widths": (192, 384, 768, 1536), "stochastic_depth_prob": 0.5},
+    ),
 ]
 
 

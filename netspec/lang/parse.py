@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import lark
 
@@ -91,13 +92,66 @@ def parse(text: str | bytes, filename: str | None = None) -> Program:
 
 def _parse(text: str) -> Program:
     try:
-        tree = parser().parse(text, start="start")
+        tree = parser().parse(text, start="start", on_error=_KeywordAsName(text))
     except lark.UnexpectedInput as err:
         from .syntax_errors import syntax_error  # imported only for a spec with a mistake
 
         raise syntax_error(err, text) from None
     program: Program = transform(Builder(), tree)
     return program
+
+
+# The words that begin a top-level item. They stay names everywhere else, but the LALR tables merge the lookaheads of
+# the expression states of a top-level constant (which one of these may follow) with those of a module's value or a
+# layer's call, so after `hidden = 4` or `a Conv2d(4, 1)` Lark's contextual lexer reads them as keywords.
+_TOP_LEVEL_WORDS = frozenset({"network", "input", "block", "module", "layers", "forward", "train"})
+_SPACE = re.compile(r"(?:\s|#[^\n]*)*")
+_TOKEN = re.compile(r"[A-Za-z_]\w*|\d+|'[^'\n]*'|\"[^\"\n]*\"|.", re.S)
+
+
+class _KeywordAsName:
+    """Lark's `on_error` for such a keyword where only a name can stand (`block Sequential { ... }`, torchvision's
+    name, after a module's value): it is read as the name. When the parse then fails at one of the next two tokens,
+    the keyword was no name (`network N2` in `layers`, `forward {` after a missing `}`): the keyword's own error
+    stands."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.pending: tuple[lark.UnexpectedToken, Any, tuple[int, ...]] | None = None
+
+    def __call__(self, err: lark.UnexpectedInput) -> bool:
+        if self.pending is not None:
+            first, state, soon = self.pending
+            self.pending = None
+            token = getattr(err, "token", None)
+            at = getattr(token, "start_pos", None) if token is not None else getattr(err, "pos_in_stream", None)
+            if (at if at is not None else len(self.text)) in soon:
+                first.interactive_parser = state  # as it was when the keyword failed, for syntax_errors
+                raise first
+            return False
+        if not isinstance(err, lark.UnexpectedToken):
+            return False
+        tok = err.token
+        if tok.type == "NAME" or str(tok) not in _TOP_LEVEL_WORDS or "NAME" not in err.expected:
+            return False
+        live: Any = err.interactive_parser
+        state = live.copy()  # the parser as it failed, for the keyword's error if that is what stands
+        live.feed_token(lark.Token.new_borrow_pos("NAME", str(tok), tok))
+        self.pending = (err, state, self.next_tokens(tok.end_pos, 2))
+        return True
+
+    def next_tokens(self, pos: int, n: int) -> tuple[int, ...]:
+        """Where the next `n` tokens after `pos` start (roughly, as the lexer would read them; the end of the text
+        counts as one)."""
+        starts = []
+        for _ in range(n):
+            pos = _SPACE.match(self.text, pos).end()  # type: ignore[union-attr]
+            starts.append(pos)
+            m = _TOKEN.match(self.text, pos)
+            if m is None:
+                break
+            pos = m.end()
+        return tuple(starts)
 
 
 _NESTING = re.compile(r"#[^\n]*|'[^'\n]*'|\"[^\"\n]*\"|[\[\](){}\n]")
