@@ -68,3 +68,45 @@ def test_zoo_spec_is_torchvisions_model(spec, name, constants):
 @pytest.mark.parametrize("spec,name,constants", FAMILY, ids=[f[1] for f in FAMILY])
 def test_other_family_members_through_constants(spec, name, constants):
     check_against_torchvision(spec, name, constants, macs=False)
+
+
+def test_the_zoo_docs_give_what_check_computes():
+    # docs/zoo.md's table: every spec, with the parameters and MACs `netspec check` gives
+    import re
+    from pathlib import Path
+
+    import netspec
+
+    root = Path(__file__).resolve().parents[1]
+    rows = re.findall(
+        r"^\| `(\w+)\.net` \| `\w+` \| ([\d,]+) \| ([\d.]+) G \|", (root / "docs" / "zoo.md").read_text(), re.M
+    )
+    assert sorted(r[0] for r in rows) == sorted(p.stem for p in (root / "examples" / "zoo").glob("*.net"))
+    for spec, params, macs in rows:
+        _, table = netspec.check(root / "examples" / "zoo" / f"{spec}.net")
+        assert f"{table.total_params:,}" == params, spec
+        assert f"{table.total_macs / 1e9:.3f}" == macs, spec
+
+
+@pytest.mark.parametrize("spec", [z[0] for z in ZOO])
+def test_check_at_several_sizes_and_the_smallest_input(spec, capsys):
+    from netspec.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["check", f"examples/zoo/{spec}.net", "--input", "3x224x224,3x96x96"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0, out
+    assert out.rstrip().splitlines()[-1].startswith("smallest input: 3x")
+
+
+@pytest.mark.slow
+def test_a_zoo_spec_trains_on_the_offline_data(tmp_path):
+    import json
+
+    from netspec.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "examples/zoo/resnet18.net", "--data", "shapes", "--input", "3x64x64", "--epochs", "1",
+              "--train-limit", "256", "--test-limit", "64", "--out", str(tmp_path / "run"), "--quiet"])  # fmt: skip
+    assert e.value.code == 0
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["total"] == 64
