@@ -109,9 +109,9 @@ def run_flow(module: nn.Module, steps: list[Step], x: Tensor) -> Tensor:
             out = cast(nn.Module, module._modules[name])(args[0].clone() if copy else args[0])
         else:
             out = OPS[name](args, {k: value(v) for k, v in tensor_kw}, options, module.training)
-        if len(targets) == 1:
-            env[targets[0]] = out
-        else:
+        if isinstance(out, tuple):  # chunk and split: a part per target (one part is a tuple of one too)
             for t, v in zip(targets, out):
                 env[t] = v
+        else:
+            env[targets[0]] = out
     raise AssertionError("a compiled flow ends with its return step")  # pragma: no cover

@@ -1,0 +1,86 @@
+"""The shape oracle for modules and run orders (`module`, `forward(x) { ... }`, `if`, `kept`, `Parameter`, and every
+operation of netspec/lang/ops.py): for each case, netspec's static table must be what torch computes
+(`oracle.oracle`: every row's shapes, parameters and MACs), and the compiled module must compute what the same network
+written directly with torch (and torchvision, whose own classes are used where it has them) computes, with the same
+weights: the reference loads the compiled module's state_dict strictly (so the keys and shapes are torch's too), and
+both run on one input, in eval mode and in train mode from one seed (dropout and stochastic depth draw alike).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import netspec
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oracle import WARNING_FILTERS, one_torch_thread, oracle
+
+pytestmark = WARNING_FILTERS
+_one_torch_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
+
+
+def randomized(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Every floating-point parameter and buffer drawn at random (running variances positive), so that a comparison
+    of outputs compares the weights' places too."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if t.is_floating_point():
+                low = 0.5 if name.endswith("running_var") else -1.0
+                t.copy_(torch.rand(t.shape, generator=g) * (1.5 - low) + low)
+    return module
+
+
+def same_outputs(compiled, reference: nn.Module, *, train: bool = True) -> None:
+    """`reference` (built with torch directly) loads the compiled module's weights strictly and computes the same."""
+    module = randomized(compiled.module)
+    reference.load_state_dict(module.state_dict(), strict=True)
+    x = torch.randn(2, *compiled.shapes.input, generator=torch.Generator().manual_seed(1))
+    for mode in (False, True) if train else (False,):
+        torch.manual_seed(0)
+        got = module.train(mode)(x.clone())
+        torch.manual_seed(0)
+        want = reference.train(mode)(x.clone())
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=f"train={mode}")
+
+
+def check(text: str, reference: Callable[[], nn.Module], *, train: bool = True):
+    """The oracle on `text`, the outputs against `reference()`, and `check`'s table (no torch) against `load`'s."""
+    compiled = netspec.loads(text)
+    oracle(compiled)
+    with torch.no_grad():
+        same_outputs(compiled, reference(), train=train)
+    _, table = netspec.checks(text)
+    assert [(r.path, r.in_shape, r.out_shape, r.params, r.macs) for r in table.rows] == [
+        (r.path, r.in_shape, r.out_shape, r.params, r.macs) for r in compiled.shapes.rows
+    ]
+    return compiled
+
+
+class Net(nn.Module):
+    """A reference network: named children (and parameters), and a forward given as a function of (self, x)."""
+
+    def __init__(self, forward: Callable[..., torch.Tensor], **children: nn.Module | nn.Parameter):
+        super().__init__()
+        self._fn = forward
+        for name, child in children.items():
+            setattr(self, name, child)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fn(self, x)
+
+
+# ---- splits and chunks ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stmts", ["a = chunk(x, 1)\n    return a", "a = split(x, (10,))\n    return a"])
+def test_a_single_part_is_a_value(stmts):
+    """chunk(x, 1) and a split into one part give one value, not a tuple of one."""
+    text = f"input 10x8x3\nlayers {{ c Conv2d(10, 1) }}\nforward(x) {{\n    x = c(x)\n    {stmts}\n}}\n"
+    check(text, lambda: Net(lambda m, x: m.c(x), c=nn.Conv2d(10, 10, 1)))
