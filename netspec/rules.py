@@ -384,7 +384,10 @@ def _op_chunk(o: Any, ins: list[In]) -> list[Shape]:
 def _op_split(o: Any, ins: list[In]) -> list[Shape]:
     x = ins[0]
     d = _per_image_dim(o.dim, x.shape, "split")
-    sections = list(o.split_size_or_sections)
+    size = o.split_size_or_sections
+    if isinstance(size, int):  # parts of `size`, the last one smaller when size does not divide (torch.split's)
+        return _parts(x.shape, d, [size] * (x.shape[d] // size) + ([x.shape[d] % size] if x.shape[d] % size else []))
+    sections = list(size)
     if sum(sections) != x.shape[d]:
         raise ShapeError(
             f"the sections {tuple(sections)} add up to {sum(sections)}, but {x.name} has {x.shape[d]} along dim {o.dim}",

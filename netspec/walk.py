@@ -262,6 +262,15 @@ class Walker:
                 hint=e.hint,
                 code=e.code,
             ) from None
+        if len(shapes) != len(op.targets):  # a split by size: the parts its dimension makes, against the names
+            sizes = ", ".join(fmt_shape(s) for s in shapes)
+            raise SpecError(
+                f"{op.name}() gives {len(shapes)} part{'s' if len(shapes) != 1 else ''} here ({sizes}), for "
+                f"{len(op.targets)} name{'s' if len(op.targets) != 1 else ''}",
+                loc,
+                hint="name every part, or give the sizes of the parts: a, b = split(x, (16, 48))",
+                code="E056",
+            )
         shown = op.targets[0] if not op.targets[0].startswith("%") else op.name
         label = f"{path}.{shown.split('.')[0]}" if path else shown.split(".")[0]
         dims = getattr(op.options, "dims", None) if op.name == "permute" else None

@@ -8,14 +8,11 @@ both run on one input, in eval mode and in train mode from one seed (dropout and
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import netspec
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from oracle import WARNING_FILTERS, one_torch_thread, oracle
@@ -79,8 +76,32 @@ class Net(nn.Module):
 # ---- splits and chunks ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stmts", ["a = chunk(x, 1)\n    return a", "a = split(x, (10,))\n    return a"])
-def test_a_single_part_is_a_value(stmts):
-    """chunk(x, 1) and a split into one part give one value, not a tuple of one."""
+@pytest.mark.parametrize(
+    "stmts,fn",
+    [
+        ("a, b, d = split(x, 4)\n    return cat(d, b, a)", lambda x: torch.cat(torch.split(x, 4, 1)[::-1], 1)),
+        ("a, b = split(x, 5)\n    return cat(b, a)", lambda x: torch.cat(torch.split(x, 5, 1)[::-1], 1)),
+        ("a = split(x, 10)\n    return a", lambda x: x),
+        ("a = split(x, 16)\n    return a", lambda x: x),
+        ("return cat(split(x, 10), x)", lambda x: torch.cat([x, x], 1)),
+        ("a = chunk(x, 1)\n    return a", lambda x: x),
+        ("a, b = split(x, 6, 2)\n    return cat(b, a, dim=2)", lambda x: torch.cat(torch.split(x, 6, 2)[::-1], 2)),
+    ],
+    ids=["size-3-parts", "size-2-parts", "size-1-part", "size-over-the-dim", "size-in-a-call", "chunk-1", "dim-2"],
+)
+def test_split_by_size_and_single_parts(stmts, fn):
+    """split(x, size) gives the parts torch.split gives (the last one smaller), as many as the names assigned; one
+    part (of a chunk or a split) is a value, not a tuple of one."""
     text = f"input 10x8x3\nlayers {{ c Conv2d(10, 1) }}\nforward(x) {{\n    x = c(x)\n    {stmts}\n}}\n"
-    check(text, lambda: Net(lambda m, x: m.c(x), c=nn.Conv2d(10, 10, 1)))
+    check(text, lambda: Net(lambda m, x: fn(m.c(x)), c=nn.Conv2d(10, 10, 1)))
+
+
+def test_split_by_size_into_another_number_of_parts_is_located():
+    text = (
+        "input 10x8x8\nlayers { c Conv2d(10, 1) }\nforward(x) {\n    a, b = split(c(x), 4)\n    return cat(b, a)\n}\n"
+    )
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.checks(text)
+    err = info.value
+    assert (err.code, err.loc.line, err.loc.column) == ("E056", 4, 12)
+    assert err.message == "split() gives 3 parts here (4x8x8, 4x8x8, 2x8x8), for 2 names"

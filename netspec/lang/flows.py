@@ -78,7 +78,7 @@ class _Builder:
         return False
 
     def assign(self, s: Assign, scope: Scope) -> None:
-        got = self.tensor(s.value, scope)
+        got = self.tensor(s.value, scope, len(s.targets))
         if len(s.targets) != len(got.names):
             n = len(got.names)
             raise SpecError(
@@ -157,12 +157,12 @@ class _Builder:
             return any(self.mentions_tensor(i) for i in e.items)
         return False
 
-    def tensor(self, e: Expr, scope: Scope) -> _Tensors:
-        """The tensor value(s) an expression gives, its steps appended."""
+    def tensor(self, e: Expr, scope: Scope, names: int = 1) -> _Tensors:
+        """The tensor value(s) an expression gives, its steps appended; `names`: how many it is assigned to."""
         if isinstance(e, Ref):
             return _Tensors((self.read(e),), e.loc)
         if isinstance(e, Call):
-            return self.call(e, scope)
+            return self.call(e, scope, names)
         if isinstance(e, BinOp) and e.op in ("+", "*") and self.mentions_tensor(e):
             a = self.one(self.tensor(e.left, scope), e.left.loc)
             b = self.one(self.tensor(e.right, scope), e.right.loc)
@@ -212,12 +212,12 @@ class _Builder:
             code="E052",
         )
 
-    def call(self, call: Call, scope: Scope) -> _Tensors:
+    def call(self, call: Call, scope: Scope, names: int = 1) -> _Tensors:
         name = render_name(call.template, scope) if call.template is not None else call.name
         if name in self.children:
             return self.child_call(name, call, scope)
         if name in OPS:
-            return self.op_call(name, call, scope)
+            return self.op_call(name, call, scope, names)
         hint = did_you_mean(name, [*self.children, *OPS])
         if name in PURE_FUNCTIONS:
             hint = f"{name}() computes a constant, not a tensor"
@@ -247,7 +247,7 @@ class _Builder:
         self.called.add(name)
         return self.emit("child", name, (x,), None, (), call.name_loc)
 
-    def op_call(self, name: str, call: Call, scope: Scope) -> _Tensors:
+    def op_call(self, name: str, call: Call, scope: Scope, names: int = 1) -> _Tensors:
         model = OPS[name]
         positional = [a for a in call.args if a.name is None]
         count = len(positional) if model.TENSORS is None else model.TENSORS
@@ -270,13 +270,13 @@ class _Builder:
         )
         kw = [a for a in call.args if a.name is not None and a.name not in model.TENSOR_KEYWORDS]
         options = validated(model, _call_value(name, rest, kw, call, scope))
-        return self.emit("op", name, inputs, options, tensor_kw, call.name_loc)
+        return self.emit("op", name, inputs, options, tensor_kw, call.name_loc, names)
 
     def emit(
         self, kind: str, name: str, inputs: tuple[str, ...], options: Any, tensor_kw: tuple[tuple[str, str], ...],
-        loc: Location,
+        loc: Location, names: int = 1,
     ) -> _Tensors:  # fmt: skip
-        parts = _outputs(name, options)
+        parts = _outputs(name, options, names)
         targets = []
         for _ in range(parts):
             self.temps += 1
@@ -285,13 +285,15 @@ class _Builder:
         return _Tensors(tuple(targets), loc)
 
 
-def _outputs(name: str, options: Any) -> int:
-    """How many values a step gives: a part per chunk or section, else one. (A split by size is counted by shapes,
-    where the size of the dimension is known; until then it is one value per section it lists.)"""
+def _outputs(name: str, options: Any, names: int) -> int:
+    """How many values a step gives: a part per chunk or section, else one. A split by size, `a, b = split(x, 16)`,
+    gives as many parts as the size of its dimension makes, known only to shapes: here it gives the `names` it is
+    assigned to, and shapes checks that the dimension makes that many."""
     if name == "chunk":
         return int(options.chunks)
-    if name == "split" and isinstance(options.split_size_or_sections, tuple):
-        return len(options.split_size_or_sections)
+    if name == "split":
+        sections = options.split_size_or_sections
+        return len(sections) if isinstance(sections, tuple) else names
     return 1
 
 
