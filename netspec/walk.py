@@ -78,6 +78,7 @@ class Walker:
         self.rows: list[Row] = []
         self.inferred: dict[Node, dict[str, int]] = {}
         self.instances: dict[Node, tuple[dict[str, int], Instance]] = {}
+        self.counted: set[Node] = set()  # the learned parameters counted (a module run twice has them once)
         self.total_params = 0
 
     # ---- modules ------------------------------------------------------------------------------------------
@@ -220,12 +221,14 @@ class Walker:
                 self.rows[i] = replace(self.rows[i], macs=0, step="kept")
 
     def params(self, instance: Instance, path: str, depth: int, at: int) -> None:
-        """A row for each learned parameter of a module, at `at`."""
+        """A row for each learned parameter of a module, at `at`; counted the first time the module runs."""
         for child in instance.children:
             if child.layer == "Parameter":
                 shape = tuple(child.config.shape)  # type: ignore[union-attr]
+                count = prod(shape) if child not in self.counted else 0
+                self.counted.add(child)
                 row = Row(f"{path}.{child.name}" if path else child.name, "Parameter", depth, (), shape,
-                          prod(shape), 0, child.loc, node=child)  # fmt: skip
+                          count, 0, child.loc, node=child)  # fmt: skip
                 self.rows.insert(at, row)
                 at += 1
 

@@ -105,3 +105,25 @@ def test_split_by_size_into_another_number_of_parts_is_located():
     err = info.value
     assert (err.code, err.loc.line, err.loc.column) == ("E056", 4, 12)
     assert err.message == "split() gives 3 parts here (4x8x8, 4x8x8, 2x8x8), for 2 names"
+
+
+# ---- learned parameters -------------------------------------------------------------------------------------------
+
+
+def test_a_module_run_twice_counts_its_parameters_once():
+    text = """input 8x6x6
+module Scale() {
+    gamma Parameter((8, 1, 1), value=0.5)
+    forward(x) { return x * gamma }
+}
+layers { m Scale() }
+forward(x) { return m(m(x)) }
+"""
+    compiled = check(
+        text,
+        lambda: Net(
+            lambda s, x: s.m(s.m(x)), m=Net(lambda s, x: x * s.gamma, gamma=nn.Parameter(torch.zeros(8, 1, 1)))
+        ),
+    )
+    assert compiled.shapes.total_params == 8
+    assert [r.params for r in compiled.shapes.rows if r.layer == "Parameter"] == [8, 0]
