@@ -415,6 +415,11 @@ def _op_layer_norm(o: Any, ins: list[In]) -> list[Shape]:
             f"normalized_shape {fmt_shape(norm)} is not the last dimensions of {x.name}, {fmt_shape(x.shape)}"
         )
     for w in weights:
+        if w.batched:
+            raise ShapeError(
+                f"{w.name} is an activation, with a batch dimension: weight= and bias= take learned parameters",
+                "declare them: weight Parameter((C,), value=1.0)",
+            )
         if w.shape != norm:
             raise ShapeError(f"{w.name} is {fmt_shape(w.shape)}, not the normalized shape {fmt_shape(norm)}")
     return [x.shape]
@@ -446,6 +451,13 @@ OP_RULES: dict[str, OpRule] = {
     "softmax": _op_softmax,
 }
 OP_RULES.update({name: _op_same for name in OPS if name not in OP_RULES})
+
+# operations on each element alone (broadcasting in add and mul): they take a learned parameter, which has no batch
+# dimension, as they take an activation; the others read the first dimension of their input as the batch
+ELEMENTWISE_OPS = frozenset(
+    {"add", "mul", "dropout", "relu", "relu6", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu",
+     "leaky_relu", "gelu"}
+)  # fmt: skip
 
 # layers that need a (C, H, W) image, and those that work on the last dimension (features, or channels-last)
 CHW_LAYERS = frozenset(

@@ -14,7 +14,18 @@ from math import prod
 
 from .errors import Location, SpecError
 from .lang import Flow, FlowOp, Instance, Network, Node, instantiate, shape_names
-from .rules import CHW_LAYERS, LAST_DIM_LAYERS, MAX_ELEMENTS, OP_RULES, RULES, In, Shape, ShapeError, fmt_shape
+from .rules import (
+    CHW_LAYERS,
+    ELEMENTWISE_OPS,
+    LAST_DIM_LAYERS,
+    MAX_ELEMENTS,
+    OP_RULES,
+    RULES,
+    In,
+    Shape,
+    ShapeError,
+    fmt_shape,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +253,7 @@ class Walker:
             known["@" + p] = p
         self.params(Instance(children, flow), path, depth, len(self.rows))
         for op in flow.ops:
+            self.check_batched(op, env, known)
             if op.kind == "child":
                 child = by_name[op.name]
                 out = [self.node(child, env[op.inputs[0]], f"{path}.{op.name}" if path else op.name, depth)]
@@ -251,6 +263,24 @@ class Walker:
                 env[target] = val
                 known[target] = op.name if op.kind == "child" or target.startswith("%") else target.split(".")[0]
         return env[flow.output]
+
+    def check_batched(self, op: FlowOp, env: dict[str, Val], known: dict[str, str]) -> None:
+        """A learned parameter (or a value made from one alone) has no batch dimension: only + and * and functions
+        of each element take it as they take an activation (a child, a cat or a mean would read its first
+        dimension as the batch)."""
+        if op.kind == "op" and op.name in ELEMENTWISE_OPS:
+            return
+        for i in op.inputs:
+            if not env[i].batched:
+                what = "a learned parameter" if i.startswith("@") else "made from learned parameters alone"
+                call = f"child {op.name!r}" if op.kind == "child" else f"{op.name}()"
+                raise SpecError(
+                    f"{call} takes activations, which have a batch dimension; {known[i]!r} has none: it is {what}",
+                    op.loc or self.net.input_loc,
+                    hint="a Parameter is used in + and *, in functions of each element (sigmoid(g)), and as "
+                    "layer_norm's weight= and bias=",
+                    code="E057",
+                )
 
     def op(self, op: FlowOp, env: dict[str, Val], known: dict[str, str], path: str, depth: int) -> list[Val]:
         ins = [env[i] for i in op.inputs] + [env[v] for _, v in op.tensor_options]

@@ -77,13 +77,21 @@ class _Recorder:
 
             return fn
 
+        # a learned parameter, and what operations make of parameters alone, have no batch dimension
+        unbatched: list[torch.Tensor] = []
+
+        def batched(t):
+            return not isinstance(t, nn.Parameter) and not any(t is u for u in unbatched)
+
         def op(name, fn):
             def run(xs, kw, options, training):
                 out = fn(xs, kw, options, training)
                 outs = list(out) if isinstance(out, (tuple, list)) else [out]
-                # a learned parameter has no batch dimension; an activation's first dimension is the batch
-                shape = tuple(xs[0].shape) if isinstance(xs[0], nn.Parameter) else tuple(xs[0].shape[1:])
-                self.ops[self.running[-1]].append((name, shape, [tuple(o.shape[1:]) for o in outs]))
+                if not any(batched(t) for t in xs):
+                    unbatched.extend(outs)
+                shape = tuple(xs[0].shape[1:]) if batched(xs[0]) else tuple(xs[0].shape)
+                per_image = [tuple(o.shape[1:]) if batched(o) else tuple(o.shape) for o in outs]
+                self.ops[self.running[-1]].append((name, shape, per_image))
                 return out
 
             return run

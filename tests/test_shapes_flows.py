@@ -8,11 +8,13 @@ both run on one input, in eval mode and in train mode from one seed (dropout and
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 import netspec
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from oracle import WARNING_FILTERS, one_torch_thread, oracle
@@ -127,3 +129,44 @@ forward(x) { return m(m(x)) }
     )
     assert compiled.shapes.total_params == 8
     assert [r.params for r in compiled.shapes.rows if r.layer == "Parameter"] == [8, 0]
+
+
+def test_a_parameter_in_functions_of_each_element():
+    text = """input 8x6x6
+module Gate() {
+    g Parameter((8, 1, 1), value=0.5)
+    conv Conv2d(8, 1)
+    forward(x) { return x * sigmoid(g) + relu(dropout(g, 0.5)) * conv(x) }
+}
+layers { m Gate() }
+"""
+
+    def forward(s, x):
+        return x * torch.sigmoid(s.g) + F.relu(F.dropout(s.g, 0.5, s.training)) * s.conv(x)
+
+    check(
+        text,
+        lambda: nn.Sequential(
+            OrderedDict(m=Net(forward, g=nn.Parameter(torch.zeros(8, 1, 1)), conv=nn.Conv2d(8, 8, 1)))
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "expr,message",
+    [
+        ("cat(y, g)", "cat() takes activations, which have a batch dimension; 'g' has none: it is a learned parameter"),
+        ("y + c(g)", "child 'c' takes activations, which have a batch dimension; 'g' has none"),
+        ("y + flatten(g, 1)", "flatten() takes activations"),
+        ("y + mean(sigmoid(g) * g, 1, keepdim=true)", "'mul' has none: it is made from learned parameters alone"),
+        ("y + stochastic_depth(g, 0.5, 'row')", "stochastic_depth() takes activations"),
+        ("g + layer_norm(y, 6, weight=y)", "is an activation, with a batch dimension: weight= and bias= take"),
+    ],
+)
+def test_a_parameter_where_a_batch_is_needed_is_refused(expr, message):
+    """torch would refuse these, or read the parameter's first dimension as the batch."""
+    text = f"input 8x6x6\nmodule M() {{\n    g Parameter((8, 6, 6))\n    c Conv2d(8, 1)\n    forward(x) {{\n        y = c(x)\n        return {expr}\n    }}\n}}\nlayers {{ m M() }}\n"
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.checks(text)
+    assert message in info.value.message
+    assert info.value.code in ("E057", "E070") and info.value.loc.line == 7
