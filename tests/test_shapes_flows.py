@@ -170,3 +170,25 @@ def test_a_parameter_where_a_batch_is_needed_is_refused(expr, message):
         netspec.checks(text)
     assert message in info.value.message
     assert info.value.code in ("E057", "E070") and info.value.loc.line == 7
+
+
+@pytest.mark.parametrize(
+    "text,owner",
+    [
+        ("input 4x6x6\nlayers {\n    c Conv2d(4, 1)\n    g Parameter((4, 1, 1))\n}\n", "the network"),
+        ("input 4x6x6\nlayers {\n    c Conv2d(4, 1)\n    g Parameter((4, 1, 1))\n}\nforward { c }\n", "the network"),
+        ("input 4x6x6\nlayers {\n    c Conv2d(4, 1)\n    g Parameter((4, 1, 1))\n}\nforward { c g }\n", "the network"),
+        (
+            "input 4x6x6\nmodule M() {\n    c Conv2d(4, 1)\n    g Parameter((4, 1, 1))\n}\nlayers { m M() }\n",
+            "module M",
+        ),
+    ],
+    ids=["network", "network-forward-steps", "network-forward-step-names-it", "module"],
+)
+def test_a_parameter_without_a_forward_to_use_it_is_refused(text, owner):
+    """It was left out of the network (or registered and never used; or, named as a step, failed at run time)."""
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.checks(text)
+    err = info.value
+    assert (err.code, err.loc.line) == ("E057", 4)
+    assert err.message == f"parameter 'g' is in {owner} without a `forward(x) {{ ... }}`: nothing can use it"
