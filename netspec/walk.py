@@ -217,7 +217,7 @@ class Walker:
     def kept(self, children: tuple[Node, ...], path: str, depth: int) -> None:
         """Rows for the kept children, walked at the input each says it would take; they never run: no MACs."""
         for child in children:
-            if not child.kept:
+            if not child.kept or child.layer == "Parameter":  # a kept parameter has its row with the others
                 continue
             if child.kept_input is None:
                 raise SpecError(

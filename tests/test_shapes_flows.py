@@ -192,3 +192,14 @@ def test_a_parameter_without_a_forward_to_use_it_is_refused(text, owner):
     err = info.value
     assert (err.code, err.loc.line) == ("E057", 4)
     assert err.message == f"parameter 'g' is in {owner} without a `forward(x) {{ ... }}`: nothing can use it"
+
+
+def test_a_kept_parameter_is_registered_and_never_used():
+    text = "input 4x6x6\nmodule M() {\n    c Conv2d(4, 1)\n    kept g Parameter((4, 1, 1), value=2.0)\n}\nlayers { m M() }\n"
+    compiled = check(
+        text,
+        lambda: nn.Sequential(
+            OrderedDict(m=Net(lambda s, x: s.c(x), c=nn.Conv2d(4, 4, 1), g=nn.Parameter(torch.zeros(4, 1, 1))))
+        ),
+    )
+    assert compiled.shapes.total_params == 24
