@@ -203,3 +203,79 @@ def test_a_kept_parameter_is_registered_and_never_used():
         ),
     )
     assert compiled.shapes.total_params == 24
+
+
+# ---- in-place children ------------------------------------------------------------------------------------------
+
+IN_PLACE = {
+    # forward(x) { ... } over a child `r`, ReLU(inplace=true), and others; the reference computes on values
+    "input-read-later": ("y = r(x)\n    return x + c(y)", lambda m, x: x + m.c(F.relu(x))),
+    "read-first": ("return r(x) + x", lambda m, x: F.relu(x) + x),
+    "result-only": (
+        "y = r(c(x))\n    return cat(y, c(y))",
+        lambda m, x: torch.cat([F.relu(m.c(x)), m.c(F.relu(m.c(x)))], 1),
+    ),
+    "a-chunk-of-x": (
+        "a, b = chunk(x, 2)\n    return cat(a, x, r(b))",
+        lambda m, x: torch.cat([x[:, :4], x, F.relu(x[:, 4:])], 1),
+    ),
+    "a-permute-of-x": (
+        "y = r(permute(x, (0, 2, 3, 1)))\n    return x + permute(y, (0, 3, 1, 2))",
+        lambda m, x: x + F.relu(x),
+    ),
+    "a-flatten-read-after": (
+        "y = flatten(x, 1)\n    z = r(x)\n    return cat(y, flatten(z, 1), dim=1)",
+        lambda m, x: torch.cat([x.flatten(1), F.relu(x).flatten(1)], 1),
+    ),
+    "dropout-gives-x-back": (
+        "y = dropout(x, 0.5)\n    return x + r(y)",
+        lambda m, x: x + F.relu(F.dropout(x, 0.5, m.training)),
+    ),
+    "identity-gives-x-back": ("y = i(x)\n    return x + r(y)", lambda m, x: x + F.relu(x)),
+    "a-module-that-writes-its-input": ("return x + seq(x)", lambda m, x: x + m.seq[1](F.relu(x))),
+}
+
+
+@pytest.mark.parametrize("case", list(IN_PLACE))
+def test_an_in_place_child_does_not_change_a_value_read_later(case):
+    stmts, fn = IN_PLACE[case]
+    text = f"""input 8x3x3
+layers {{
+    r ReLU(inplace=true)
+    c Conv2d(8, 1)
+    i Identity()
+    seq Sequential {{ ReLU(inplace=true) Conv2d(8, 1) }}
+}}
+forward(x) {{
+    {stmts}
+}}
+"""
+    unused = [n for n in ("r", "c", "i", "seq") if f"{n}(" not in stmts]
+    for n in unused:
+        text = text.replace(f"    {n} ", f"    kept 8x3x3 {n} ")
+    children = {
+        "r": nn.ReLU(),
+        "c": nn.Conv2d(8, 8, 1),
+        "i": nn.Identity(),
+        "seq": nn.Sequential(nn.ReLU(), nn.Conv2d(8, 8, 1)),
+    }
+    check(text, lambda: Net(fn, **children))
+
+
+def test_in_place_children_copy_only_where_a_value_is_read_later():
+    """A copy costs memory and time: Fire's in-place activations need none, and x is copied once for r(x) + x."""
+    text = """input 8x3x3
+layers {
+    squeeze    Conv2d(4, 1)
+    relu       ReLU(inplace=true)
+    expand1x1  Conv2d(8, 1)
+    expand3x3  Conv2d(8, 3, padding=1)
+}
+forward(x) {
+    x = relu(squeeze(x))
+    return cat(relu(expand1x1(x)), relu(expand3x3(x)), r(x) + x)
+}
+""".replace("r(x) + x", "relu(x) + x")
+    compiled = netspec.loads(text)
+    copies = [(name, inputs) for _, kind, name, inputs, _, _, copy in compiled.module._flow if copy]
+    assert copies == [("relu", ("x.2",))]
