@@ -21,6 +21,7 @@ from .rules import (
     MAX_ELEMENTS,
     OP_RULES,
     RULES,
+    SHAPE_KEEPING,
     In,
     Shape,
     ShapeError,
@@ -260,9 +261,21 @@ class Walker:
             else:
                 out = self.op(op, env, known, path, depth)
             for target, val in zip(op.targets, out):
+                known[target] = self.value_name(op, by_name.get(op.name) if op.kind == "child" else None, target, known)
                 env[target] = val
-                known[target] = op.name if op.kind == "child" or target.startswith("%") else target.split(".")[0]
         return env[flow.output]
+
+    @staticmethod
+    def value_name(op: FlowOp, child: Node | None, target: str, known: dict[str, str]) -> str:
+        """A value's name in messages: the name written (`y = ...`); for an unnamed one, the child that made it, or
+        the operation (`mul(...)`), but what an activation, a normalization or a dropout gives keeps the name of its
+        input: `relu(bn(conv(x)))` is conv's value, whose size is conv's doing."""
+        if not target.startswith("%"):
+            return target.split(".")[0]
+        keeps = child.layer in SHAPE_KEEPING if child is not None else op.name in ELEMENTWISE_OPS | {"stochastic_depth"}
+        if keeps and len(op.inputs) == 1:
+            return known[op.inputs[0]]
+        return op.name if op.kind == "child" else f"{op.name}(...)"
 
     def check_batched(self, op: FlowOp, env: dict[str, Val], known: dict[str, str]) -> None:
         """A learned parameter (or a value made from one alone) has no batch dimension: only + and * and functions
@@ -275,7 +288,7 @@ class Walker:
                 what = "a learned parameter" if i.startswith("@") else "made from learned parameters alone"
                 call = f"child {op.name!r}" if op.kind == "child" else f"{op.name}()"
                 raise SpecError(
-                    f"{call} takes activations, which have a batch dimension; {known[i]!r} has none: it is {what}",
+                    f"{call} takes activations, which have a batch dimension; {_shown(known[i])} has none: it is {what}",
                     op.loc or self.net.input_loc,
                     hint="a Parameter is used in + and *, in functions of each element (sigmoid(g)), and as "
                     "layer_norm's weight= and bias=",
@@ -289,17 +302,12 @@ class Walker:
         try:
             shapes = OP_RULES[op.name](op.options, [In(n, v.shape, v.batched) for n, v in zip(names, ins)])
         except ShapeError as e:
-            raise SpecError(
-                f"{op.name}() cannot take {', '.join(fmt_shape(v.shape) for v in ins)}: {e.message}",
-                loc,
-                hint=e.hint,
-                code=e.code,
-            ) from None
+            raise _op_error(op, e, ins, path, loc) from None
         if len(shapes) != len(op.targets):  # a split by size: the parts its dimension makes, against the names
-            sizes = ", ".join(fmt_shape(s) for s in shapes)
+            sizes, n, m = ", ".join(fmt_shape(s) for s in shapes), len(shapes), len(op.targets)
             raise SpecError(
-                f"{op.name}() gives {len(shapes)} part{'s' if len(shapes) != 1 else ''} here ({sizes}), for "
-                f"{len(op.targets)} name{'s' if len(op.targets) != 1 else ''}",
+                f"{_where(op, path)} gives {n} part{'s' if n != 1 else ''} here ({sizes}), for {m} "
+                f"name{'s' if m != 1 else ''}",
                 loc,
                 hint="name every part, or give the sizes of the parts: a, b = split(x, (16, 48))",
                 code="E056",
@@ -400,6 +408,26 @@ class Walker:
 
 
 _NOWHERE = Location(1, 1)
+
+
+def _shown(name: str) -> str:
+    """A value's name in a sentence: 'y', or mul(...) for an operation's unnamed result."""
+    return name if name.endswith(")") else repr(name)
+
+
+def _where(op: FlowOp, path: str) -> str:
+    """`cat()`, or `cat() in 'fire2'` inside a module (the same module may be used in several places)."""
+    return f"{op.name}() in {path!r}" if path else f"{op.name}()"
+
+
+def _op_error(op: FlowOp, e: ShapeError, ins: list[Val], path: str, loc: Location | None) -> SpecError:
+    """A rule's refusal as a located error: `cat() in 'fire2' along dim 1 needs ...` (the rule's own sentence), or
+    for a layer-like mistake (E070) `max_pool2d() cannot take 8x2x2: ...`."""
+    if e.code == "E070":
+        message = f"{_where(op, path)} cannot take {', '.join(fmt_shape(v.shape) for v in ins)}: {e.message}"
+    else:
+        message = f"{_where(op, path)} {e.message}"
+    return SpecError(message, loc, hint=e.hint, code=e.code)
 
 
 def _args(args: dict[str, int]) -> str:

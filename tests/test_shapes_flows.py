@@ -158,9 +158,9 @@ layers { m Gate() }
         ("cat(y, g)", "cat() takes activations, which have a batch dimension; 'g' has none: it is a learned parameter"),
         ("y + c(g)", "child 'c' takes activations, which have a batch dimension; 'g' has none"),
         ("y + flatten(g, 1)", "flatten() takes activations"),
-        ("y + mean(sigmoid(g) * g, 1, keepdim=true)", "'mul' has none: it is made from learned parameters alone"),
+        ("y + mean(sigmoid(g) * g, 1, keepdim=true)", "mul(...) has none: it is made from learned parameters alone"),
         ("y + stochastic_depth(g, 0.5, 'row')", "stochastic_depth() takes activations"),
-        ("g + layer_norm(y, 6, weight=y)", "is an activation, with a batch dimension: weight= and bias= take"),
+        ("g + layer_norm(y, 6, weight=y)", "y is an activation, with a batch dimension: weight= and bias= take"),
     ],
 )
 def test_a_parameter_where_a_batch_is_needed_is_refused(expr, message):
@@ -279,3 +279,47 @@ forward(x) {
     compiled = netspec.loads(text)
     copies = [(name, inputs) for _, kind, name, inputs, _, _, copy in compiled.module._flow if copy]
     assert copies == [("relu", ("x.2",))]
+
+
+# ---- messages -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        # a value is named as written; an unnamed one by the child that gave it its size (not the activation after)
+        (
+            "y = c(x)\n        return cat(relu(y), act(d(x)))",
+            "cat() in 'm' along dim 1 needs every other dimension equal, but y gives 8x6x6 and d gives 8x4x4",
+        ),
+        (
+            "return mul(c(x), mean(d(x), 1))",
+            "mul() in 'm' needs shapes that broadcast (each dimension equal, or 1), but c is 8x6x6 and mean(...) is 4x4",
+        ),
+        (
+            "a, b, e = chunk(c(x), 3)\n        return cat(a, b, e, d(x))",
+            "chunk() in 'm' cannot cut c into 3 equal parts: it has 8 along dim 1",
+        ),
+        (
+            "return max_pool2d(d(x), 5) + c(x)",
+            "max_pool2d() in 'm' cannot take 8x4x4: its 5x5 window is larger than its 4x4 input",
+        ),
+        ("y = d(h)\n        h = c(x)\n        return y + h", "the value 'h' is used before it is defined"),
+    ],
+)
+def test_messages_name_values_and_the_module(body, message):
+    text = f"""input 8x6x6
+module M() {{
+    c Conv2d(8, 1)
+    d Conv2d(8, 3)
+    act ReLU()
+    forward(x) {{
+        {body}
+    }}
+}}
+layers {{ m M() }}
+"""
+    text = text.replace("    act ReLU()\n", "    act ReLU()\n" if "act(" in body else "")
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.checks(text)
+    assert info.value.message == message

@@ -54,6 +54,7 @@ class _Builder:
     defs: list[_Value] = field(default_factory=list)
     called: set[str] = field(default_factory=set)
     params: set[str] = field(default_factory=set)
+    assigned: dict[str, Location] = field(default_factory=dict)  # every name the forward assigns, where first
     temps: int = 0
     output: str | None = None
 
@@ -204,6 +205,14 @@ class _Builder:
                 ref.loc,
                 code="E052",
             )
+        if ref.name in self.assigned:
+            at = self.assigned[ref.name]
+            raise SpecError(
+                f"the value {ref.name!r} is used before it is defined",
+                ref.loc,
+                hint=f"it is defined at line {at.line}: compute it before this line",
+                code="E052",
+            )
         known = list(self.values) + sorted(self.params)
         raise SpecError(
             f"no value named {ref.name!r} is defined here",
@@ -319,15 +328,32 @@ def resolve_flow(
     b.params = {c.name for c in children if c.layer == "Parameter"}
     b.values[flow.input] = _Value(flow.input, flow.input, flow.input_loc)
     b.defs.append(b.values[flow.input])
+    b.assigned = _assigned(flow.stmts)
     if not b.run(flow.stmts, scope) or b.output is None:
+        last = next((d.written for d in reversed(b.defs) if d.written is not None), flow.input)
         raise SpecError(
             "this forward returns nothing",
             flow.loc,
-            hint=f"end it with `return` and the value the module gives: return {flow.input}",
+            hint=f"end it with `return` and the value the module gives: return {last}",
             code="E054",
         )
     _check_used(b, flow)
     return Flow(flow.input, tuple(b.ops), b.output, flow.loc, tuple(sorted(b.params)))
+
+
+def _assigned(stmts: Sequence[Any], out: dict[str, Location] | None = None) -> dict[str, Location]:
+    """Every name the statements assign (in both branches of an `if`, in repeats), where it is first assigned."""
+    out = {} if out is None else out
+    for s in stmts:
+        if isinstance(s, Assign):
+            for target, loc in zip(s.targets, s.target_locs):
+                out.setdefault(target, loc)
+        elif isinstance(s, IfStmts):
+            _assigned(s.then, out)
+            _assigned(s.orelse, out)
+        elif isinstance(s, Repeat):
+            _assigned(s.items, out)
+    return out
 
 
 def _check_used(b: _Builder, flow: FlowDef) -> None:

@@ -324,15 +324,38 @@ PURE_FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int | None]] = {
 }
 
 
+# how each is called, for errors
+PURE_SIGNATURES = {
+    "min": "min(a, b, ...): the smallest of two or more numbers",
+    "max": "max(a, b, ...): the largest of two or more numbers",
+    "ceil": "ceil(x): the smallest integer >= x",
+    "floor": "floor(x): the largest integer <= x",
+    "round": "round(x) or round(x, digits): Python's, halves to even",
+    "int": "int(x): x toward zero, an integer",
+    "make_divisible": "make_divisible(value, divisor) or make_divisible(value, divisor, min_value): torchvision's "
+    "_make_divisible, value rounded to a multiple of divisor",
+}
+
+
 def _pure(expr: Call, scope: Scope) -> Any:
     fn, least, most = PURE_FUNCTIONS[expr.name]
     if any(a.name is not None for a in expr.args):
         named = next(a for a in expr.args if a.name is not None)
-        raise SpecError(f"{expr.name}() takes its arguments by position", named.name_loc or named.loc, code="E025")
+        raise SpecError(
+            f"{expr.name}() takes its arguments by position",
+            named.name_loc or named.loc,
+            hint=PURE_SIGNATURES[expr.name],
+            code="E025",
+        )
     values = [value_of(a.value, scope) for a in expr.args]
     if len(values) < least or (most is not None and len(values) > most):
         count = f"{least}" if least == most else f"{least} or more" if most is None else f"{least} to {most}"
-        raise SpecError(f"{expr.name}() takes {count} arguments, got {len(values)}", expr.loc, code="E025")
+        raise SpecError(
+            f"{expr.name}() takes {count} arguments, got {len(values)}",
+            expr.loc,
+            hint=PURE_SIGNATURES[expr.name],
+            code="E025",
+        )
     for v, a in zip(values, expr.args):
         _number(v, a.loc, expr.name)
     result = fn(*values)
