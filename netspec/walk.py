@@ -224,7 +224,7 @@ class Walker:
                 raise SpecError(
                     f"kept {child.name!r} needs the input it would take, for the sizes that follow from it",
                     child.loc,
-                    hint=f"write it after `kept`: kept 512x14x14 {child.name} ...",
+                    hint=f"write the C x H x W input it would take after `kept`: kept 512x14x14 {child.name} ...",
                     code="E057",
                 )
             at = len(self.rows)

@@ -333,7 +333,7 @@ def resolve_flow(
         last = next((d.written for d in reversed(b.defs) if d.written is not None), flow.input)
         raise SpecError(
             "this forward returns nothing",
-            flow.loc,
+            Location(flow.loc.line, flow.loc.column, flow.loc.column + len("forward")),
             hint=f"end it with `return` and the value the module gives: return {last}",
             code="E054",
         )
@@ -360,7 +360,7 @@ def _check_used(b: _Builder, flow: FlowDef) -> None:
     read = {i for op in b.ops for i in (*op.inputs, *(v for _, v in op.tensor_options))} | {b.output}
     for d in b.defs:
         if d.written is not None and d.internal not in read:
-            what = "the input" if d.internal == flow.input else "this value"
+            what = "the input" if d.internal == flow.input else "the value"
             raise SpecError(
                 f"{what} {d.written!r} is never used",
                 d.loc,
@@ -373,8 +373,9 @@ def _check_used(b: _Builder, flow: FlowDef) -> None:
         used = name in b.called or ("@" + name) in read
         if not used:
             what = "parameter" if child.layer == "Parameter" else "child"
+            how = "used in" if child.layer == "Parameter" else "run by"
             raise SpecError(
-                f"{what} {name!r} is declared but never used in the forward",
+                f"{what} {name!r} is declared but never {how} the forward",
                 child.loc,
                 hint=f"use {name} in the forward, remove it, or mark it `kept {name} ...` to keep its weights",
                 code="E051",
