@@ -75,6 +75,10 @@ class Net(nn.Module):
         return self._fn(self, x)
 
 
+def seq(**children: nn.Module) -> nn.Sequential:
+    return nn.Sequential(OrderedDict(children))
+
+
 # ---- splits and chunks ------------------------------------------------------------------------------------------
 
 
@@ -279,6 +283,17 @@ forward(x) {
     compiled = netspec.loads(text)
     copies = [(name, inputs) for _, kind, name, inputs, _, _, copy in compiled.module._flow if copy]
     assert copies == [("relu", ("x.2",))]
+
+
+# ---- names ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["block", "module", "network", "input", "layers"])
+def test_a_keyword_names_a_child_after_a_value(word):
+    """After `dim = in_channels` the parser read `block` (the name of a child of torchvision's CNBlock) as the
+    keyword of a block's definition: where a name is taken, the word is a name."""
+    text = f"input 8x5x6\nmodule M() {{\n    dim = in_channels\n    {word} Conv2d(dim, 1)\n    forward(x) {{ return {word}(x) }}\n}}\nlayers {{ m M() }}\n"
+    check(text, lambda: seq(m=Net(lambda s, x: getattr(s, word)(x), **{word: nn.Conv2d(8, 8, 1)})))
 
 
 # ---- messages -----------------------------------------------------------------------------------------------------

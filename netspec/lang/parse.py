@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import lark
@@ -89,9 +90,27 @@ def parse(text: str | bytes, filename: str | None = None) -> Program:
         raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, source) from None
 
 
+def _name_for_keyword(text: str) -> Callable[[lark.UnexpectedInput], bool]:
+    """Where the parser takes a name, a keyword's word is that name (unless a '{' follows it: a section, `train {`,
+    in the wrong place). LALR merges the parser's states after a value at the top level and in a module, so after
+    `dim = in_channels` in a module the word `block` (a child's name in torchvision's ConvNeXt) was read as the
+    keyword that starts a block's definition."""
+
+    def retry(err: lark.UnexpectedInput) -> bool:
+        if not isinstance(err, lark.UnexpectedToken) or "NAME" not in err.expected or err.token.type == "NAME":
+            return False
+        word, end = str(err.token), err.token.end_pos
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", word) or end is None or text[end:].lstrip().startswith("{"):
+            return False
+        err.interactive_parser.feed_token(lark.Token.new_borrow_pos("NAME", word, err.token))
+        return True
+
+    return retry
+
+
 def _parse(text: str) -> Program:
     try:
-        tree = parser().parse(text, start="start")
+        tree = parser().parse(text, start="start", on_error=_name_for_keyword(text))
     except lark.UnexpectedInput as err:
         from .syntax_errors import syntax_error  # imported only for a spec with a mistake
 
