@@ -187,7 +187,7 @@ def build(net: Network, table: ShapeTable | None = None) -> SpecModel:
     cls = type(net.name, (SpecModel,), {"__doc__": f"The network {net.name}, compiled by netspec."})
     model: SpecModel = cls(net.name, children, net.forward)
     if net.flow is not None:
-        model._flow = compile_flow(net.flow, _in_place(children))
+        model._flow = compile_flow(net.flow, _in_place(children), _aliasing(children))
         for name, param in _parameters(net.layers):
             model.register_parameter(name, param)
     return model
@@ -218,9 +218,28 @@ def _spec_module(node: Node, table: ShapeTable, classes: dict[str, type[SpecModu
         classes[name] = type(name, (SpecModule,), {"__doc__": f"The module {name} of a spec, compiled by netspec."})
     order = [c.name for c in instance.children if not c.kept and c.layer != "Parameter"]
     children = _children(instance.children, table, classes)
-    flow = compile_flow(instance.flow, _in_place(children)) if instance.flow is not None else None
+    flow = compile_flow(instance.flow, _in_place(children), _aliasing(children)) if instance.flow is not None else None
     return classes[name](children, _parameters(instance.children), flow, order)
 
 
 def _in_place(children: list[tuple[str, nn.Module]]) -> frozenset[str]:
     return frozenset(name for name, m in children if _writes_in_place([m]))
+
+
+_GIVE_BACK = (nn.Identity, nn.Flatten, Permute, nn.Dropout, nn.Dropout2d, StochasticDepth)
+
+
+def _may_alias(m: nn.Module) -> bool:
+    """Whether a module may give back its input itself, or a view of it: an Identity, a Flatten, a Permute, a
+    dropout (outside training), an in-place layer, a chain of only such; a module with a run order of its own may."""
+    if isinstance(m, SpecModule):
+        return m._flow is not None or all(_may_alias(cast(nn.Module, m._modules[n])) for n in m._order)
+    if isinstance(m, nn.Sequential):
+        return all(_may_alias(c) for c in m)
+    if isinstance(m, Residual):
+        return False  # body(x) + shortcut(x): a new tensor
+    return isinstance(m, _GIVE_BACK) or bool(getattr(m, "inplace", False))
+
+
+def _aliasing(children: list[tuple[str, nn.Module]]) -> frozenset[str]:
+    return frozenset(name for name, m in children if _may_alias(m))

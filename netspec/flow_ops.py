@@ -81,14 +81,39 @@ OPS: dict[str, OpFn] = {
 }
 
 
-def compile_flow(flow: Flow, in_place: frozenset[str] = frozenset()) -> list[Step]:
-    """The flow's steps as plain data, ending with a `return` step. `in_place` names the children that write their
-    input in place (`ReLU(inplace=true)`): one whose input a later step still reads gets a copy, so x is x."""
+# operations whose result may share its input's memory: views, and what dropout and stochastic depth give back
+# unchanged outside training (writing one in place writes the other)
+VIEW_OPS = frozenset({"chunk", "split", "permute", "flatten", "dropout", "stochastic_depth"})
+
+
+def compile_flow(
+    flow: Flow, in_place: frozenset[str] = frozenset(), aliasing: frozenset[str] = frozenset()
+) -> list[Step]:
+    """The flow's steps as plain data, ending with a `return` step.
+
+    `in_place` names the children that write their input in place (`ReLU(inplace=true)`), `aliasing` those that may
+    give back their input itself or a view of it (an Identity, a Flatten, a Dropout, an in-place layer). An in-place
+    child gets a copy of its input when a value that shares the input's memory (the input, a view of it, a chunk of
+    the same tensor...) and was defined before it is read after it: so x is still x where it is read."""
+    root: dict[str, str] = {flow.input: flow.input}  # a value -> the first value of its group sharing memory
+    members: dict[str, list[tuple[str, int]]] = {flow.input: [(flow.input, -1)]}  # a group: (value, step defining it)
+    last_read = {v: i for i, o in enumerate(flow.ops) for v in (*o.inputs, *(t for _, t in o.tensor_options))}
+    last_read[flow.output] = len(flow.ops)
     steps: list[Step] = []
     for i, op in enumerate(flow.ops):
         options = op.options.args() if op.options is not None else {}
-        later = {v for o in flow.ops[i + 1 :] for v in (*o.inputs, *(t for _, t in o.tensor_options))}
-        copy = op.kind == "child" and op.name in in_place and (op.inputs[0] in later or op.inputs[0] == flow.output)
+        group = root.get(op.inputs[0], op.inputs[0]) if op.inputs else None
+        copy = (
+            op.kind == "child"
+            and op.name in in_place
+            and any(at < i and last_read.get(v, -1) > i for v, at in members.get(group or "", ()))
+        )
+        shares = not copy and (
+            (op.kind == "op" and op.name in VIEW_OPS) or (op.kind == "child" and op.name in aliasing)
+        )
+        for t in op.targets:
+            root[t] = group if shares and group is not None else t
+            members.setdefault(root[t], []).append((t, i))
         steps.append((op.targets, op.kind, op.name, op.inputs, op.tensor_options, options, copy))
     steps.append(((), "return", flow.output, (flow.input,), (), {}, False))
     return steps
@@ -109,9 +134,9 @@ def run_flow(module: nn.Module, steps: list[Step], x: Tensor) -> Tensor:
             out = cast(nn.Module, module._modules[name])(args[0].clone() if copy else args[0])
         else:
             out = OPS[name](args, {k: value(v) for k, v in tensor_kw}, options, module.training)
-        if len(targets) == 1:
-            env[targets[0]] = out
-        else:
+        if isinstance(out, tuple):  # chunk and split: a part per target (one part is a tuple of one too)
             for t, v in zip(targets, out):
                 env[t] = v
+        else:
+            env[targets[0]] = out
     raise AssertionError("a compiled flow ends with its return step")  # pragma: no cover

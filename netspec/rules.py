@@ -26,7 +26,8 @@ MAX_ELEMENTS = 2**33
 
 class ShapeError(Exception):
     """A rule's refusal, said of the layer or operation; located and worded as a SpecError by the walk in `shapes`.
-    `code` is the error code when it is not E070 (a layer that cannot take its input)."""
+    `code` is the error code when it is not E070 (a layer that cannot take its input). An operation's message with
+    another code follows its name: `cat() ` + "along dim 1 needs ..." """
 
     def __init__(self, message: str, hint: str | None = None, code: str = "E070"):
         super().__init__(message)
@@ -267,6 +268,12 @@ RULES: dict[str, Rule] = {
 }
 RULES.update({name: _same for name in LAYERS if name not in RULES})
 
+# layers that keep the shape of their input whatever it is: activations, normalizations, dropout
+SHAPE_KEEPING = frozenset(
+    {name for name, rule in RULES.items() if rule is _same}
+    | {"BatchNorm2d", "BatchNorm1d", "GroupNorm", "LayerNorm", "LayerNorm2d", "Dropout2d", "Softmax"}
+)
+
 
 # ---- operations of a forward: (options, inputs) -> output shapes -------------------------------------------------
 
@@ -302,8 +309,8 @@ def _op_cat(o: Any, ins: list[In]) -> list[Shape]:
         same_rank = len(other.shape) == len(first.shape)
         if not same_rank or any(a != b for i, (a, b) in enumerate(zip(first.shape, other.shape)) if i != d):
             raise ShapeError(
-                f"{first.name} gives {fmt_shape(first.shape)} but {other.name} gives {fmt_shape(other.shape)}: "
-                f"cat along dim {o.dim} needs every other dimension equal",
+                f"along dim {o.dim} needs every other dimension equal, but {first.name} gives "
+                f"{fmt_shape(first.shape)} and {other.name} gives {fmt_shape(other.shape)}",
                 "check the strides and paddings of the branches",
                 code="E074",
             )
@@ -322,10 +329,9 @@ def _op_broadcast(o: Any, ins: list[In]) -> list[Shape]:
         elif x == 1:
             out.append(y)
         else:
-            op = "mul" if type(o).__name__ == "mul" else "add"
             raise ShapeError(
-                f"{a.name} is {fmt_shape(a.shape)} and {b.name} is {fmt_shape(b.shape)}: {op} needs shapes that "
-                f"broadcast (each dimension equal, or 1)",
+                f"needs shapes that broadcast (each dimension equal, or 1), but {a.name} is {fmt_shape(a.shape)} "
+                f"and {b.name} is {fmt_shape(b.shape)}",
                 "a gate needs one value per channel of what it gates: C x 1 x 1 for C x H x W",
                 code="E075",
             )
@@ -374,7 +380,7 @@ def _op_chunk(o: Any, ins: list[In]) -> list[Shape]:
     size = x.shape[d]
     if size % o.chunks:
         raise ShapeError(
-            f"{x.name} has {size} along dim {o.dim}, which {o.chunks} equal chunks do not divide",
+            f"cannot cut {x.name} into {o.chunks} equal parts: it has {size} along dim {o.dim}",
             "chunk into a number of parts that divides the size, or split(x, (sizes...))",
             code="E076",
         )
@@ -384,10 +390,14 @@ def _op_chunk(o: Any, ins: list[In]) -> list[Shape]:
 def _op_split(o: Any, ins: list[In]) -> list[Shape]:
     x = ins[0]
     d = _per_image_dim(o.dim, x.shape, "split")
-    sections = list(o.split_size_or_sections)
+    size = o.split_size_or_sections
+    if isinstance(size, int):  # parts of `size`, the last one smaller when size does not divide (torch.split's)
+        return _parts(x.shape, d, [size] * (x.shape[d] // size) + ([x.shape[d] % size] if x.shape[d] % size else []))
+    sections = list(size)
     if sum(sections) != x.shape[d]:
         raise ShapeError(
-            f"the sections {tuple(sections)} add up to {sum(sections)}, but {x.name} has {x.shape[d]} along dim {o.dim}",
+            f"cannot cut {x.name} into sections {tuple(sections)}: they add up to {sum(sections)}, and it has "
+            f"{x.shape[d]} along dim {o.dim}",
             code="E076",
         )
     return _parts(x.shape, d, sections)
@@ -396,7 +406,9 @@ def _op_split(o: Any, ins: list[In]) -> list[Shape]:
 def _op_channel_shuffle(o: Any, ins: list[In]) -> list[Shape]:
     c, _, _ = _need_chw("channel_shuffle", ins[0].shape)
     if c % o.groups:
-        raise ShapeError(f"{o.groups} groups do not divide the {c} channels of {ins[0].name}", code="E076")
+        raise ShapeError(
+            f"cannot shuffle {ins[0].name} in {o.groups} groups: they do not divide its {c} channels", code="E076"
+        )
     return [ins[0].shape]
 
 
@@ -412,6 +424,11 @@ def _op_layer_norm(o: Any, ins: list[In]) -> list[Shape]:
             f"normalized_shape {fmt_shape(norm)} is not the last dimensions of {x.name}, {fmt_shape(x.shape)}"
         )
     for w in weights:
+        if w.batched:
+            raise ShapeError(
+                f"{w.name} is an activation, with a batch dimension: weight= and bias= take learned parameters",
+                "declare them: weight Parameter((C,), value=1.0)",
+            )
         if w.shape != norm:
             raise ShapeError(f"{w.name} is {fmt_shape(w.shape)}, not the normalized shape {fmt_shape(norm)}")
     return [x.shape]
@@ -443,6 +460,13 @@ OP_RULES: dict[str, OpRule] = {
     "softmax": _op_softmax,
 }
 OP_RULES.update({name: _op_same for name in OPS if name not in OP_RULES})
+
+# operations on each element alone (broadcasting in add and mul): they take a learned parameter, which has no batch
+# dimension, as they take an activation; the others read the first dimension of their input as the batch
+ELEMENTWISE_OPS = frozenset(
+    {"add", "mul", "dropout", "relu", "relu6", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu",
+     "leaky_relu", "gelu"}
+)  # fmt: skip
 
 # layers that need a (C, H, W) image, and those that work on the last dimension (features, or channels-last)
 CHW_LAYERS = frozenset(

@@ -14,7 +14,19 @@ from math import prod
 
 from .errors import Location, SpecError
 from .lang import Flow, FlowOp, Instance, Network, Node, instantiate, shape_names
-from .rules import CHW_LAYERS, LAST_DIM_LAYERS, MAX_ELEMENTS, OP_RULES, RULES, In, Shape, ShapeError, fmt_shape
+from .rules import (
+    CHW_LAYERS,
+    ELEMENTWISE_OPS,
+    LAST_DIM_LAYERS,
+    MAX_ELEMENTS,
+    OP_RULES,
+    RULES,
+    SHAPE_KEEPING,
+    In,
+    Shape,
+    ShapeError,
+    fmt_shape,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +90,7 @@ class Walker:
         self.rows: list[Row] = []
         self.inferred: dict[Node, dict[str, int]] = {}
         self.instances: dict[Node, tuple[dict[str, int], Instance]] = {}
+        self.counted: set[Node] = set()  # the learned parameters counted (a module run twice has them once)
         self.total_params = 0
 
     # ---- modules ------------------------------------------------------------------------------------------
@@ -207,7 +220,7 @@ class Walker:
         with no sizes to work out and no weights (StochasticDepth, Dropout, an activation) needs no input: its row
         has no shape."""
         for child in children:
-            if not child.kept:
+            if not child.kept or child.layer == "Parameter":  # a kept parameter has its row with the others
                 continue
             if child.kept_input is None and _sizeless(child):
                 name = f"{path}.{child.name}" if path else child.name
@@ -217,7 +230,7 @@ class Walker:
                 raise SpecError(
                     f"kept {child.name!r} needs the input it would take, for the sizes that follow from it",
                     child.loc,
-                    hint=f"write it after `kept`: kept 512x14x14 {child.name} ...",
+                    hint=f"write the C x H x W input it would take after `kept`: kept 512x14x14 {child.name} ...",
                     code="E057",
                 )
             at = len(self.rows)
@@ -226,12 +239,14 @@ class Walker:
                 self.rows[i] = replace(self.rows[i], macs=0, step="kept")
 
     def params(self, instance: Instance, path: str, depth: int, at: int) -> None:
-        """A row for each learned parameter of a module, at `at`."""
+        """A row for each learned parameter of a module, at `at`; counted the first time the module runs."""
         for child in instance.children:
             if child.layer == "Parameter":
                 shape = tuple(child.config.shape)  # type: ignore[union-attr]
+                count = prod(shape) if child not in self.counted else 0
+                self.counted.add(child)
                 row = Row(f"{path}.{child.name}" if path else child.name, "Parameter", depth, (), shape,
-                          prod(shape), 0, child.loc, node=child)  # fmt: skip
+                          count, 0, child.loc, node=child)  # fmt: skip
                 self.rows.insert(at, row)
                 at += 1
 
@@ -245,15 +260,46 @@ class Walker:
             known["@" + p] = p
         self.params(Instance(children, flow), path, depth, len(self.rows))
         for op in flow.ops:
+            self.check_batched(op, env, known)
             if op.kind == "child":
                 child = by_name[op.name]
                 out = [self.node(child, env[op.inputs[0]], f"{path}.{op.name}" if path else op.name, depth)]
             else:
                 out = self.op(op, env, known, path, depth)
             for target, val in zip(op.targets, out):
+                known[target] = self.value_name(op, by_name.get(op.name) if op.kind == "child" else None, target, known)
                 env[target] = val
-                known[target] = op.name if op.kind == "child" or target.startswith("%") else target.split(".")[0]
         return env[flow.output]
+
+    @staticmethod
+    def value_name(op: FlowOp, child: Node | None, target: str, known: dict[str, str]) -> str:
+        """A value's name in messages: the name written (`y = ...`); for an unnamed one, the child that made it, or
+        the operation (`mul(...)`), but what an activation, a normalization or a dropout gives keeps the name of its
+        input: `relu(bn(conv(x)))` is conv's value, whose size is conv's doing."""
+        if not target.startswith("%"):
+            return target.split(".")[0]
+        keeps = child.layer in SHAPE_KEEPING if child is not None else op.name in ELEMENTWISE_OPS | {"stochastic_depth"}
+        if keeps and len(op.inputs) == 1:
+            return known[op.inputs[0]]
+        return op.name if op.kind == "child" else f"{op.name}(...)"
+
+    def check_batched(self, op: FlowOp, env: dict[str, Val], known: dict[str, str]) -> None:
+        """A learned parameter (or a value made from one alone) has no batch dimension: only + and * and functions
+        of each element take it as they take an activation (a child, a cat or a mean would read its first
+        dimension as the batch)."""
+        if op.kind == "op" and op.name in ELEMENTWISE_OPS:
+            return
+        for i in op.inputs:
+            if not env[i].batched:
+                what = "a learned parameter" if i.startswith("@") else "made from learned parameters alone"
+                call = f"child {op.name!r}" if op.kind == "child" else f"{op.name}()"
+                raise SpecError(
+                    f"{call} takes activations, which have a batch dimension; {_shown(known[i])} has none: it is {what}",
+                    op.loc or self.net.input_loc,
+                    hint="a Parameter is used in + and *, in functions of each element (sigmoid(g)), and as "
+                    "layer_norm's weight= and bias=",
+                    code="E057",
+                )
 
     def op(self, op: FlowOp, env: dict[str, Val], known: dict[str, str], path: str, depth: int) -> list[Val]:
         ins = [env[i] for i in op.inputs] + [env[v] for _, v in op.tensor_options]
@@ -262,12 +308,16 @@ class Walker:
         try:
             shapes = OP_RULES[op.name](op.options, [In(n, v.shape, v.batched) for n, v in zip(names, ins)])
         except ShapeError as e:
+            raise _op_error(op, e, ins, path, loc) from None
+        if len(shapes) != len(op.targets):  # a split by size: the parts its dimension makes, against the names
+            sizes, n, m = ", ".join(fmt_shape(s) for s in shapes), len(shapes), len(op.targets)
             raise SpecError(
-                f"{op.name}() cannot take {', '.join(fmt_shape(v.shape) for v in ins)}: {e.message}",
+                f"{_where(op, path)} gives {n} part{'s' if n != 1 else ''} here ({sizes}), for {m} "
+                f"name{'s' if m != 1 else ''}",
                 loc,
-                hint=e.hint,
-                code=e.code,
-            ) from None
+                hint="name every part, or give the sizes of the parts: a, b = split(x, (16, 48))",
+                code="E056",
+            )
         shown = op.targets[0] if not op.targets[0].startswith("%") else op.name
         label = f"{path}.{shown.split('.')[0]}" if path else shown.split(".")[0]
         dims = getattr(op.options, "dims", None) if op.name == "permute" else None
@@ -369,6 +419,26 @@ _NOWHERE = Location(1, 1)
 def _sizeless(node: Node) -> bool:
     """A layer whose torch module takes nothing from its input and holds no weights: it can be kept without one."""
     return node.config is not None and not node.config.INFERRED and node.layer != "Parameter"
+
+
+def _shown(name: str) -> str:
+    """A value's name in a sentence: 'y', or mul(...) for an operation's unnamed result."""
+    return name if name.endswith(")") else repr(name)
+
+
+def _where(op: FlowOp, path: str) -> str:
+    """`cat()`, or `cat() in 'fire2'` inside a module (the same module may be used in several places)."""
+    return f"{op.name}() in {path!r}" if path else f"{op.name}()"
+
+
+def _op_error(op: FlowOp, e: ShapeError, ins: list[Val], path: str, loc: Location | None) -> SpecError:
+    """A rule's refusal as a located error: `cat() in 'fire2' along dim 1 needs ...` (the rule's own sentence), or
+    for a layer-like mistake (E070) `max_pool2d() cannot take 8x2x2: ...`."""
+    if e.code == "E070":
+        message = f"{_where(op, path)} cannot take {', '.join(fmt_shape(v.shape) for v in ins)}: {e.message}"
+    else:
+        message = f"{_where(op, path)} {e.message}"
+    return SpecError(message, loc, hint=e.hint, code=e.code)
 
 
 def _args(args: dict[str, int]) -> str:

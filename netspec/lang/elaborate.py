@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import Location, SpecError, UsageError
-from .expand import MAX_LAYERS, Expander, runs_in_order
+from .expand import MAX_LAYERS, Expander, need_a_forward, runs_in_order
 from .flows import resolve_flow
 from .hints import did_you_mean, few
 from .layers import FUNCTIONS
@@ -183,6 +183,7 @@ def _run_order(prog: Program, layers: tuple[Node, ...], consts: Constants) -> tu
     """The network's run order: `forward(x) { ... }`, `forward { ... }` steps, or its layers in order."""
     if prog.flow is not None:
         return (), resolve_flow(prog.flow, layers, consts, Expander(prog, consts).range)
+    need_a_forward(layers, "the network")
     if prog.forward is not None:
         return _forward(prog, layers, consts), None
     return tuple(FStep("module", n.name, n.loc) for n in layers if runs_in_order(n)), None

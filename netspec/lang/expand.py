@@ -333,3 +333,16 @@ def _between(first: Location, last: Location) -> Location:
 def runs_in_order(node: Node) -> bool:
     """Whether a child runs when its owner runs its children in order: not a kept one, nor a Parameter."""
     return not node.kept and node.layer != "Parameter"
+
+
+def need_a_forward(nodes: Sequence[Node], owner: str) -> None:
+    """A Parameter is read by name in a `forward(x) { ... }`: in a module (or network) without one, nothing uses it
+    (and a step of `forward { ... }` cannot run it: it is no module)."""
+    for node in nodes:
+        if node.layer == "Parameter" and not node.kept:
+            raise SpecError(
+                f"parameter {node.name!r} is in {owner} without a `forward(x) {{ ... }}`: nothing can use it",
+                node.loc,
+                hint=f"give {owner} a forward that uses it by name: forward(x) {{ return x * {node.name} }}",
+                code="E057",
+            )

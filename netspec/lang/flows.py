@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Location, SpecError
+from .functions import PURE_FUNCTIONS
 from .hints import did_you_mean, few
 from .network import Flow, FlowOp, Node
 from .ops import OPS
 from .syntax import Arg, Assign, BinOp, Call, Expr, IfStmts, Index, Neg, Not, Ref, Repeat, Return, TupleExpr
 from .syntax import Flow as FlowDef
 from .validate import CallValue, validated
-from .values import PURE_FUNCTIONS, Scope, condition, render_name, value_of
+from .values import Scope, condition, render_name, value_of
 
 MAX_STEPS = 20_000
 
@@ -54,6 +55,7 @@ class _Builder:
     defs: list[_Value] = field(default_factory=list)
     called: set[str] = field(default_factory=set)
     params: set[str] = field(default_factory=set)
+    assigned: dict[str, Location] = field(default_factory=dict)  # every name the forward assigns, where first
     temps: int = 0
     output: str | None = None
 
@@ -78,7 +80,7 @@ class _Builder:
         return False
 
     def assign(self, s: Assign, scope: Scope) -> None:
-        got = self.tensor(s.value, scope)
+        got = self.tensor(s.value, scope, len(s.targets))
         if len(s.targets) != len(got.names):
             n = len(got.names)
             raise SpecError(
@@ -151,12 +153,12 @@ class _Builder:
             return self.mentions_tensor(e.target) or self.mentions_tensor(e.index)
         return False
 
-    def tensor(self, e: Expr, scope: Scope) -> _Tensors:
-        """The tensor value(s) an expression gives, its steps appended."""
+    def tensor(self, e: Expr, scope: Scope, names: int = 1) -> _Tensors:
+        """The tensor value(s) an expression gives, its steps appended; `names`: how many it is assigned to."""
         if isinstance(e, Ref):
             return _Tensors((self.read(e),), e.loc)
         if isinstance(e, Call):
-            return self.call(e, scope)
+            return self.call(e, scope, names)
         if isinstance(e, BinOp) and e.op in ("+", "*") and self.mentions_tensor(e):
             a = self.one(self.tensor(e.left, scope), e.left.loc)
             b = self.one(self.tensor(e.right, scope), e.right.loc)
@@ -198,6 +200,14 @@ class _Builder:
                 ref.loc,
                 code="E052",
             )
+        if ref.name in self.assigned:
+            at = self.assigned[ref.name]
+            raise SpecError(
+                f"the value {ref.name!r} is used before it is defined",
+                ref.loc,
+                hint=f"it is defined at line {at.line}: compute it before this line",
+                code="E052",
+            )
         known = list(self.values) + sorted(self.params)
         raise SpecError(
             f"no value named {ref.name!r} is defined here",
@@ -206,12 +216,12 @@ class _Builder:
             code="E052",
         )
 
-    def call(self, call: Call, scope: Scope) -> _Tensors:
+    def call(self, call: Call, scope: Scope, names: int = 1) -> _Tensors:
         name = render_name(call.template, scope) if call.template is not None else call.name
         if name in self.children:
             return self.child_call(name, call, scope)
         if name in OPS:
-            return self.op_call(name, call, scope)
+            return self.op_call(name, call, scope, names)
         hint = did_you_mean(name, [*self.children, *OPS])
         if name in PURE_FUNCTIONS:
             hint = f"{name}() computes a constant, not a tensor"
@@ -241,7 +251,7 @@ class _Builder:
         self.called.add(name)
         return self.emit("child", name, (x,), None, (), call.name_loc)
 
-    def op_call(self, name: str, call: Call, scope: Scope) -> _Tensors:
+    def op_call(self, name: str, call: Call, scope: Scope, names: int = 1) -> _Tensors:
         model = OPS[name]
         positional = [a for a in call.args if a.name is None]
         count = len(positional) if model.TENSORS is None else model.TENSORS
@@ -264,13 +274,13 @@ class _Builder:
         )
         kw = [a for a in call.args if a.name is not None and a.name not in model.TENSOR_KEYWORDS]
         options = validated(model, _call_value(name, rest, kw, call, scope))
-        return self.emit("op", name, inputs, options, tensor_kw, call.name_loc)
+        return self.emit("op", name, inputs, options, tensor_kw, call.name_loc, names)
 
     def emit(
         self, kind: str, name: str, inputs: tuple[str, ...], options: Any, tensor_kw: tuple[tuple[str, str], ...],
-        loc: Location,
+        loc: Location, names: int = 1,
     ) -> _Tensors:  # fmt: skip
-        parts = _outputs(name, options)
+        parts = _outputs(name, options, names)
         targets = []
         for _ in range(parts):
             self.temps += 1
@@ -279,13 +289,15 @@ class _Builder:
         return _Tensors(tuple(targets), loc)
 
 
-def _outputs(name: str, options: Any) -> int:
-    """How many values a step gives: a part per chunk or section, else one. (A split by size is counted by shapes,
-    where the size of the dimension is known; until then it is one value per section it lists.)"""
+def _outputs(name: str, options: Any, names: int) -> int:
+    """How many values a step gives: a part per chunk or section, else one. A split by size, `a, b = split(x, 16)`,
+    gives as many parts as the size of its dimension makes, known only to shapes: here it gives the `names` it is
+    assigned to, and shapes checks that the dimension makes that many."""
     if name == "chunk":
         return int(options.chunks)
-    if name == "split" and isinstance(options.split_size_or_sections, tuple):
-        return len(options.split_size_or_sections)
+    if name == "split":
+        sections = options.split_size_or_sections
+        return len(sections) if isinstance(sections, tuple) else names
     return 1
 
 
@@ -311,22 +323,39 @@ def resolve_flow(
     b.params = {c.name for c in children if c.layer == "Parameter"}
     b.values[flow.input] = _Value(flow.input, flow.input, flow.input_loc)
     b.defs.append(b.values[flow.input])
+    b.assigned = _assigned(flow.stmts)
     if not b.run(flow.stmts, scope) or b.output is None:
+        last = next((d.written for d in reversed(b.defs) if d.written is not None), flow.input)
         raise SpecError(
             "this forward returns nothing",
-            flow.loc,
-            hint=f"end it with `return` and the value the module gives: return {flow.input}",
+            Location(flow.loc.line, flow.loc.column, flow.loc.column + len("forward")),
+            hint=f"end it with `return` and the value the module gives: return {last}",
             code="E054",
         )
     _check_used(b, flow)
     return Flow(flow.input, tuple(b.ops), b.output, flow.loc, tuple(sorted(b.params)))
 
 
+def _assigned(stmts: Sequence[Any], out: dict[str, Location] | None = None) -> dict[str, Location]:
+    """Every name the statements assign (in both branches of an `if`, in repeats), where it is first assigned."""
+    out = {} if out is None else out
+    for s in stmts:
+        if isinstance(s, Assign):
+            for target, loc in zip(s.targets, s.target_locs):
+                out.setdefault(target, loc)
+        elif isinstance(s, IfStmts):
+            _assigned(s.then, out)
+            _assigned(s.orelse, out)
+        elif isinstance(s, Repeat):
+            _assigned(s.items, out)
+    return out
+
+
 def _check_used(b: _Builder, flow: FlowDef) -> None:
     read = {i for op in b.ops for i in (*op.inputs, *(v for _, v in op.tensor_options))} | {b.output}
     for d in b.defs:
         if d.written is not None and d.internal not in read:
-            what = "the input" if d.internal == flow.input else "this value"
+            what = "the input" if d.internal == flow.input else "the value"
             raise SpecError(
                 f"{what} {d.written!r} is never used",
                 d.loc,
@@ -339,8 +368,9 @@ def _check_used(b: _Builder, flow: FlowDef) -> None:
         used = name in b.called or ("@" + name) in read
         if not used:
             what = "parameter" if child.layer == "Parameter" else "child"
+            how = "used in" if child.layer == "Parameter" else "run by"
             raise SpecError(
-                f"{what} {name!r} is declared but never used in the forward",
+                f"{what} {name!r} is declared but never {how} the forward",
                 child.loc,
                 hint=f"use {name} in the forward, remove it, or mark it `kept {name} ...` to keep its weights",
                 code="E051",

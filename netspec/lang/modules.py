@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import SpecError
-from .expand import Expander
+from .expand import Expander, need_a_forward
 from .flows import resolve_flow
 from .layers import SHAPE_NAMES
 from .network import Instance, Node
@@ -51,6 +51,8 @@ def instantiate(node: Node, shape: Sequence[int]) -> Instance:
     flow = None
     if definition.flow is not None:
         flow = resolve_flow(definition.flow, checked, scope, expander.range)
+    else:
+        need_a_forward(checked, f"module {definition.name}")
     return Instance(checked, flow)
 
 

@@ -1,20 +1,20 @@
 """Values: the names in scope, the spec's constants, and the evaluation of expressions.
 
 An expression is arithmetic over constants, block and module parameters and repeat variables (`//` and `%` on
-integers, `/` giving a float), an item of a tuple or list (`layers[0]`), comparisons, `and`/`or`/`not`, a closed set of pure functions (`min`, `max`, `ceil`,
-`floor`, `round`, `int`, `make_divisible`), and the literals PyTorch layers take (numbers, strings, booleans, None,
+integers, `/` giving a float), an item of a tuple or list (`layers[0]`), comparisons, `and`/`or`/`not`, the closed
+set of pure functions in `functions.py`, and the literals PyTorch layers take (numbers, strings, booleans, None,
 tuples, lists, calls). It is evaluated here by netspec's own code, never by Python's `eval`; every result is checked
 against `MAX_INT`, so sizes stay far from overflow downstream.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import Location, SpecError, UsageError
+from .functions import PURE_FUNCTIONS, PURE_SIGNATURES
 from .hints import did_you_mean, few, short
 from .layers import LAYERS
 from .parse import parse
@@ -328,51 +328,25 @@ def _symbol_op(expr: BinOp, a: Any, b: Any) -> Symbol:
     raise SpecError(f"undefined name {bad.name!r}", bad.loc, code="E020")
 
 
-# ---- pure functions ----------------------------------------------------------------------------------------------
-def make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
-    """torchvision's `_make_divisible`: `v` rounded to a multiple of `divisor`, never below 90% of `v`."""
-    low = divisor if min_value is None else min_value
-    new = max(low, int(v + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * v else new
-
-
-def _ceil(x: float) -> int:
-    return math.ceil(x)
-
-
-def _floor(x: float) -> int:
-    return math.floor(x)
-
-
-def _round(x: float, ndigits: int | None = None) -> int | float:
-    return round(x) if ndigits is None else round(x, ndigits)  # Python's: halves to even
-
-
-def _int(x: float) -> int:
-    return int(x)  # toward zero, as Python's int()
-
-
-# name -> (the function, its smallest and largest number of arguments; None: any number)
-PURE_FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int | None]] = {
-    "min": (min, 2, None),
-    "max": (max, 2, None),
-    "ceil": (_ceil, 1, 1),
-    "floor": (_floor, 1, 1),
-    "round": (_round, 1, 2),
-    "int": (_int, 1, 1),
-    "make_divisible": (make_divisible, 2, 3),
-}
-
-
 def _pure(expr: Call, scope: Scope) -> Any:
     fn, least, most = PURE_FUNCTIONS[expr.name]
     if any(a.name is not None for a in expr.args):
         named = next(a for a in expr.args if a.name is not None)
-        raise SpecError(f"{expr.name}() takes its arguments by position", named.name_loc or named.loc, code="E025")
+        raise SpecError(
+            f"{expr.name}() takes its arguments by position",
+            named.name_loc or named.loc,
+            hint=PURE_SIGNATURES[expr.name],
+            code="E025",
+        )
     values = [value_of(a.value, scope) for a in expr.args]
     if len(values) < least or (most is not None and len(values) > most):
         count = f"{least}" if least == most else f"{least} or more" if most is None else f"{least} to {most}"
-        raise SpecError(f"{expr.name}() takes {count} arguments, got {len(values)}", expr.loc, code="E025")
+        raise SpecError(
+            f"{expr.name}() takes {count} arguments, got {len(values)}",
+            expr.loc,
+            hint=PURE_SIGNATURES[expr.name],
+            code="E025",
+        )
     for v, a in zip(values, expr.args):
         _number(v, a.loc, expr.name)
     result = fn(*values)
