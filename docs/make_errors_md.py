@@ -243,6 +243,19 @@ ENTRIES: dict[str, Entry] = {
         "names", "Constants defined by each other", "Give one of them a plain value.", {4: "width = 64"}, show="4-5"
     ),
     "division_by_zero": Entry("names", "Division by zero", "Make the divisor non-zero.", {4: "groups = 1"}, show="4-5"),
+    "index_out_of_range": Entry(
+        "names",
+        "An item past the end of a tuple",
+        "Items count from 0, as in Python: the last of three is `[2]`, or `[-1]`.",
+        {8: "    repeat i in 1..depths[2] {"},
+        show="4-8",
+    ),
+    "index_not_a_tuple": Entry(
+        "names",
+        "An item of a number",
+        "Only a tuple or list has items: use the number itself, or make it a tuple (`widths = (16, 32)`).",
+        {7: "    conv Conv2d(width, kernel_size=3, padding=1)"},
+    ),
     "keyword_as_constant": Entry(
         "names",
         "A keyword as a constant's name",
