@@ -37,6 +37,7 @@ GROUPS = [
     ("layers", "Layers and arguments"),
     ("blocks", "Blocks, repeat and name templates"),
     ("forward", "forward"),
+    ("modules", "Modules and their forward(x)"),
     ("train", "The train section"),
     ("shapes", "Shapes and sizes"),
 ]
@@ -231,10 +232,30 @@ ENTRIES: dict[str, Entry] = {
         {5: None},
         show="4-5",
     ),
+    "pure_function_arguments": Entry(
+        "names",
+        "A function of values with the wrong arguments",
+        "Give the function what it takes: `make_divisible(value, divisor)` rounds to a multiple of the divisor, as "
+        "torchvision's widths are.",
+        {4: "width = make_divisible(32 * 0.75, 8)"},
+    ),
     "cyclic_constants": Entry(
         "names", "Constants defined by each other", "Give one of them a plain value.", {4: "width = 64"}, show="4-5"
     ),
     "division_by_zero": Entry("names", "Division by zero", "Make the divisor non-zero.", {4: "groups = 1"}, show="4-5"),
+    "index_out_of_range": Entry(
+        "names",
+        "An item past the end of a tuple",
+        "Items count from 0, as in Python: the last of three is `[2]`, or `[-1]`.",
+        {8: "    repeat i in 1..depths[2] {"},
+        show="4-8",
+    ),
+    "index_not_a_tuple": Entry(
+        "names",
+        "An item of a number",
+        "Only a tuple or list has items: use the number itself, or make it a tuple (`widths = (16, 32)`).",
+        {7: "    conv Conv2d(width, kernel_size=3, padding=1)"},
+    ),
     "keyword_as_constant": Entry(
         "names",
         "A keyword as a constant's name",
@@ -393,6 +414,13 @@ ENTRIES: dict[str, Entry] = {
         "Module names hold letters, digits and '_': keep the numbers a template puts in a name at 0 or more.",
         {7: "        conv{i}  Conv2d(16, kernel_size=3, padding=1)"},
     ),
+    "module_recursive": Entry(
+        "blocks",
+        "A module that uses itself",
+        "A module cannot hold itself, even through others: repeat it instead, `repeat i in 1..4 { tower{i} "
+        "Tower(16) }`, with a module that holds one level.",
+        {7: None},
+    ),
     "repeat_too_many": Entry(
         "blocks",
         "A repeat of millions",
@@ -429,6 +457,79 @@ ENTRIES: dict[str, Entry] = {
         "plainly, or make it keep the size (no stride).",
         {14: "    down"},
         show="7,14",
+    ),
+    # ---- modules and their forward(x) ----------------------------------------------------------------------------
+    "forward_unknown_operation": Entry(
+        "modules",
+        "An unknown operation in a forward",
+        "A forward calls the module's children and the operations of docs/language.md, with torch's names: "
+        "concatenation is `cat`.",
+        {8: "        return cat(x, conv(x))"},
+    ),
+    "value_used_before_defined": Entry(
+        "modules",
+        "A value used before it is defined",
+        "A forward runs from top to bottom: compute a value before the line that uses it.",
+        {"9-10": "        h = relu(conv1(x))\n        y = conv2(h)"},
+        show="9-10",
+    ),
+    "value_never_used": Entry(
+        "modules",
+        "A value never used",
+        "Every value a forward computes is used: here the block meant to return `z`. (Remove a line that is not "
+        "needed, and the child it runs.)",
+        {11: "        return z"},
+        show="10-11",
+    ),
+    "module_child_never_run": Entry(
+        "modules",
+        "A child that the forward never runs",
+        "Run it in the forward, remove it, or mark it `kept` with the input it would take: it is then registered, "
+        "so its weights load and save, and never run (torchvision's auxiliary heads of GoogLeNet and Inception "
+        "v3, which run only while training there).",
+        {7: "    kept 16x32x32 aux Conv2d(10, kernel_size=1)"},
+    ),
+    "forward_without_return": Entry(
+        "modules",
+        "A forward without `return`",
+        "End the forward with `return` and the value the module gives.",
+        {8: "        return relu(conv(x))"},
+        show="7-9",
+    ),
+    "unpack_count": Entry(
+        "modules",
+        "Names for the parts of a chunk or split",
+        "`chunk(x, n)` gives n values and `split(x, (a, b))` one per section: write one name for each.",
+        {8: "        a, b = chunk(conv(x), 2)"},
+    ),
+    "kept_child_called": Entry(
+        "modules",
+        "A kept child that is run",
+        "`kept` marks a child that is registered and never run: remove `kept` to run it.",
+        {7: "    aux       Conv2d(16, kernel_size=1)"},
+        show="7,9",
+    ),
+    "kept_without_input": Entry(
+        "modules",
+        "A kept child without the input it would take",
+        "A kept child never runs, so the sizes it works out from its input (the Linear's `in_features` here) "
+        "come from the size written after `kept`: the input it would take, C x H x W.",
+        {7: "    kept 16x32x32 aux  Sequential {"},
+    ),
+    "parameter_without_forward": Entry(
+        "modules",
+        "A Parameter in a module without a forward",
+        "A Parameter is a learned tensor that a forward uses by name, as ConvNeXt's layer scale multiplies its "
+        "block's output: give the module a forward that uses it.",
+        {7: "    scale  Parameter((16, 1, 1), value=1e-6)\n    forward(x) {\n        return scale * conv(x)\n    }"},
+    ),
+    "condition_on_tensor": Entry(
+        "modules",
+        "A condition on a tensor",
+        "`if` chooses the network's structure, from constants, parameters and the input's shape, before it runs; "
+        "what depends on a tensor's values is an operation (relu here, which is what the `if` meant).",
+        {"9-11": "        y = relu(y)"},
+        show="9-11",
     ),
     # ---- train --------------------------------------------------------------------------------------------------
     "unknown_setting": Entry(
@@ -544,6 +645,30 @@ ENTRIES: dict[str, Entry] = {
         "too large to fit in memory is refused the same way (`... would output N values per "
         "image: more than fits in memory`).",
         {7: "    fc     Linear(10)"},
+    ),
+    "cat_branch_sizes": Entry(
+        "shapes",
+        "Branches of a concatenation of other sizes",
+        "`cat` joins the branches along the channels, so every other dimension must agree: the 3x3 convolution "
+        "needs `padding=1` to keep the size, as torchvision's Fire has it.",
+        {10: "    expand3x3             Conv2d(expand3x3_planes, kernel_size=3, padding=1)"},
+        show="10,15",
+    ),
+    "gate_channels": Entry(
+        "shapes",
+        "A gate of the wrong width",
+        "A gate multiplies each channel by its own value: it needs as many channels as what it gates. Pass the "
+        "width (32 here), or let the module take it from its input: `fc2 Conv2d(in_channels, kernel_size=1)`.",
+        {17: "    se    SqueezeExcitation(32, 8)"},
+        show="11,17",
+    ),
+    "chunk_odd_channels": Entry(
+        "shapes",
+        "A chunk that does not divide the channels",
+        "`chunk(x, 2)` cuts the channels into two equal halves: give the layer before an even number of "
+        "channels, or cut in unequal parts with `split(x, (12, 13))`.",
+        {16: "    proj   Conv2d(24, kernel_size=1)"},
+        show="8,16-17",
     ),
     "runs_twice_other_sizes": Entry(
         "shapes",

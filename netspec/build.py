@@ -13,7 +13,10 @@ from typing import cast
 
 import torch
 from torch import nn
+from torchvision.models.convnext import LayerNorm2d
+from torchvision.ops import Permute, StochasticDepth
 
+from .flow_ops import Step, compile_flow, run_flow
 from .lang import FStep, Network, Node
 from .shapes import ShapeTable, infer
 
@@ -42,6 +45,11 @@ TORCH_LAYERS: dict[str, type[nn.Module]] = {
     "Flatten": nn.Flatten,
     "Linear": nn.Linear,
     "Softmax": nn.Softmax,
+    "Hardsigmoid": nn.Hardsigmoid,
+    "LayerNorm": nn.LayerNorm,
+    "LayerNorm2d": LayerNorm2d,
+    "Permute": Permute,
+    "StochasticDepth": StochasticDepth,
 }
 
 _FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -106,7 +114,11 @@ class SpecModel(nn.Module):
             s.name for s in steps if s.op == "residual" and _writes_in_place([children_by_name[s.name]])
         )
 
+    _flow: list[Step] | None = None  # set by `build` for a network with `forward(x) { ... }`
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._flow is not None:
+            return run_flow(self, self._flow, x)
         for op, name in self._steps:
             if op == "module":
                 x = cast(nn.Module, self._modules[name])(x)
@@ -117,20 +129,51 @@ class SpecModel(nn.Module):
         return x
 
 
-def _module(node: Node, table: ShapeTable) -> nn.Module:
+class SpecModule(nn.Module):
+    """A spec's `module`: its children (and learned parameters) named as in the spec; it runs its forward, or its
+    children in order. `build` makes a subclass per definition, named after it, so print(model) shows `Fire(`."""
+
+    def __init__(
+        self,
+        children: list[tuple[str, nn.Module]],
+        params: list[tuple[str, nn.Parameter]],
+        flow: list[Step] | None,
+        order: list[str],
+    ):
+        super().__init__()
+        for name, module in children:
+            self.add_module(name, module)
+        for name, param in params:
+            self.register_parameter(name, param)
+        self._flow = flow
+        self._order = order
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._flow is not None:
+            return run_flow(self, self._flow, x)
+        for name in self._order:
+            x = cast(nn.Module, self._modules[name])(x)
+        return x
+
+
+def _module(node: Node, table: ShapeTable, classes: dict[str, type[SpecModule]]) -> nn.Module:
     """The torch module of a node; its children's names were checked by the spec stage (`layers.MODULE_ATTRIBUTES`),
     so registering them cannot clash with a torch attribute."""
     if node.config is not None:
         assert node.layer is not None
         cls = TORCH_LAYERS[node.layer]
         kwargs = {**table.inferred.get(node, {}), **node.config.args()}
+        if node.layer == "Permute":  # torchvision's Permute takes a list
+            kwargs["dims"] = list(kwargs["dims"])
         return cls(**kwargs)
-    children = [(c.name, _module(c, table)) for c in node.children]
+    if node.module is not None:
+        return _spec_module(node, table, classes)
+    children = [(c.name, _module(c, table, classes)) for c in node.children]
     if node.composite == "Sequential":
         return nn.Sequential(OrderedDict(children))
     shortcut = None
     if node.shortcut is not None:
-        items = [(c.name, _module(c, table)) for c in node.shortcut]
+        items = [(c.name, _module(c, table, classes)) for c in node.shortcut]
         shortcut = items[0][1] if len(items) == 1 and items[0][0] == "0" else nn.Sequential(OrderedDict(items))
     return Residual(children, shortcut)
 
@@ -139,7 +182,64 @@ def build(net: Network, table: ShapeTable | None = None) -> SpecModel:
     """Compile `net` (at its input size unless a table for another size is given) into a `SpecModel`."""
     if table is None:
         table = infer(net)
-    children = [(node.name, _module(node, table)) for node in net.layers]
+    classes: dict[str, type[SpecModule]] = {}
+    children = _children(net.layers, table, classes)
     cls = type(net.name, (SpecModel,), {"__doc__": f"The network {net.name}, compiled by netspec."})
     model: SpecModel = cls(net.name, children, net.forward)
+    if net.flow is not None:
+        model._flow = compile_flow(net.flow, _in_place(children), _aliasing(children))
+        for name, param in _parameters(net.layers):
+            model.register_parameter(name, param)
     return model
+
+
+def _children(
+    nodes: Sequence[Node], table: ShapeTable, classes: dict[str, type[SpecModule]]
+) -> list[tuple[str, nn.Module]]:
+    """The modules of `nodes`, in declaration order; parameters are not modules (see `_parameters`)."""
+    return [(n.name, _module(n, table, classes)) for n in nodes if n.layer != "Parameter"]
+
+
+def _parameters(nodes: Sequence[Node]) -> list[tuple[str, nn.Parameter]]:
+    out = []
+    for n in nodes:
+        if n.layer == "Parameter":
+            cfg = n.config
+            out.append((n.name, nn.Parameter(torch.full(tuple(cfg.shape), float(cfg.value)))))  # type: ignore[union-attr]
+    return out
+
+
+def _spec_module(node: Node, table: ShapeTable, classes: dict[str, type[SpecModule]]) -> SpecModule:
+    """A spec's module: an instance of a class named after its definition (one class per definition)."""
+    assert node.module is not None
+    instance = table.instances[node]
+    name = node.module.module
+    if name not in classes:
+        classes[name] = type(name, (SpecModule,), {"__doc__": f"The module {name} of a spec, compiled by netspec."})
+    order = [c.name for c in instance.children if not c.kept and c.layer != "Parameter"]
+    children = _children(instance.children, table, classes)
+    flow = compile_flow(instance.flow, _in_place(children), _aliasing(children)) if instance.flow is not None else None
+    return classes[name](children, _parameters(instance.children), flow, order)
+
+
+def _in_place(children: list[tuple[str, nn.Module]]) -> frozenset[str]:
+    return frozenset(name for name, m in children if _writes_in_place([m]))
+
+
+_GIVE_BACK = (nn.Identity, nn.Flatten, Permute, nn.Dropout, nn.Dropout2d, StochasticDepth)
+
+
+def _may_alias(m: nn.Module) -> bool:
+    """Whether a module may give back its input itself, or a view of it: an Identity, a Flatten, a Permute, a
+    dropout (outside training), an in-place layer, a chain of only such; a module with a run order of its own may."""
+    if isinstance(m, SpecModule):
+        return m._flow is not None or all(_may_alias(cast(nn.Module, m._modules[n])) for n in m._order)
+    if isinstance(m, nn.Sequential):
+        return all(_may_alias(c) for c in m)
+    if isinstance(m, Residual):
+        return False  # body(x) + shortcut(x): a new tensor
+    return isinstance(m, _GIVE_BACK) or bool(getattr(m, "inplace", False))
+
+
+def _aliasing(children: list[tuple[str, nn.Module]]) -> frozenset[str]:
+    return frozenset(name for name, m in children if _may_alias(m))

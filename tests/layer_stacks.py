@@ -103,9 +103,29 @@ _INFERRED = {
     "BatchNorm1d": "num_features",
     "GroupNorm": "num_channels",
     "Linear": "in_features",
+    "LayerNorm": "normalized_shape",
+    "LayerNorm2d": "normalized_shape",
 }
 _IMAGE_ONLY = ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d")
+# layers that need a (C, H, W) image and so refuse one made channels-last by a Permute, and layers over the last
+# dimension, which refuse a (C, H, W) image (its last dimension is its width): netspec's rules, stricter than torch
+_CHANNELS_FIRST = (*_IMAGE_ONLY, "GroupNorm", "LayerNorm2d")
+_LAST_DIM = ("Linear", "LayerNorm")
 _TORCH_POSITIONAL: dict[str, list[str]] = {}
+
+
+def torch_class(kind: str) -> type[nn.Module]:
+    """The class a layer kind is in torch: torch.nn's, or torchvision's for the layers torch.nn lacks (written out
+    here, not taken from netspec's table, so that the reference does not share netspec's mistakes)."""
+    if kind == "LayerNorm2d":
+        from torchvision.models.convnext import LayerNorm2d
+
+        return LayerNorm2d
+    if kind in ("Permute", "StochasticDepth"):
+        import torchvision.ops
+
+        return getattr(torchvision.ops, kind)
+    return getattr(nn, kind)
 
 
 def torch_positional(kind: str) -> list[str]:
@@ -115,7 +135,7 @@ def torch_positional(kind: str) -> list[str]:
 
         names = [
             p.name
-            for p in inspect.signature(getattr(nn, kind)).parameters.values()
+            for p in inspect.signature(torch_class(kind)).parameters.values()
             if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.name not in ("device", "dtype")
         ]
         _TORCH_POSITIONAL[kind] = [n for n in names if n != _INFERRED.get(kind)]
@@ -128,31 +148,67 @@ def _plain(v):
     return v
 
 
+_LAYOUT = "_netspec_layout"  # an attribute of a reference tensor: its layout, as netspec's walk tracks it
+
+
+def layout(x: torch.Tensor) -> str:
+    """`chw` (an image), `hwc` (an image made channels-last by a Permute) or `any`: netspec's layouts (see
+    netspec/walk.py), which decide what it refuses although torch runs it."""
+    return getattr(x, _LAYOUT, "chw" if x.dim() == 4 else "any")
+
+
+def with_layout(y: torch.Tensor, value: str) -> torch.Tensor:
+    setattr(y, _LAYOUT, value if y.dim() == 4 else "any")
+    return y
+
+
+def _layout_after(kind: str, kwargs: dict, x: torch.Tensor) -> str:
+    if kind == "Permute":
+        dims = tuple(d % 4 for d in kwargs["dims"])
+        if layout(x) == "chw" and dims == (0, 2, 3, 1):
+            return "hwc"
+        if layout(x) == "hwc" and dims == (0, 3, 1, 2):
+            return "chw"
+        return "any"
+    if kind in _CHANNELS_FIRST or x.dim() != 4:
+        return "chw"
+    return layout(x)
+
+
+def _stricter(kind: str, kwargs: dict, x: torch.Tensor) -> str | None:
+    """Why netspec refuses this layer on x although torch runs it, or None."""
+    if kind in _IMAGE_ONLY and x.dim() != 4:
+        if kind == "Dropout2d":
+            return "Dropout2d on a tensor that is not C x H x W: torch only warns"
+        return f"{kind} on a {x.dim() - 1}-D tensor per image: torch reads the batch as one unbatched image"
+    if kind in _CHANNELS_FIRST and layout(x) == "hwc":
+        return f"{kind} on a channels-last image: torch reads its width as the channels"
+    if kind in _LAST_DIM and x.dim() == 4 and layout(x) == "chw":
+        return f"{kind} on a C x H x W image: torch applies it to the last dimension, the width"
+    if kind == "Flatten":
+        start = kwargs.get("start_dim", 1)
+        if start == 0 or start == -x.dim():
+            return "Flatten(start_dim=0) merges the batch into the features"
+    if kind == "Permute" and len(kwargs["dims"]) == x.dim() and kwargs["dims"][0] % x.dim() != 0:
+        return "a Permute that moves the batch: torch mixes the images"
+    return None
+
+
 def ref_layer(layer: Layer, x: torch.Tensor, counts: list) -> torch.Tensor:
     """Run one layer with torch directly: in_channels & co. from the real tensor. Raises Stricter/TorchFailure."""
     kind = layer.kind
     kwargs = dict(zip(torch_positional(kind), map(_plain, layer.args)))
     kwargs.update({k: _plain(v) for k, v in layer.kwargs})
-    stricter = None
-    if kind in _IMAGE_ONLY and x.dim() != 4:
-        stricter = f"{kind} on a {x.dim() - 1}-D tensor per image: torch reads the batch as one unbatched image"
-        if kind == "Dropout2d":
-            stricter = "Dropout2d on a tensor that is not C x H x W: torch only warns"
-    if kind == "Linear" and x.dim() != 2:
-        stricter = "Linear on an unflattened tensor: torch applies it to the last dimension"
-    if kind == "Flatten":
-        start = kwargs.get("start_dim", 1)
-        if start == 0 or start == -x.dim():
-            stricter = "Flatten(start_dim=0) merges the batch into the features"
+    stricter = _stricter(kind, kwargs, x)
     if kind in _INFERRED:
-        if kind == "Linear":
+        if kind in _LAST_DIM:
             kwargs[_INFERRED[kind]] = x.shape[-1]
         elif kind in _IMAGE_ONLY and x.dim() == 3:
             kwargs[_INFERRED[kind]] = x.shape[0]  # as torch reads an unbatched image
         else:
             kwargs[_INFERRED[kind]] = x.shape[1]
     try:
-        m = getattr(nn, kind)(**kwargs)
+        m = torch_class(kind)(**kwargs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             y = m(x)
@@ -172,7 +228,7 @@ def ref_layer(layer: Layer, x: torch.Tensor, counts: list) -> torch.Tensor:
     if stricter:  # torch ran it, netspec refuses it on purpose
         raise Stricter(stricter)
     counts.append(sum(p.numel() for p in m.parameters()))
-    return y
+    return with_layout(y, _layout_after(kind, kwargs, x))
 
 
 @dataclass
@@ -269,7 +325,7 @@ def _add(y, s, what):
         except Exception as e:
             raise TorchFailure(f"{what}: {e}") from e
         raise Stricter(f"{what} with different shapes: torch broadcasts them")
-    return y + s
+    return with_layout(y + s, layout(y))  # netspec's Residual gives its body's value
 
 
 def ref_item(it, x: torch.Tensor, counts: list) -> torch.Tensor:
@@ -284,7 +340,8 @@ def ref_item(it, x: torch.Tensor, counts: list) -> torch.Tensor:
     if isinstance(it, (Rep, Blk)):
         return ref_items(it.expand(), x, counts)
     if isinstance(it, Fn):
-        return FUNCTIONS[it.name](x)
+        y = FUNCTIONS[it.name](x)
+        return with_layout(y, layout(x) if y.dim() == x.dim() else "any")
     if isinstance(it, ResStep):
         return _add(ref_item(it.item, x, counts), x, "residual step")
     raise AssertionError(it)

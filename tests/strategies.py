@@ -24,6 +24,7 @@ from layer_stacks import (
     Writer,
     declared,
     item_names,
+    layout,
     ref_item,
 )
 
@@ -44,6 +45,9 @@ IMAGE_KINDS = [
     "AdaptiveMaxPool2d",
     "Dropout2d",
     "Flatten",
+    "LayerNorm2d",
+    "Permute",
+    "Permute",
 ]
 ANY_KINDS = [
     "ReLU",
@@ -59,8 +63,12 @@ ANY_KINDS = [
     "Identity",
     "Dropout",
     "Softmax",
+    "Hardsigmoid",
+    "StochasticDepth",
 ]
-FLAT_KINDS = ["Linear", "Linear", "Linear", "BatchNorm1d", "GroupNorm", "Flatten"]
+FLAT_KINDS = ["Linear", "Linear", "Linear", "BatchNorm1d", "GroupNorm", "Flatten", "LayerNorm"]
+# a channels-last image (after Permute((0, 2, 3, 1))): what ConvNeXt runs there, and the permute back
+CHANNELS_LAST_KINDS = ["LayerNorm", "Linear", "Linear", "GELU", "Permute", "Permute"]
 ALL_KINDS = sorted(set(IMAGE_KINDS + ANY_KINDS + FLAT_KINDS))
 
 
@@ -130,7 +138,7 @@ def _other_kwargs(draw, maybe, kw: dict[str, Any], kind: str, c: int) -> None:
         kw["num_groups"] = draw(st.sampled_from(_divisors(c)) if draw(st.integers(0, 99)) < 80 else st.integers(1, 6))
         maybe("eps", st.sampled_from([1e-5, 0.01]), 0.2)
         maybe("affine", st.booleans(), 0.3)
-    elif kind in ("ReLU", "ReLU6", "SiLU", "Hardswish", "Mish"):
+    elif kind in ("ReLU", "ReLU6", "SiLU", "Hardswish", "Mish", "Hardsigmoid"):
         maybe("inplace", st.booleans(), 0.2)
     elif kind == "LeakyReLU":
         maybe("negative_slope", st.sampled_from([0.01, 0.2, -0.5, 1.0]))
@@ -154,6 +162,20 @@ def _other_kwargs(draw, maybe, kw: dict[str, Any], kind: str, c: int) -> None:
         maybe("bias", st.booleans(), 0.3)
     elif kind == "Softmax":
         kw["dim"] = draw(st.one_of(st.just(1), st.integers(-4, 3), st.none()))
+    elif kind in ("LayerNorm", "LayerNorm2d"):
+        maybe("eps", st.sampled_from([1e-5, 1e-6, 0.1]), 0.3)
+        maybe("elementwise_affine", st.booleans(), 0.2)
+        if kind == "LayerNorm":
+            maybe("bias", st.booleans(), 0.2)
+    elif kind == "Permute":  # to channels-last and back, mostly; sometimes another order (or a wrong one)
+        kw["dims"] = draw(
+            st.sampled_from(
+                [(0, 2, 3, 1), (0, 3, 1, 2), (0, 2, 3, 1), (0, 3, 1, 2), (0, 1, 3, 2), (0, 2, 1), (1, 0, 2, 3)]
+            )
+        )
+    elif kind == "StochasticDepth":
+        kw["p"] = draw(st.sampled_from([0.0, 0.2, 1.0]))
+        kw["mode"] = draw(st.sampled_from(["row", "batch"]))
 
 
 def _try(item, x: torch.Tensor):
@@ -183,6 +205,8 @@ class _Gen:
     def kind_for(self, x: torch.Tensor) -> str:
         if self.chance(0.08):
             return self.d(st.sampled_from(ALL_KINDS))
+        if layout(x) == "hwc":
+            return self.d(st.sampled_from(CHANNELS_LAST_KINDS))
         pool = (IMAGE_KINDS if x.dim() == 4 else FLAT_KINDS) + ANY_KINDS
         return self.d(st.sampled_from(pool))
 

@@ -1,14 +1,20 @@
 """Property tests: random stacks against torch, grammar-generated texts, and mutated real specs.
 
-1. `strategies.stacks()`: random layer stacks (conv/pool/norm/activation/dropout/adaptive/flatten/linear, Sequential
-   and Residual, repeat with the variable in the arguments, blocks used once or twice, constants with arithmetic, an
-   optional `forward` with functions and residual steps) written as spec text. Either netspec compiles it and the
-   oracle holds exactly (shapes, parameters, torchinfo's mult-adds), and the same stack run with torch directly gives
-   the same output and parameter count; or netspec raises a located SpecError and torch refuses the stack too (or
-   netspec is stricter for one of the documented reasons: `layer_stacks.Stricter`).
-2. `hypothesis.extra.lark.from_lark` on the real grammar: every text loads or raises SpecError (located) or
-   UsageError; nothing else escapes, nothing hangs.
-3. The report's specs mutated (characters, lines, tokens deleted/duplicated/swapped, truncation): the same.
+1. `strategies.stacks()`: random layer stacks (conv/pool/norm/activation/dropout/adaptive/flatten/linear, layer
+   norms, permutes to channels-last and back, stochastic depth, Sequential and Residual, repeat with the variable in
+   the arguments, blocks used once or twice, constants with arithmetic, an optional `forward` with functions and
+   residual steps) written as spec text. Either netspec compiles it and the oracle holds exactly (shapes, parameters,
+   torchinfo's mult-adds), and the same stack run with torch directly gives the same output and parameter count; or
+   netspec raises a located SpecError and torch refuses the stack too (or netspec is stricter for one of the
+   documented reasons: `layer_stacks.Stricter`).
+1b. `strategies_flows.flows()`: random run orders, `forward(x) { ... }` in a module or the network, with children
+   (in-place ones, some run twice, some kept), parameters, every kind of operation and `if`: the oracle holds, and
+   the outputs are those of the same steps written with torch; a spec drawn with a mistake gets a located error of
+   that mistake.
+2. `hypothesis.extra.lark.from_lark` on the real grammar (whole files, layers, forward, modules and run orders):
+   every text loads or raises SpecError (located) or UsageError; nothing else escapes, nothing hangs.
+3. The report's specs mutated (characters, lines, tokens deleted/duplicated/swapped, truncation), and specs with
+   modules and run orders (torchvision's blocks, the operations, the zoo, generated ones) mutated: the same.
 
 Runs are derandomized (profile "netspec-fuzz") so CI is deterministic.
 """
@@ -27,9 +33,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 from netspec.errors import SpecError, UsageError
 
+from flow_specs import BLOCK_SPECS, OP_SPECS, same_outputs
 from layer_stacks import Stricter, TorchFailure, reference
 from oracle import WARNING_FILTERS, assert_located, one_torch_thread, oracle, time_limit
 from strategies import stacks
+from strategies_flows import flows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +46,12 @@ _one_torch_thread = pytest.fixture(autouse=True, scope="module")(one_torch_threa
 
 
 SPECS = {p.stem: p.read_text() for p in sorted((ROOT / "specs").glob("*.net"))}
+# specs with modules and forward(x) { ... }: torchvision's blocks, every operation, and the zoo's networks
+FLOW_SPECS = {
+    **BLOCK_SPECS,
+    **OP_SPECS,
+    **{f"zoo-{p.stem}": p.read_text() for p in sorted((ROOT / "examples" / "zoo").glob("*.net"))},
+}
 
 settings.register_profile(
     "netspec-fuzz",
@@ -92,6 +106,34 @@ def test_random_stacks_agree_with_torch(case):
             oracle(compiled, use_torchinfo=ref.single_image)
 
 
+# ---- 1b. random run orders against torch --------------------------------------------------------------------------
+
+
+@settings(FUZZ, max_examples=60)
+@given(case=flows())
+def test_random_flows_agree_with_torch(case):
+    """A generated `forward(x) { ... }` (children, parameters, operations, if, kept, a module or the network):
+    netspec compiles it, its table holds against torch (the oracle), and it computes what the same steps written
+    with torch compute, with its weights; or, for a spec drawn with a mistake, a located error of that mistake."""
+    for note in case.notes:
+        event(note)
+    try:
+        with time_limit(20):
+            compiled = netspec.loads(case.text)
+    except SpecError as e:
+        _located(e, case.text)
+        assert case.reference is None, f"netspec refused a valid run order:\n{e.render()}\n{case.text}"
+        assert e.code in case.codes, f"expected {case.codes}, got:\n{e.render()}\n{case.text}"
+        event(f"refused: {e.code} ({'torch too' if case.torch_refuses else 'netspec is stricter'})")
+        return
+    assert case.reference is not None, f"netspec accepted a mistake ({case.codes}):\n{case.text}"
+    event("compiled")
+    with time_limit(20):
+        oracle(compiled)
+        with torch.no_grad():
+            same_outputs(compiled, case.reference())
+
+
 # ---- 2. texts from the grammar -----------------------------------------------------------------------------------
 
 _KEYWORDS = {
@@ -118,8 +160,9 @@ _KEYWORDS = {
 
 _NAMES = (
     "a b x i id conv1 c_2 _x Conv2d ReLU Linear MaxPool2d Flatten BatchNorm2d "
-    "AdaptiveAvgPool2d Dropout relu flatten shortcut training kernel_size padding stride out_channels epochs data"
-).split()  # names the grammar strategy draws: layers, functions, keywords of the language, arguments
+    "AdaptiveAvgPool2d Dropout relu flatten shortcut training kernel_size padding stride out_channels epochs data "
+    "M y in_channels cat chunk split mul mean permute layer_norm Parameter LayerNorm Permute kept module if return"
+).split()  # names the grammar strategy draws: layers, functions, operations, keywords of the language, arguments
 
 
 def _grammar_strategy():
@@ -132,7 +175,11 @@ def _grammar_strategy():
     # the real grammar, built without netspec's table cache (a cached Lark object has no `.grammar` to walk)
     text = (ROOT / "netspec" / "lang" / "grammar.lark").read_text()
     lark = lark_mod.Lark(
-        text, parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "layers", "forward"]
+        text,
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        start=["start", "layers", "forward", "module_def", "flow"],
     )
     names = st.sampled_from(_NAMES)
     holes = st.builds(
@@ -163,8 +210,17 @@ def _grammar_strategy():
         return from_lark(lark, start=start, explicit={k: v for k, v in explicit.items() if k in used})
 
     whole, layers, forward = strategy("start"), strategy("layers"), strategy("forward")
+    module, flow = strategy("module_def"), strategy("flow")
     return st.one_of(
-        whole, st.builds(lambda lay, f: "input 3x16x16\n" + lay + "\n" + f, layers, st.one_of(st.just(""), forward))
+        whole,
+        st.builds(lambda lay, f: "input 3x16x16\n" + lay + "\n" + f, layers, st.one_of(st.just(""), forward)),
+        # a module (named M or another drawn name) with the network's layers, and a forward(x) { ... } or none
+        st.builds(
+            lambda m, lay, f: "input 3x16x16\n" + m + "\n" + lay + "\n" + f,
+            module,
+            st.one_of(layers, st.just("layers { m M() }")),
+            st.one_of(st.just(""), flow),
+        ),
     )
 
 
@@ -226,9 +282,12 @@ _REPLACEMENT_TOKENS = (
 
 
 @st.composite
-def mutated_specs(draw):
-    name = draw(st.sampled_from(sorted(SPECS)))
-    text = SPECS[name]
+def mutated_specs(draw, specs=SPECS):
+    name = draw(st.sampled_from(sorted(specs)))
+    return _mutated(draw, specs[name])
+
+
+def _mutated(draw, text: str) -> str:
     for _ in range(draw(st.integers(1, 3))):
         op = draw(st.sampled_from(_MUTATIONS))
         if not text:
@@ -292,10 +351,24 @@ def test_mutated_specs_load_or_raise_located_errors(text):
     _must_load_or_refuse(text)
 
 
-@pytest.mark.parametrize("name", sorted(SPECS))
+@st.composite
+def mutated_flows(draw):
+    """Specs with modules and run orders: torchvision's blocks, the operations, the zoo, and generated flows."""
+    if draw(st.booleans()):
+        return draw(mutated_specs(FLOW_SPECS))
+    return _mutated(draw, draw(flows()).text)
+
+
+@settings(FUZZ, max_examples=60)
+@given(text=mutated_flows())
+def test_mutated_flows_load_or_raise_located_errors(text):
+    _must_load_or_refuse(text)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS) + sorted(BLOCK_SPECS))
 def test_every_prefix_of_a_spec_is_handled(name):
     """Truncation at every line: never anything but a located SpecError (or a network)."""
-    lines = SPECS[name].split("\n")
+    lines = {**SPECS, **BLOCK_SPECS}[name].split("\n")
     for n in range(len(lines) + 1):
         text = "\n".join(lines[:n])
         try:

@@ -163,7 +163,7 @@ def test_constants_in_any_order_and_derived():
     [
         ("a = b + 1\nb = a * 2\nlayers { fc Linear(a) }", "E021"),
         ("a = 1 // 0\nlayers { fc Linear(a) }", "E022"),
-        ("a = 10 / 2\nlayers { fc Linear(a) }", "E022"),
+        ("a = 10 / 2\nlayers { fc Linear(a) }", "E036"),  # 5.0: '/' gives a float, and sizes are integers
         ("a = 'x' * 2\nlayers { fc Linear(a) }", "E022"),
         ("a = 1.5 // 2\nlayers { fc Linear(a) }", "E022"),
         ("a = 4611686018427387904 * 4\nlayers { fc Linear(a) }", "E022"),
@@ -205,7 +205,7 @@ def test_parse_override(text, expected):
     assert parse_override(text) == expected
 
 
-@pytest.mark.parametrize("text", ["classes", "1x=3", "x=(", "x=SGD(lr=0.1)", "x=cifar10", "x=", "x=1 / 2"])
+@pytest.mark.parametrize("text", ["classes", "1x=3", "x=(", "x=SGD(lr=0.1)", "x=cifar10", "x="])
 def test_parse_override_refuses(text):
     with pytest.raises(UsageError):
         parse_override(text)

@@ -49,6 +49,8 @@ def _valid(annotation) -> object:
         return _valid(args[0])
     if origin is tuple:
         return (_valid(args[0]),) if args[-1] is Ellipsis else tuple(_valid(a) for a in args)
+    if origin is typing.Literal:
+        return args[0]
     return 1.0 if annotation is float else 1
 
 

@@ -8,7 +8,9 @@ hints.
 from .elaborate import elaborate, forward_names, load_spec
 from .hints import did_you_mean, few, short
 from .layers import COMPOSITES, FUNCTIONS, LAYERS, MODULE_ATTRIBUTES, SEQUENTIAL_ATTRIBUTES, LayerSpec
-from .network import FStep, Network, Node
+from .modules import instantiate, shape_names
+from .network import Flow, FlowOp, FStep, Instance, ModuleUse, Network, Node
+from .ops import OPS
 from .parse import normalize_source, parse, read_spec
 from .syntax import Program, Repeat, Step, Template
 from .train_section import (
@@ -31,6 +33,7 @@ __all__ = [
     "FUNCTIONS",
     "LAYERS",
     "MODULE_ATTRIBUTES",
+    "OPS",
     "OPTIMIZERS",
     "SCHEDULES",
     "SEQUENTIAL_ATTRIBUTES",
@@ -38,7 +41,11 @@ __all__ = [
     "ArgModel",
     "Constants",
     "FStep",
+    "Flow",
+    "FlowOp",
+    "Instance",
     "LayerSpec",
+    "ModuleUse",
     "Network",
     "Node",
     "Program",
@@ -56,6 +63,7 @@ __all__ = [
     "forward_names",
     "infer_schedule",
     "input_size",
+    "instantiate",
     "load_spec",
     "normalize_source",
     "pair",
@@ -64,6 +72,7 @@ __all__ = [
     "parse_size",
     "read_spec",
     "render_name",
+    "shape_names",
     "short",
     "show",
     "value_of",

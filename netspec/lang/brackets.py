@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import lark
 
-from .parse import parser
+from .grammar import parser
 
 # the keywords that open a section or a composite with '{'
 SECTION_TOKENS = {

@@ -178,6 +178,47 @@ class Linear(LayerSpec):
     bias: bool = True
 
 
+class Hardsigmoid(_Inplace):
+    DOC = "The hard sigmoid of MobileNetV3's squeeze-and-excitation."
+
+
+class LayerNorm(LayerSpec):
+    POSITIONAL = ("eps", "elementwise_affine", "bias")
+    INFERRED = ("normalized_shape",)
+    DOC = "Layer normalization over the last dimension (channels-last, after a Permute, or features)."
+    eps: PosFloat = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
+
+class LayerNorm2d(LayerSpec):
+    POSITIONAL = ("eps", "elementwise_affine")
+    INFERRED = ("normalized_shape",)
+    DOC = "Layer normalization over the channels of (C, H, W) images (torchvision's, in ConvNeXt)."
+    eps: PosFloat = 1e-5
+    elementwise_affine: bool = True
+
+
+class Permute(LayerSpec):
+    POSITIONAL = ("dims",)
+    DOC = "Reorders the dimensions (the batch is 0): Permute((0, 2, 3, 1)) makes an image channels-last."
+    dims: tuple[int, ...]
+
+
+class StochasticDepth(LayerSpec):
+    POSITIONAL = ("p", "mode")
+    DOC = "Drops whole rows (or the batch) with probability p while training (torchvision.ops)."
+    p: Prob
+    mode: Literal["row", "batch"]
+
+
+class Parameter(LayerSpec):
+    POSITIONAL = ("shape", "value")
+    DOC = "A learned tensor of `shape`, filled with `value`; a forward uses it by name (ConvNeXt's layer scale)."
+    shape: tuple[PosInt, ...]
+    value: float = 0.0
+
+
 class Softmax(LayerSpec):
     POSITIONAL = ("dim",)
     DOC = "Softmax over a dimension (the batch is dimension 0). Training uses cross-entropy on logits: rarely wanted."
@@ -211,10 +252,19 @@ LAYERS: dict[str, type[LayerSpec]] = {
         Flatten,
         Linear,
         Softmax,
+        Hardsigmoid,
+        LayerNorm,
+        LayerNorm2d,
+        Permute,
+        StochasticDepth,
+        Parameter,
     )
 }
 
 COMPOSITES = ("Sequential", "Residual")
+
+# the names in a module's scope that are the shape of its input, known when shapes reaches it
+SHAPE_NAMES = ("in_channels", "in_height", "in_width")
 
 # steps of `forward` that register no module: name -> what it does
 FUNCTIONS: dict[str, str] = {

@@ -42,7 +42,7 @@ class Ref:
 
 @dataclass(frozen=True, slots=True)
 class BinOp:
-    op: str  # + - * // / %
+    op: str  # + - * // / % == != < <= > >= and or
     left: Expr
     right: Expr
     loc: Location
@@ -56,6 +56,12 @@ class Neg:
 
 
 @dataclass(frozen=True, slots=True)
+class Not:
+    operand: Expr
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
 class TupleExpr:
     items: tuple[Expr, ...]
     loc: Location
@@ -64,6 +70,15 @@ class TupleExpr:
 @dataclass(frozen=True, slots=True)
 class ListExpr:
     items: tuple[Expr, ...]
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """`layers[0]`: an item of a tuple or list (a constant's, a parameter's), counted from 0; -1 is the last."""
+
+    target: Expr
+    index: Expr
     loc: Location
 
 
@@ -85,9 +100,10 @@ class Call:
     args: tuple[Arg, ...]
     loc: Location  # the whole call
     name_loc: Location  # just the name
+    template: Template | None = None  # a name with holes, `denselayer{i}(x)`: a child's call in a forward only
 
 
-Expr = Num | Str | Const | Ref | BinOp | Neg | TupleExpr | ListExpr | Call
+Expr = Num | Str | Const | Ref | BinOp | Neg | Not | TupleExpr | ListExpr | Index | Call
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +149,26 @@ class Repeat:
     var_loc: Location
 
 
-Item = Named | Call | Composite | Repeat
+@dataclass(frozen=True, slots=True)
+class IfItems:
+    """`if cond { items } else { items }`: the items of the branch the condition picks, decided at elaboration."""
+
+    cond: Expr
+    then: tuple[Any, ...]  # of Item
+    orelse: tuple[Any, ...]  # of Item; `else if` is an IfItems here
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """`kept name Layer(...)`: a child registered (its weights load and save) but never run."""
+
+    named: Named
+    loc: Location
+    input: tuple[int, int, int] | None = None  # the input it would take, for the sizes that follow from it
+
+
+Item = Named | Call | Composite | Repeat | IfItems | Kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +190,57 @@ class BlockDef:
     name: str
     params: tuple[Param, ...]
     items: tuple[Item, ...]
+    loc: Location
+    name_loc: Location
+
+
+# ---- run orders over named values: forward(x) { ... } ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """`y = expr`, or `a, b = chunk(x, 2)`."""
+
+    targets: tuple[str, ...]
+    value: Expr
+    loc: Location
+    target_locs: tuple[Location, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    value: Expr
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class IfStmts:
+    cond: Expr
+    then: tuple[Any, ...]  # of Stmt
+    orelse: tuple[Any, ...]  # of Stmt; `else if` is an IfStmts here
+    loc: Location
+
+
+Stmt = Assign | Return | IfStmts | Repeat
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """`forward(x) { stmts }`: a run order over named values, the input named `input`."""
+
+    input: str
+    stmts: tuple[Stmt, ...]
+    loc: Location
+    input_loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleDef:
+    """`module Name(params) { items  forward(x) { ... } }`: a module class of its own. Its items may hold values of
+    the module (`ConstDef`), computed in order; without a forward, its children run in order."""
+
+    name: str
+    params: tuple[Param, ...]
+    items: tuple[Any, ...]  # of Item and ConstDef
+    flow: Flow | None
     loc: Location
     name_loc: Location
 
@@ -184,9 +270,12 @@ class Program:
     input_loc: Location | None = None
     consts: dict[str, ConstDef] = field(default_factory=dict)
     blocks: dict[str, BlockDef] = field(default_factory=dict)
+    modules: dict[str, ModuleDef] = field(default_factory=dict)
     layers: tuple[Item, ...] | None = None
     layers_loc: Location | None = None
     forward: tuple[Step | Repeat, ...] | None = None
     forward_loc: Location | None = None
+    flow: Flow | None = None  # `forward(x) { ... }` instead of `forward { ... }`
+    flow_loc: Location | None = None
     train: tuple[Setting, ...] | None = None
     train_loc: Location | None = None

@@ -27,8 +27,8 @@ from .brackets import (
     section,
     unclosed_brace,
 )
+from .grammar import parser
 from .layers import LAYERS
-from .parse import parser
 
 # How a terminal is named in "expected ..." hints; keywords and punctuation are shown as written.
 _TERMINAL_NAMES = {

@@ -269,10 +269,14 @@ def argument_error(
             code="E035",
         )
     loc = locs.get(field_name, name_loc) if field_name else name_loc
+    value = values.get(field_name or "")
+    hint = takes(model, field_name)
+    if isinstance(value, float) and value.is_integer() and err["type"] in ("int_type", "int_from_float"):
+        hint = "sizes are integers, and '/' gives a float: write // for integer division, or round(...)"
     return SpecError(
-        f"argument {field_name!r} of {name} {_should(err['msg'])}, got {show(values.get(field_name or ''))}",
+        f"argument {field_name!r} of {name} {_should(err['msg'])}, got {show(value)}",
         loc,
-        hint=takes(model, field_name),
+        hint=hint,
         code="E036",
     )
 

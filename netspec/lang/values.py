@@ -1,21 +1,39 @@
 """Values: the names in scope, the spec's constants, and the evaluation of expressions.
 
-An expression is integer arithmetic over constants, block parameters and repeat variables, and the literals PyTorch
-layers take (numbers, strings, booleans, None, tuples, lists, calls). It is evaluated here by netspec's own code,
-never by Python's `eval`; every result is checked against `MAX_INT`, so sizes stay far from overflow downstream.
+An expression is arithmetic over constants, block and module parameters and repeat variables (`//` and `%` on
+integers, `/` giving a float), an item of a tuple or list (`layers[0]`), comparisons, `and`/`or`/`not`, the closed
+set of pure functions in `functions.py`, and the literals PyTorch layers take (numbers, strings, booleans, None,
+tuples, lists, calls). It is evaluated here by netspec's own code, never by Python's `eval`; every result is checked
+against `MAX_INT`, so sizes stay far from overflow downstream.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import Location, SpecError, UsageError
+from .functions import PURE_FUNCTIONS, PURE_SIGNATURES
 from .hints import did_you_mean, few, short
 from .layers import LAYERS
 from .parse import parse
-from .syntax import BinOp, Call, Const, ConstDef, Expr, ListExpr, Neg, Num, Ref, Str, Template, TupleExpr
+from .syntax import (
+    BinOp,
+    Call,
+    Const,
+    ConstDef,
+    Expr,
+    Index,
+    ListExpr,
+    Neg,
+    Not,
+    Num,
+    Ref,
+    Str,
+    Template,
+    TupleExpr,
+)
 from .train_section import OPTIMIZERS, SCHEDULES, TRANSFORMS
 from .validate import CallValue, Symbol, type_name
 
@@ -138,12 +156,21 @@ def value_of(expr: Expr, scope: Scope, *, symbols: bool = False) -> Any:
         return _ref(expr, scope, symbols)
     if isinstance(expr, Neg):
         return -_number(value_of(expr.operand, scope), expr.loc, "-")
+    if isinstance(expr, Not):
+        return not _truth(value_of(expr.operand, scope), expr.operand.loc, "not")
+    if isinstance(expr, BinOp) and expr.op in ("and", "or"):
+        left = _truth(value_of(expr.left, scope), expr.left.loc, expr.op)
+        if left == (expr.op == "or"):  # Python's short circuit: the right side is not evaluated
+            return left
+        return _truth(value_of(expr.right, scope), expr.right.loc, expr.op)
     if isinstance(expr, BinOp):
         return _binop(expr, value_of(expr.left, scope, symbols=symbols), value_of(expr.right, scope, symbols=symbols))
     if isinstance(expr, TupleExpr):
         return tuple(value_of(e, scope, symbols=symbols) for e in expr.items)
     if isinstance(expr, ListExpr):
         return [value_of(e, scope, symbols=symbols) for e in expr.items]
+    if isinstance(expr, Index):
+        return _item(expr, value_of(expr.target, scope), value_of(expr.index, scope))
     if isinstance(expr, Call):
         return _call(expr, scope, symbols)
     raise AssertionError(expr)  # pragma: no cover
@@ -166,7 +193,39 @@ def _ref(expr: Ref, scope: Scope, symbols: bool) -> Any:
     )
 
 
-def _call(expr: Call, scope: Scope, symbols: bool) -> CallValue:
+def _item(expr: Index, seq: Any, i: Any) -> Any:
+    """`seq[i]`, as in Python (a negative index counts from the end), for a tuple or list only."""
+    what = expr.target.name if isinstance(expr.target, Ref) else None
+    if not isinstance(seq, (tuple, list)):
+        raise SpecError(
+            f"only a tuple or list has items; {what or 'this'} is {type_name(seq)}",
+            expr.target.loc,
+            hint="index a tuple: depths = (2, 2, 2, 2), then depths[0]",
+            code="E022",
+        )
+    if isinstance(i, bool) or not isinstance(i, int):
+        raise SpecError(f"an index must be an integer, not {type_name(i)}", expr.index.loc, code="E022")
+    if not -len(seq) <= i < len(seq):
+        raise SpecError(
+            f"index {i} is out of range: {what or 'the ' + type_name(seq)[2:]} has {len(seq)} "
+            f"item{'s' if len(seq) != 1 else ''}",
+            expr.index.loc,
+            hint=f"items count from 0: the first is [0], the last [{len(seq) - 1}]" if seq else None,
+            code="E022",
+        )
+    return seq[i]
+
+
+def _call(expr: Call, scope: Scope, symbols: bool) -> Any:
+    if expr.template is not None:
+        raise SpecError(
+            "a layer, block or module name cannot hold a {...} template",
+            expr.name_loc,
+            hint="templates such as conv{i} name layers, and call them in a forward: conv{i}(x)",
+            code="E011",
+        )
+    if expr.name in PURE_FUNCTIONS:
+        return _pure(expr, scope)
     args = []
     kwargs = []
     for a in expr.args:
@@ -178,12 +237,54 @@ def _call(expr: Call, scope: Scope, symbols: bool) -> CallValue:
     return CallValue(expr.name, tuple(args), tuple(kwargs), expr.loc, expr.name_loc)
 
 
+def condition(expr: Expr, scope: Scope) -> bool:
+    """The value of an `if`'s condition, which must be true or false."""
+    value = value_of(expr, scope)
+    if not isinstance(value, bool):
+        raise SpecError(
+            f"a condition must be true or false, not {type_name(value)}",
+            expr.loc,
+            hint="compare to make one: stride == 1, width != 64",
+            code="E058",
+        )
+    return value
+
+
+def _truth(v: Any, loc: Location, op: str) -> bool:
+    if not isinstance(v, bool):
+        raise SpecError(
+            f"'{op}' needs true or false, not {type_name(v)}",
+            loc,
+            hint="compare to make a condition: width == 64, stride != 1",
+            code="E022",
+        )
+    return v
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: bool(a == b),
+    "!=": lambda a, b: bool(a != b),
+    "<": lambda a, b: bool(a < b),
+    "<=": lambda a, b: bool(a <= b),
+    ">": lambda a, b: bool(a > b),
+    ">=": lambda a, b: bool(a >= b),
+}
+
+
+def _compare(expr: BinOp, a: Any, b: Any) -> bool:
+    if expr.op in ("==", "!="):
+        return _COMPARE[expr.op](a, b)
+    if isinstance(a, str) and isinstance(b, str):
+        return _COMPARE[expr.op](a, b)
+    return _COMPARE[expr.op](_number(a, expr.left.loc, expr.op), _number(b, expr.right.loc, expr.op))
+
+
 def _binop(expr: BinOp, a: Any, b: Any) -> Any:
     op = expr.op
     if isinstance(a, Symbol) or isinstance(b, Symbol):
         return _symbol_op(expr, a, b)
-    if op == "/":
-        _refuse_division(expr, a, b)
+    if op in _COMPARE:
+        return _compare(expr, a, b)
     if op == "+" and isinstance(a, str) and isinstance(b, str):
         if len(a) + len(b) > MAX_STRING:
             raise SpecError(
@@ -202,6 +303,11 @@ def _binop(expr: BinOp, a: Any, b: Any) -> Any:
             what = f"{expr.right.name} is 0" if isinstance(expr.right, Ref) else None
             raise SpecError("division by zero" + (f": {what}" if what else ""), expr.right.loc, code="E022")
         result = x // y if op == "//" else x % y
+    elif op == "/":
+        if y == 0:
+            what = f"{expr.right.name} is 0" if isinstance(expr.right, Ref) else None
+            raise SpecError("division by zero" + (f": {what}" if what else ""), expr.right.loc, code="E022")
+        result = x / y  # a float, as in Python: sizes are integers, so `//` (or round, ceil) makes them
     elif op == "+":
         result = x + y
     elif op == "-":
@@ -222,14 +328,31 @@ def _symbol_op(expr: BinOp, a: Any, b: Any) -> Symbol:
     raise SpecError(f"undefined name {bad.name!r}", bad.loc, code="E020")
 
 
-def _refuse_division(expr: BinOp, a: Any, b: Any) -> None:
-    if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool) and not isinstance(b, bool):
-        hint = "sizes are integers: write // for integer division"
-        if b and a % b == 0:
-            hint += f" ({a} // {b} = {a // b})"
-    else:
-        hint = "there is no '/' for numbers either: write the value itself, such as 0.05"
-    raise SpecError("'/' is not integer division", expr.op_loc or expr.loc, hint=hint, code="E022")
+def _pure(expr: Call, scope: Scope) -> Any:
+    fn, least, most = PURE_FUNCTIONS[expr.name]
+    if any(a.name is not None for a in expr.args):
+        named = next(a for a in expr.args if a.name is not None)
+        raise SpecError(
+            f"{expr.name}() takes its arguments by position",
+            named.name_loc or named.loc,
+            hint=PURE_SIGNATURES[expr.name],
+            code="E025",
+        )
+    values = [value_of(a.value, scope) for a in expr.args]
+    if len(values) < least or (most is not None and len(values) > most):
+        count = f"{least}" if least == most else f"{least} or more" if most is None else f"{least} to {most}"
+        raise SpecError(
+            f"{expr.name}() takes {count} arguments, got {len(values)}",
+            expr.loc,
+            hint=PURE_SIGNATURES[expr.name],
+            code="E025",
+        )
+    for v, a in zip(values, expr.args):
+        _number(v, a.loc, expr.name)
+    result = fn(*values)
+    if isinstance(result, int) and abs(result) > MAX_INT:
+        raise SpecError("this value is too large", expr.loc, code="E022")
+    return result
 
 
 # ---- name templates ----------------------------------------------------------------------------------------
@@ -280,8 +403,11 @@ def _refs(expr: Expr) -> Iterator[Ref]:
     elif isinstance(expr, BinOp):
         yield from _refs(expr.left)
         yield from _refs(expr.right)
-    elif isinstance(expr, Neg):
+    elif isinstance(expr, (Neg, Not)):
         yield from _refs(expr.operand)
+    elif isinstance(expr, Index):
+        yield from _refs(expr.target)
+        yield from _refs(expr.index)
     elif isinstance(expr, (TupleExpr, ListExpr)):
         for item in expr.items:
             yield from _refs(item)

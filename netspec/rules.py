@@ -1,0 +1,476 @@
+"""The shape rules, without torch: for every layer kind, `(config, input shape) -> (output shape, parameters,
+multiply-accumulates, the arguments that follow from the input)`; for every operation of a forward, `(options,
+input shapes) -> output shapes`. Shapes are per image (the batch left out). The formulas are PyTorch's own;
+`tests/test_shapes.py` checks them against torch for every layer kind and operation.
+
+MACs are counted as torchvision's model metadata counts them: a layer with weights costs its parameters once per
+position it is applied at (every output pixel of a convolution, every row of a Linear over a (H, W, C) tensor), a
+layer without weights costs nothing, and an operation costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import prod
+from typing import Any
+
+from .lang import LAYERS, OPS, pair
+from .lang import layers as L
+
+Shape = tuple[int, ...]
+
+# A tensor or weight larger than this (elements, per image for activations) cannot be trained on any machine
+# netspec targets: 2**33 fp32 elements is 32 GiB. Refused statically, before anything is allocated.
+MAX_ELEMENTS = 2**33
+
+
+class ShapeError(Exception):
+    """A rule's refusal, said of the layer or operation; located and worded as a SpecError by the walk in `shapes`.
+    `code` is the error code when it is not E070 (a layer that cannot take its input). An operation's message with
+    another code follows its name: `cat() ` + "along dim 1 needs ..." """
+
+    def __init__(self, message: str, hint: str | None = None, code: str = "E070"):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.code = code
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _need_chw(kind: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        hint = None
+        if len(shape) == 1:
+            hint = f"{kind} works on (C, H, W) images; this tensor was already flattened"
+        raise ShapeError(f"{kind} needs a C x H x W input", hint)
+    return shape
+
+
+# ---- the rules: (config, input shape) -> (output shape, params, macs, inferred arguments) ----------------------
+
+Result = tuple[Shape, int, int, dict[str, int]]
+Pair = int | tuple[int, int]
+
+
+def _conv2d(cfg: L.Conv2d, shape: Shape) -> Result:
+    c, h, w = _need_chw("Conv2d", shape)
+    kh, kw = pair(cfg.kernel_size)
+    sh, sw = pair(cfg.stride)
+    dh, dw = pair(cfg.dilation)
+    if c % cfg.groups or cfg.out_channels % cfg.groups:
+        raise ShapeError(
+            f"groups={cfg.groups} must divide both the {c} input channels and the {cfg.out_channels} output channels"
+        )
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    if cfg.padding == "same":
+        if (sh, sw) != (1, 1):
+            raise ShapeError("padding='same' needs stride 1", "use an integer padding with a stride")
+        # torch pads (eh - 1) in all: (eh - 1) // 2 before, the rest (the larger half) after
+        _check_padding_mode(cfg.padding_mode, eh - 1 - (eh - 1) // 2, ew - 1 - (ew - 1) // 2, h, w)
+        ho, wo = h, w
+    else:
+        ph, pw = (0, 0) if cfg.padding == "valid" else pair(cfg.padding)
+        if h + 2 * ph < eh or w + 2 * pw < ew:
+            raise ShapeError(
+                f"its {eh}x{ew} kernel (with dilation) is larger than the padded {h + 2 * ph}x{w + 2 * pw} input",
+                "use a larger input, more padding or a smaller kernel",
+            )
+        _check_padding_mode(cfg.padding_mode, ph, pw, h, w)
+        ho = (h + 2 * ph - eh) // sh + 1
+        wo = (w + 2 * pw - ew) // sw + 1
+    weight = cfg.out_channels * (c // cfg.groups) * kh * kw
+    params = weight + (cfg.out_channels if cfg.bias else 0)
+    return (cfg.out_channels, ho, wo), params, params * ho * wo, {"in_channels": c}
+
+
+def _check_padding_mode(mode: str, ph: int, pw: int, h: int, w: int) -> None:
+    """torch's F.pad limits: 'reflect' needs padding < the size, 'circular' padding <= the size; 'replicate' and
+    'zeros' take any padding."""
+    if mode == "reflect" and (ph >= h or pw >= w):
+        raise ShapeError(
+            f"padding_mode='reflect' pads {ph}x{pw}: it needs padding smaller than the {h}x{w} input",
+            "use padding_mode='replicate' or 'zeros', or a larger input",
+        )
+    if mode == "circular" and (ph > h or pw > w):
+        raise ShapeError(
+            f"padding_mode='circular' pads {ph}x{pw}: it needs padding no larger than the {h}x{w} input",
+            "use padding_mode='replicate' or 'zeros', or a larger input",
+        )
+
+
+def _batchnorm2d(cfg: L.BatchNorm2d, shape: Shape) -> Result:
+    c, _, _ = _need_chw("BatchNorm2d", shape)
+    params = 2 * c if cfg.affine else 0
+    return shape, params, params, {"num_features": c}
+
+
+def _batchnorm1d(cfg: L.BatchNorm1d, shape: Shape) -> Result:
+    if len(shape) not in (1, 2):
+        raise ShapeError(
+            "BatchNorm1d needs a (C,) or (C, L) input", "use BatchNorm2d on C x H x W images, or Flatten() first"
+        )
+    c = shape[0]
+    params = 2 * c if cfg.affine else 0
+    return shape, params, params, {"num_features": c}
+
+
+def _groupnorm(cfg: L.GroupNorm, shape: Shape) -> Result:
+    if len(shape) < 1:
+        raise ShapeError("GroupNorm needs a channel dimension")
+    c = shape[0]
+    if c % cfg.num_groups:
+        raise ShapeError(f"num_groups={cfg.num_groups} must divide the {c} channels")
+    if c // cfg.num_groups * prod(shape[1:]) == 1:
+        # torch refuses it for one image ("Expected more than 1 value per channel"), in eval mode too; with more
+        # images each group still normalizes a single value, so the layer outputs its bias whatever the input
+        raise ShapeError(
+            f"with num_groups={cfg.num_groups} each group holds a single value per image",
+            "use fewer groups, or normalize before the spatial size shrinks to 1x1",
+        )
+    params = 2 * c if cfg.affine else 0
+    return shape, params, params, {"num_channels": c}
+
+
+def _same(cfg: Any, shape: Shape) -> Result:
+    return shape, 0, 0, {}
+
+
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    # ATen's pooling_output_shape
+    num = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)
+    out = num // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _pool(
+    kind: str, shape: Shape, kernel: Pair, stride: Pair | None, padding: Pair, dilation: Pair, ceil: bool
+) -> Result:
+    c, h, w = _need_chw(kind, shape)
+    kh, kw = pair(kernel)
+    sh, sw = pair(stride if stride is not None else kernel)
+    ph, pw = pair(padding)
+    dh, dw = pair(dilation)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ShapeError(
+            f"padding {ph}x{pw} is more than half the {kh}x{kw} window", "padding may be at most kernel_size // 2"
+        )
+    ho = _pool_out(h, kh, sh, ph, dh, ceil)
+    wo = _pool_out(w, kw, sw, pw, dw, ceil)
+    if ho < 1 or wo < 1:
+        raise ShapeError(
+            f"its {kh}x{kw} window is larger than its {h}x{w} input",
+            "use a larger input size, or remove a pooling layer before it",
+        )
+    return (c, ho, wo), 0, 0, {}
+
+
+def _maxpool2d(cfg: L.MaxPool2d, shape: Shape) -> Result:
+    return _pool("MaxPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode)
+
+
+def _avgpool2d(cfg: L.AvgPool2d, shape: Shape) -> Result:
+    return _pool("AvgPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, 1, cfg.ceil_mode)
+
+
+def _adaptive(cfg: L.AdaptiveAvgPool2d | L.AdaptiveMaxPool2d, shape: Shape) -> Result:
+    c, h, w = _need_chw(cfg.kind(), shape)
+    size: int | tuple[int | None, int | None] | None = cfg.output_size  # None keeps that side
+    oh, ow = pair(size)
+    return (c, h if oh is None else oh, w if ow is None else ow), 0, 0, {}
+
+
+def _dropout2d(cfg: L.Dropout2d, shape: Shape) -> Result:
+    _need_chw("Dropout2d", shape)
+    return shape, 0, 0, {}
+
+
+def _flatten(cfg: L.Flatten, shape: Shape) -> Result:
+    ndim = len(shape) + 1  # with the batch dimension
+    start = cfg.start_dim + ndim if cfg.start_dim < 0 else cfg.start_dim
+    end = cfg.end_dim + ndim if cfg.end_dim < 0 else cfg.end_dim
+    if not (0 <= start < ndim) or not (0 <= end < ndim):
+        raise ShapeError(f"dimensions {cfg.start_dim}..{cfg.end_dim} are out of range for a {ndim}-D batch")
+    if start == 0:
+        raise ShapeError("start_dim=0 would merge the batch into the features", "use Flatten() (start_dim=1)")
+    if start > end:
+        raise ShapeError(f"start_dim {cfg.start_dim} comes after end_dim {cfg.end_dim}")
+    full = (1,) + shape
+    out = full[:start] + (prod(full[start : end + 1]),) + full[end + 1 :]
+    return out[1:], 0, 0, {}
+
+
+def _linear(cfg: L.Linear, shape: Shape) -> Result:
+    # over the last dimension, at every position of the others: (F,) features, or a channels-last (H, W, C) image
+    f = shape[-1]
+    params = f * cfg.out_features + (cfg.out_features if cfg.bias else 0)
+    return (*shape[:-1], cfg.out_features), params, params * prod(shape[:-1]), {"in_features": f}
+
+
+def _layernorm(cfg: L.LayerNorm, shape: Shape) -> Result:
+    c = shape[-1]
+    params = (c + (c if cfg.bias else 0)) if cfg.elementwise_affine else 0
+    return shape, params, params, {"normalized_shape": c}
+
+
+def _layernorm2d(cfg: L.LayerNorm2d, shape: Shape) -> Result:
+    c, _, _ = _need_chw("LayerNorm2d", shape)
+    params = 2 * c if cfg.elementwise_affine else 0
+    return shape, params, params, {"normalized_shape": c}
+
+
+def permuted(dims: tuple[int, ...], shape: Shape) -> Shape:
+    """The per-image shape after torch.permute(x, dims) of a batch (dims count the batch as 0)."""
+    ndim = len(shape) + 1
+    if len(dims) != ndim:
+        raise ShapeError(f"{len(dims)} dimensions for a {ndim}-D batch: dims lists every dimension, the batch first")
+    norm = tuple(d + ndim if d < 0 else d for d in dims)
+    if sorted(norm) != list(range(ndim)):
+        raise ShapeError(f"dims {dims} is not an order of the {ndim} dimensions 0..{ndim - 1}")
+    if norm[0] != 0:
+        raise ShapeError("the batch must stay first: dims starts with 0")
+    full = (1, *shape)
+    return tuple(full[d] for d in norm[1:])
+
+
+def _permute(cfg: L.Permute, shape: Shape) -> Result:
+    return permuted(cfg.dims, shape), 0, 0, {}
+
+
+def _softmax(cfg: L.Softmax, shape: Shape) -> Result:
+    if cfg.dim is not None and not (-(len(shape) + 1) <= cfg.dim <= len(shape)):
+        raise ShapeError(f"dim={cfg.dim} is out of range")
+    return shape, 0, 0, {}
+
+
+Rule = Callable[[Any, Shape], Result]
+
+RULES: dict[str, Rule] = {
+    "Conv2d": _conv2d,
+    "BatchNorm2d": _batchnorm2d,
+    "BatchNorm1d": _batchnorm1d,
+    "GroupNorm": _groupnorm,
+    "MaxPool2d": _maxpool2d,
+    "AvgPool2d": _avgpool2d,
+    "AdaptiveAvgPool2d": _adaptive,
+    "AdaptiveMaxPool2d": _adaptive,
+    "Dropout2d": _dropout2d,
+    "Flatten": _flatten,
+    "Linear": _linear,
+    "Softmax": _softmax,
+    "LayerNorm": _layernorm,
+    "LayerNorm2d": _layernorm2d,
+    "Permute": _permute,
+}
+RULES.update({name: _same for name in LAYERS if name not in RULES})
+
+# layers that keep the shape of their input whatever it is: activations, normalizations, dropout
+SHAPE_KEEPING = frozenset(
+    {name for name, rule in RULES.items() if rule is _same}
+    | {"BatchNorm2d", "BatchNorm1d", "GroupNorm", "LayerNorm", "LayerNorm2d", "Dropout2d", "Softmax"}
+)
+
+
+# ---- operations of a forward: (options, inputs) -> output shapes -------------------------------------------------
+
+
+class In:
+    """An operation's input: the name it is known by (for messages), its shape per image, and whether it has a
+    batch dimension (an activation) or not (a learned parameter, which broadcasts from the trailing side)."""
+
+    __slots__ = ("batched", "name", "shape")
+
+    def __init__(self, name: str, shape: Shape, batched: bool = True):
+        self.name, self.shape, self.batched = name, shape, batched
+
+
+OpRule = Callable[[Any, list[In]], list[Shape]]
+
+
+def _per_image_dim(dim: int, shape: Shape, what: str) -> int:
+    """A dimension written as torch counts it (the batch is 0; negative from the end) as an index of `shape`."""
+    ndim = len(shape) + 1
+    d = dim + ndim if dim < 0 else dim
+    if not 0 <= d < ndim:
+        raise ShapeError(f"dim={dim} is out of range for a {ndim}-D batch")
+    if d == 0:
+        raise ShapeError(f"{what} over the batch (dim 0) would mix images", "the first dimension of an image is 1")
+    return d - 1
+
+
+def _op_cat(o: Any, ins: list[In]) -> list[Shape]:
+    first = ins[0]
+    d = _per_image_dim(o.dim, first.shape, "cat")
+    for other in ins[1:]:
+        same_rank = len(other.shape) == len(first.shape)
+        if not same_rank or any(a != b for i, (a, b) in enumerate(zip(first.shape, other.shape)) if i != d):
+            raise ShapeError(
+                f"along dim {o.dim} needs every other dimension equal, but {first.name} gives "
+                f"{fmt_shape(first.shape)} and {other.name} gives {fmt_shape(other.shape)}",
+                "check the strides and paddings of the branches",
+                code="E074",
+            )
+    return [(*first.shape[:d], sum(i.shape[d] for i in ins), *first.shape[d + 1 :])]
+
+
+def _op_broadcast(o: Any, ins: list[In]) -> list[Shape]:
+    a, b = ins
+    full = [((-1, *x.shape) if x.batched else x.shape) for x in (a, b)]  # -1: the batch, of any size
+    n = max(len(f) for f in full)
+    pa, pb = ((1,) * (n - len(f)) + f for f in full)
+    out = []
+    for x, y in zip(pa, pb):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            raise ShapeError(
+                f"needs shapes that broadcast (each dimension equal, or 1), but {a.name} is {fmt_shape(a.shape)} "
+                f"and {b.name} is {fmt_shape(b.shape)}",
+                "a gate needs one value per channel of what it gates: C x 1 x 1 for C x H x W",
+                code="E075",
+            )
+    if a.batched or b.batched:
+        if out[0] not in (-1, 1) or len(out) < 1:  # pragma: no cover - a batched input keeps the batch first
+            raise ShapeError("the result would lose the batch dimension")
+        return [tuple(out[1:])]
+    return [tuple(out)]
+
+
+def _op_flatten(o: Any, ins: list[In]) -> list[Shape]:
+    out, *_ = _flatten(o, ins[0].shape)
+    return [out]
+
+
+def _op_mean(o: Any, ins: list[In]) -> list[Shape]:
+    shape = ins[0].shape
+    dims = o.dim if isinstance(o.dim, tuple) else (o.dim,)
+    idx = {_per_image_dim(d, shape, "mean") for d in dims}
+    if o.keepdim:
+        return [tuple(1 if i in idx else s for i, s in enumerate(shape))]
+    return [tuple(s for i, s in enumerate(shape) if i not in idx)]
+
+
+def _op_adaptive(o: Any, ins: list[In]) -> list[Shape]:
+    c, h, w = _need_chw("adaptive_avg_pool2d", ins[0].shape)
+    oh, ow = pair(o.output_size)
+    return [(c, h if oh is None else oh, w if ow is None else ow)]
+
+
+def _op_max_pool(o: Any, ins: list[In]) -> list[Shape]:
+    return [_pool("max_pool2d", ins[0].shape, o.kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode)[0]]
+
+
+def _op_avg_pool(o: Any, ins: list[In]) -> list[Shape]:
+    return [_pool("avg_pool2d", ins[0].shape, o.kernel_size, o.stride, o.padding, 1, o.ceil_mode)[0]]
+
+
+def _parts(shape: Shape, d: int, sizes: list[int]) -> list[Shape]:
+    return [(*shape[:d], s, *shape[d + 1 :]) for s in sizes]
+
+
+def _op_chunk(o: Any, ins: list[In]) -> list[Shape]:
+    x = ins[0]
+    d = _per_image_dim(o.dim, x.shape, "chunk")
+    size = x.shape[d]
+    if size % o.chunks:
+        raise ShapeError(
+            f"cannot cut {x.name} into {o.chunks} equal parts: it has {size} along dim {o.dim}",
+            "chunk into a number of parts that divides the size, or split(x, (sizes...))",
+            code="E076",
+        )
+    return _parts(x.shape, d, [size // o.chunks] * o.chunks)
+
+
+def _op_split(o: Any, ins: list[In]) -> list[Shape]:
+    x = ins[0]
+    d = _per_image_dim(o.dim, x.shape, "split")
+    size = o.split_size_or_sections
+    if isinstance(size, int):  # parts of `size`, the last one smaller when size does not divide (torch.split's)
+        return _parts(x.shape, d, [size] * (x.shape[d] // size) + ([x.shape[d] % size] if x.shape[d] % size else []))
+    sections = list(size)
+    if sum(sections) != x.shape[d]:
+        raise ShapeError(
+            f"cannot cut {x.name} into sections {tuple(sections)}: they add up to {sum(sections)}, and it has "
+            f"{x.shape[d]} along dim {o.dim}",
+            code="E076",
+        )
+    return _parts(x.shape, d, sections)
+
+
+def _op_channel_shuffle(o: Any, ins: list[In]) -> list[Shape]:
+    c, _, _ = _need_chw("channel_shuffle", ins[0].shape)
+    if c % o.groups:
+        raise ShapeError(
+            f"cannot shuffle {ins[0].name} in {o.groups} groups: they do not divide its {c} channels", code="E076"
+        )
+    return [ins[0].shape]
+
+
+def _op_permute(o: Any, ins: list[In]) -> list[Shape]:
+    return [permuted(o.dims, ins[0].shape)]
+
+
+def _op_layer_norm(o: Any, ins: list[In]) -> list[Shape]:
+    x, *weights = ins
+    norm = (o.normalized_shape,) if isinstance(o.normalized_shape, int) else tuple(o.normalized_shape)
+    if x.shape[len(x.shape) - len(norm) :] != norm:
+        raise ShapeError(
+            f"normalized_shape {fmt_shape(norm)} is not the last dimensions of {x.name}, {fmt_shape(x.shape)}"
+        )
+    for w in weights:
+        if w.batched:
+            raise ShapeError(
+                f"{w.name} is an activation, with a batch dimension: weight= and bias= take learned parameters",
+                "declare them: weight Parameter((C,), value=1.0)",
+            )
+        if w.shape != norm:
+            raise ShapeError(f"{w.name} is {fmt_shape(w.shape)}, not the normalized shape {fmt_shape(norm)}")
+    return [x.shape]
+
+
+def _op_softmax(o: Any, ins: list[In]) -> list[Shape]:
+    _per_image_dim(o.dim, ins[0].shape, "softmax")
+    return [ins[0].shape]
+
+
+def _op_same(o: Any, ins: list[In]) -> list[Shape]:
+    return [ins[0].shape]
+
+
+OP_RULES: dict[str, OpRule] = {
+    "cat": _op_cat,
+    "add": _op_broadcast,
+    "mul": _op_broadcast,
+    "flatten": _op_flatten,
+    "mean": _op_mean,
+    "adaptive_avg_pool2d": _op_adaptive,
+    "max_pool2d": _op_max_pool,
+    "avg_pool2d": _op_avg_pool,
+    "chunk": _op_chunk,
+    "split": _op_split,
+    "channel_shuffle": _op_channel_shuffle,
+    "permute": _op_permute,
+    "layer_norm": _op_layer_norm,
+    "softmax": _op_softmax,
+}
+OP_RULES.update({name: _op_same for name in OPS if name not in OP_RULES})
+
+# operations on each element alone (broadcasting in add and mul): they take a learned parameter, which has no batch
+# dimension, as they take an activation; the others read the first dimension of their input as the batch
+ELEMENTWISE_OPS = frozenset(
+    {"add", "mul", "dropout", "relu", "relu6", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu",
+     "leaky_relu", "gelu"}
+)  # fmt: skip
+
+# layers that need a (C, H, W) image, and those that work on the last dimension (features, or channels-last)
+CHW_LAYERS = frozenset(
+    {"Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d",
+     "LayerNorm2d", "GroupNorm"}
+)  # fmt: skip
+LAST_DIM_LAYERS = frozenset({"Linear", "LayerNorm"})
