@@ -873,7 +873,7 @@ def usage_errors_md() -> str:
 
 
 # (code, title, printed text, --order text or None): `netspec import` of the text as model.txt, which must fail with
-# that code; `from_module` for the live-module case
+# that code; `from_sequential` for the live-module case
 _BEST_PRINT = (ROOT / "tests" / "golden" / "cifar_best.txt").read_text(encoding="utf-8")
 IMPORT_CASES: list[tuple[str, str, str | bytes, str | None]] = [
     ("E200", "Text that is not a print", b"Net(\n  (fc): Linear(in_features=4, out_features=2)\x00\n)\n", None),
@@ -933,7 +933,7 @@ IMPORT_CASES: list[tuple[str, str, str | bytes, str | None]] = [
 
 def import_errors_md() -> str:
     from netspec.errors import SpecError
-    from netspec.importer import from_module, import_text
+    from netspec.importer import from_sequential, import_text
 
     out = []
     for code, title, text, order in IMPORT_CASES:
@@ -949,14 +949,81 @@ def import_errors_md() -> str:
     try:
         import torch
 
-        from_module(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AvgPool2d(2, ceil_mode=True)))
+        from_sequential(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AvgPool2d(2, ceil_mode=True)))
     except SpecError as e:
         assert e.code == "E212", e.code
         out += [
             '<a id="import-E212"></a>A live module with a setting its print hides (`E212`, '
-            "`netspec.importer.from_module`):",
+            "`netspec.importer.from_sequential`):",
             "",
             _fence(e.render().split("\n", 1)[0], "text"),
+        ]
+    return "\n".join(out).rstrip("\n")
+
+
+# (code, title, the model's Python source): `netspec.from_module(model, input=(3, 8, 8))` must fail with that code
+FX_CASES: list[tuple[str, str, str]] = [
+    (
+        "E220",
+        "A model torch.fx cannot trace",
+        "class Net(nn.Module):\n    def forward(self, x):\n        return x if x.sum() > 0 else -x",
+    ),
+    (
+        "E221",
+        "A call the language cannot express",
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 4, 1)\n\n    def forward(self, x):\n"
+        "        return F.interpolate(self.conv(x), scale_factor=2.0)",
+    ),
+    (
+        "E222",
+        "A buffer of a module's own",
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 4, 1)\n        self.register_buffer('shift', torch.ones(1))\n\n"
+        "    def forward(self, x):\n        return self.conv(x) + self.shift",
+    ),
+    (
+        "E223",
+        "A child never run, of an unknown input size",
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 4, 1)\n        self.unused = nn.Conv2d(4, 4, 1)\n\n"
+        "    def forward(self, x):\n        return self.conv(x)",
+    ),
+]
+
+
+def fx_errors_md() -> str:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    import netspec
+    from netspec.errors import SpecError
+
+    out = []
+    for code, title, source in FX_CASES:
+        scope: dict[str, object] = {"nn": nn, "F": F, "torch": torch}
+        exec(source, scope)  # the docs' own example code, never a spec
+        try:
+            netspec.from_module(scope["Net"](), input=(3, 8, 8))  # type: ignore[operator]
+        except SpecError as e:
+            if e.code != code:
+                raise SystemExit(f"make_errors_md.py: the {code} example of from_module failed with {e.code}") from None
+            message = "\n".join(ln for ln in e.render().splitlines() if not ln.startswith("  File"))
+        else:
+            raise SystemExit(f"make_errors_md.py: the {code} example of from_module did not fail")
+        out += [f'<a id="import-{code}"></a>{title} (`{code}`):', "", _fence(source, "python"), ""]
+        out += [_fence(message.replace(str(ROOT) + "/", ""), "text"), ""]
+    try:
+        from netspec.importer import from_torchvision
+
+        from_torchvision("resnet51")
+    except SpecError as e:
+        out += [
+            '<a id="import-E224"></a>A torchvision name torchvision does not have (`E224`, '
+            "`netspec import torchvision:resnet51`):",
+            "",
+            _fence(e.render(), "text"),
         ]
     return "\n".join(out).rstrip("\n")
 
@@ -968,6 +1035,8 @@ HAND_WRITTEN = {
     **{code: (title, f"import-{code}") for code, title, _, _ in IMPORT_CASES},
     "E212": ("A live module with a hidden setting", "import-E212"),
     "E219": ("A bug in netspec", "import-E219"),
+    **{code: (title, f"import-{code}") for code, title, _ in FX_CASES},
+    "E224": ("A torchvision name torchvision does not have", "import-E224"),
 }
 
 
@@ -1011,6 +1080,7 @@ BLOCKS = {
     "spec-errors": spec_errors_md,
     "usage-errors": usage_errors_md,
     "import-errors": import_errors_md,
+    "fx-errors": fx_errors_md,
 }
 
 

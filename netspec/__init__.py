@@ -14,6 +14,7 @@ __all__ = [
     "__version__",
     "check",
     "checks",
+    "from_module",
     "load",
     "loads",
     "train",
@@ -27,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name == "from_module":
+        from .importer import fx
+
+        return fx.from_module
     if name in ("train", "trains"):
         from .training import run
 

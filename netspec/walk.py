@@ -224,7 +224,20 @@ class Walker:
                 continue
             if child.kept_input is None and _sizeless(child):
                 name = f"{path}.{child.name}" if path else child.name
-                self.rows.append(Row(name, child.layer or "", depth, (), (), 0, 0, child.loc, step="kept", node=child))
+                self.rows.append(
+                    Row(
+                        name,
+                        child.layer or child.composite or "",
+                        depth,
+                        (),
+                        (),
+                        0,
+                        0,
+                        child.loc,
+                        step="kept",
+                        node=child,
+                    )
+                )
                 continue
             if child.kept_input is None:
                 raise SpecError(
@@ -417,7 +430,10 @@ _NOWHERE = Location(1, 1)
 
 
 def _sizeless(node: Node) -> bool:
-    """A layer whose torch module takes nothing from its input and holds no weights: it can be kept without one."""
+    """A layer whose torch module takes nothing from its input and holds no weights, or a Sequential of such layers
+    (an empty one: ShuffleNet's `branch1` where the stride is 1): it can be kept without an input."""
+    if node.composite == "Sequential" and node.module is None:
+        return all(_sizeless(c) for c in node.children)
     return node.config is not None and not node.config.INFERRED and node.layer != "Parameter"
 
 

@@ -1,4 +1,4 @@
-"""`netspec import`: printed PyTorch modules back to specs, and `importer.from_module` for live ones.
+"""`netspec import`: printed PyTorch modules back to specs, and `importer.from_sequential` for live ones.
 
 The expected specs are `tests/golden/import/*.net`; after an intended change to the importer's output, rewrite them
 with `NETSPEC_REGEN=1 python -m pytest tests/test_import.py -k golden_specs`.
@@ -15,7 +15,7 @@ import netspec
 import pytest
 from netspec.cli import cli, main
 from netspec.errors import SpecError
-from netspec.importer import ModuleImportError, from_module, import_command, import_text, layer_call
+from netspec.importer import ModuleImportError, from_sequential, import_command, import_text, layer_call
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -242,12 +242,12 @@ def test_torchvision_models_round_trip_with_weights(torchvision_model):
     with torch.no_grad():
         assert torch.equal(compiled(x), m(x))
     # the same from the live module, which says where it came from
-    live = from_module(m)
+    live = from_sequential(m)
     assert live.split("network ", 1)[1] == result.spec.split("network ", 1)[1]
     assert f"from a live {type(m).__name__} module" in live and "forward() cannot be seen" in live
 
 
-# ---- from_module -----------------------------------------------------------------------------------------------
+# ---- from_sequential -----------------------------------------------------------------------------------------------
 
 
 def test_from_module_round_trips_sequential_stacks():
@@ -269,7 +269,7 @@ def test_from_module_round_trips_sequential_stacks():
 
     torch.manual_seed(0)
     m = Net().eval()
-    spec = from_module(m, name="Small")
+    spec = from_sequential(m, name="Small")
     assert "network Small" in spec and "repeat i in 1..3 {" in spec
     compiled = netspec.loads(spec, input="3x16x16").module.eval()
     compiled.load_state_dict(m.state_dict(), strict=True)
@@ -283,17 +283,17 @@ def test_from_module_names_the_first_part_it_cannot_express():
     from torch import nn
 
     with pytest.raises(ModuleImportError) as e:
-        from_module(torchvision.models.resnet18(weights=None))
+        from_sequential(torchvision.models.resnet18(weights=None))
     assert isinstance(e.value, ValueError) and isinstance(e.value, SpecError)
     assert "'layer1.0': BasicBlock is not among netspec's layers" in str(e.value)
     with pytest.raises(ValueError, match=r"'rnn.1': LSTM is not"):
-        from_module(nn.ModuleDict({"conv": nn.Conv2d(3, 4, 3), "rnn": nn.Sequential(nn.ReLU(), nn.LSTM(4, 4))}))
+        from_sequential(nn.ModuleDict({"conv": nn.Conv2d(3, 4, 3), "rnn": nn.Sequential(nn.ReLU(), nn.LSTM(4, 4))}))
     # what print(model) does not show must be at netspec's defaults
     with pytest.raises(ValueError, match=r"'1': its ceil_mode=True does not show in print\(model\)"):
-        from_module(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(2, ceil_mode=True)))
+        from_sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(2, ceil_mode=True)))
     shared = nn.Conv2d(4, 4, 3, padding=1)
     with pytest.raises(ValueError, match="'2': it is the same module as '0'"):
-        from_module(nn.Sequential(shared, nn.ReLU(), shared))
+        from_sequential(nn.Sequential(shared, nn.ReLU(), shared))
 
 
 def test_from_module_reads_sequential_subclasses_as_sequential():
@@ -301,7 +301,7 @@ def test_from_module_reads_sequential_subclasses_as_sequential():
     from torchvision.ops import Conv2dNormActivation
 
     m = nn.Sequential(Conv2dNormActivation(3, 16), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
-    spec = from_module(m)
+    spec = from_sequential(m)
     assert "Sequential {\n        Conv2d(16, kernel_size=3, padding=1, bias=false)" in spec
     assert "# Run order: nn.Sequential's" in spec
     assert str(netspec.loads(spec).module).replace("Sequential(", "X(") == str(m).replace(

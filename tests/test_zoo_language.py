@@ -102,7 +102,7 @@ def test_a_layer_without_sizes_is_kept_without_an_input():  # efficientnet_b0.ne
     assert torch.equal(block(x), block.conv(x))
 
 
-@pytest.mark.parametrize("layer", ["Conv2d(4, 1)", "BatchNorm2d()", "Sequential { ReLU() }"])
+@pytest.mark.parametrize("layer", ["Conv2d(4, 1)", "BatchNorm2d()", "Sequential { ReLU() BatchNorm2d() }"])
 def test_a_layer_with_sizes_or_weights_still_needs_its_input(layer):
     err = error_of(KEPT.replace("kept stochastic_depth StochasticDepth(0.1, 'row')", f"kept stochastic_depth {layer}"))
     assert err.code == "E057", err

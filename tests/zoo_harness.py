@@ -21,7 +21,11 @@ def torchvision_model(name: str) -> torch.nn.Module:
     a comparison of outputs that small would prove nothing. Normalizations, biases, running statistics and layer
     scales are drawn at random; convolution and linear weights keep torchvision's scale."""
     torch.manual_seed(0)
-    model = torchvision.models.get_model(name, weights=None).eval()
+    return randomize(torchvision.models.get_model(name, weights=None).eval())
+
+
+def randomize(model: torch.nn.Module) -> torch.nn.Module:
+    """Normalizations, biases, running statistics and layer scales drawn at random (see `torchvision_model`)."""
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for key, t in model.state_dict().items():

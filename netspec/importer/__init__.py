@@ -17,14 +17,37 @@ The steps, one module each, data flowing one way:
    being written); `render`: the text. `pipeline.import_text` runs the steps and checks that the spec written
    elaborates to exactly the network read from the text (else it writes a plainer form).
 
-`live.from_module` does the same for a live `nn.Module` made of `nn.Sequential` stacks and netspec's layers, and
-`command.import_command` is `netspec import`. Only `live` imports torch. The importer uses the public names of
+`live.from_sequential` does the same for a live `nn.Module` made of `nn.Sequential` stacks and netspec's layers, and
+`command.import_command` is `netspec import`.
+
+`fx.from_module` (also `netspec.from_module`) imports any FX-traceable model with its forward(): each module traced
+by itself (`trace`), its calls put in the language's terms (`fxcalls`), written as `module`s (`modtree`, `flowtext`),
+runs folded into repeats (`repeats`), and the spec checked to rebuild the model. `netspec import torchvision:NAME`
+uses it. Only `live`, `fx` and the modules it uses import torch. The importer uses the public names of
 `netspec.lang` and `netspec.shapes` only.
 """
 
 from .command import import_command
 from .convert import layer_call
-from .live import ModuleImportError, from_module
+from .live import ModuleImportError, from_sequential
 from .pipeline import ImportResult, import_text
 
-__all__ = ["ImportResult", "ModuleImportError", "from_module", "import_command", "import_text", "layer_call"]
+__all__ = [
+    "ImportResult",
+    "ModuleImportError",
+    "from_module",
+    "from_sequential",
+    "from_torchvision",
+    "import_command",
+    "import_text",
+    "layer_call",
+]
+
+
+def __getattr__(name: str) -> object:
+    # the torch.fx importer loads torch and torchvision: only when it is asked for
+    if name in ("from_module", "from_torchvision", "ImportTraceError"):
+        from . import fx
+
+        return getattr(fx, name)
+    raise AttributeError(f"module 'netspec.importer' has no attribute {name!r}")

@@ -22,7 +22,12 @@ from .render import call_text, value_text
 _PRINTED_POSITIONAL = {"GroupNorm": ("num_groups", "num_channels", "eps", "affine")}
 
 # arguments today's PyTorch prints that netspec's layers do not take, with the only value netspec can build
-_PRINTED_ONLY = {"BatchNorm2d": {"bias": True}, "BatchNorm1d": {"bias": True}, "GroupNorm": {"bias": True}}
+_PRINTED_ONLY = {
+    "BatchNorm2d": {"bias": True},
+    "BatchNorm1d": {"bias": True},
+    "GroupNorm": {"bias": True},
+    "LayerNorm2d": {"bias": True},
+}
 
 # layers whose torch class stores these arguments as pairs: `kernel_size=(3, 3)` is written `kernel_size=3`
 _PAIRS = {"Conv2d": ("kernel_size", "stride", "padding", "dilation")}
@@ -219,6 +224,8 @@ class Converter:
         kept: dict[str, Any] = {}
         for key, value in values.items():
             if key in cls.INFERRED:
+                if isinstance(value, tuple) and len(value) == 1:  # LayerNorm's normalized_shape prints as (96,)
+                    value = value[0]
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise self.err(
                         f"{key} of {node.cls} must be a positive integer, got {value!r}", locs[key], code="E207"

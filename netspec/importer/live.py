@@ -1,4 +1,4 @@
-"""`from_module`: a live nn.Module -> spec text, through the text print(model) writes, checked beyond that text.
+"""`from_sequential`: a live nn.Module -> spec text, through the text print(model) writes, checked beyond that text.
 
 A live module shows what its text hides: subclasses, shared modules, parameters held outside any layer, and
 arguments print(model) does not print (AvgPool2d's `ceil_mode`, MaxPool2d's `return_indices`, Hardswish's
@@ -25,7 +25,7 @@ class ModuleImportError(SpecError, ValueError):
     """A part of a live module that a spec cannot express (a SpecError that is also a ValueError)."""
 
 
-def from_module(module: nn.Module, input: str | Sequence[int] | None = None, name: str | None = None) -> str:
+def from_sequential(module: nn.Module, input: str | Sequence[int] | None = None, name: str | None = None) -> str:
     """The spec text of a live `nn.Module` built from nn.Sequential stacks and netspec's layers.
 
     The top-level module may be of any class, but its forward() cannot be seen: its children are assumed to run in
@@ -34,13 +34,13 @@ def from_module(module: nn.Module, input: str | Sequence[int] | None = None, nam
     cannot express.
 
     >>> import torch.nn as nn
-    >>> print(from_module(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())).splitlines()[-4:])
+    >>> print(from_sequential(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())).splitlines()[-4:])
     ['layers {', '    Conv2d(8, kernel_size=3)', '    ReLU()', '}']
     """
     from torch import nn
 
     if not isinstance(module, nn.Module):
-        raise TypeError(f"from_module takes an nn.Module, not {type(module).__name__}")
+        raise TypeError(f"from_sequential takes an nn.Module, not {type(module).__name__}")
     label = f"<{type(module).__name__} module>"
     _check_parts(module, label)
     text = _module_text(module)
@@ -49,7 +49,7 @@ def from_module(module: nn.Module, input: str | Sequence[int] | None = None, nam
         label,
         name=name,
         input=input,
-        source=f"a live {type(module).__name__} module (netspec.importer.from_module)",
+        source=f"a live {type(module).__name__} module (netspec.importer.from_sequential)",
         live=True,
     )
     _check_hidden(module, text, label)

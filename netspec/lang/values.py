@@ -356,12 +356,14 @@ def _pure(expr: Call, scope: Scope) -> Any:
 
 
 # ---- name templates ----------------------------------------------------------------------------------------
-_VALID_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_VALID_NAME = re.compile(r"^[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*$")  # '-' as written in a name: RegNet's block1-0
+_HOLE_TEXT = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def render_name(t: Template, scope: Scope) -> str:
     """Fill the `{expr}` holes of a name template (`conv{id}`, `resblock{s}_{i+1}`)."""
     parts = []
+    bad = False
     for part in t.parts:
         if isinstance(part, str):
             parts.append(part)
@@ -385,8 +387,9 @@ def render_name(t: Template, scope: Scope) -> str:
                 code="E040",
             )
         parts.append(str(value))
+        bad = not _HOLE_TEXT.match(parts[-1])  # a hole gives letters, digits and '_': conv{i-2} is not conv-1
     name = "".join(parts)
-    if not _VALID_NAME.match(name):
+    if bad or not _VALID_NAME.match(name):
         raise SpecError(
             f"the name {t.text!r} becomes {name!r}, which is not a valid module name",
             t.loc,
