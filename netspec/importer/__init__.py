@@ -2,6 +2,7 @@
 
     netspec import model.txt -o model.net             # text as print(model) wrote it, today's or older PyTorch
     netspec import - --order order.txt < model.txt    # with the run order, as a `forward { ... }` section
+    netspec import runs/x/checkpoint.pt -o x.net      # the spec a run trained, as it ran
 
 The steps, one module each, data flowing one way:
 
@@ -17,8 +18,10 @@ The steps, one module each, data flowing one way:
    being written); `render`: the text. `pipeline.import_text` runs the steps and checks that the spec written
    elaborates to exactly the network read from the text (else it writes a plainer form).
 
-`live.from_sequential` does the same for a live `nn.Module` made of `nn.Sequential` stacks and netspec's layers, and
-`command.import_command` is `netspec import`.
+`live.from_sequential` does the same for a live `nn.Module` made of `nn.Sequential` stacks and netspec's layers;
+`recover.recover_spec` writes what a training run changed (its --set values, --input, and the classes and channels
+its data set decided) back into the spec it ran, for `netspec import CHECKPOINT`; `command.import_command` is
+`netspec import`.
 
 `fx.from_module` (also `netspec.from_module`) imports any FX-traceable model with its forward(): each module traced
 by itself (`trace`), its calls put in the language's terms (`fxcalls`), written as `module`s (`modtree`, `flowtext`),
@@ -31,16 +34,19 @@ from .command import import_command
 from .convert import layer_call
 from .live import ModuleImportError, from_sequential
 from .pipeline import ImportResult, import_text
+from .recover import Recovered, recover_spec
 
 __all__ = [
     "ImportResult",
     "ModuleImportError",
+    "Recovered",
     "from_module",
     "from_sequential",
     "from_torchvision",
     "import_command",
     "import_text",
     "layer_call",
+    "recover_spec",
 ]
 
 

@@ -50,7 +50,7 @@ def import_text(
 
     `order` is the run order as a spec's `forward { ... }` section (without it: registration order); `input` an
     input size to use instead of the smallest that fits ("3x32x32" or (3, 32, 32)); `source` says where the text
-    came from, for the header comment (default: the file name); `live` is set by `from_module`.
+    came from, for the header comment (default: the file name); `live` is set by `from_sequential`.
     """
     text = normalize_text(text, filename)
     root, reader = read_module(text, filename)

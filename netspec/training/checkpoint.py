@@ -2,13 +2,19 @@
 
 A checkpoint holds only tensors, numbers, strings and lists (the settings and metrics as JSON text), which is what
 `torch.load(..., weights_only=True)` accepts: a crafted pickle is refused before anything in it runs.
+
+`spec_of` reads back what `netspec import CHECKPOINT` needs (the spec that ran and what the run changed in it), and
+`check_weights` holds a recovered spec to the checkpoint's weights: the format is the trainer's, so its reading is
+here, and the importer turns what it reads into spec text with the language alone.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,7 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..build import build
 from ..errors import DataError, UsageError
+from ..lang import load_spec
+from ..shapes import infer
 
 CHECKPOINT_FORMAT = "netspec-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -62,6 +71,56 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise DataError(f"{path}: not a netspec checkpoint")
     return ckpt
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The spec behind a checkpoint's weights: the text that ran, and what the run changed in it."""
+
+    checkpoint: str  # the checkpoint's path
+    text: str  # the spec's text, as it was given
+    filename: str  # the name it was given under ("" for spec text)
+    input: tuple[int, int, int]  # the input the network ran at: --input, with the data set's channels
+    requested_input: tuple[int, int, int] | None  # --input, or the spec's own (None in a checkpoint without it)
+    constants: dict[str, Any]  # the --set values, and `classes` where the data set decided it (JSON: lists)
+    classes: int  # the data set's number of classes
+    weights: dict[str, Any]  # the model's state_dict
+
+
+def spec_of(path: str | os.PathLike[str]) -> RunSpec:
+    """What a checkpoint (or a run folder's checkpoint.pt) says about the spec it was trained from."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "checkpoint.pt").is_file():
+            raise UsageError(f"{path}: a folder without a checkpoint.pt (give a run folder or a checkpoint)")
+        p = p / "checkpoint.pt"
+    ckpt = load_checkpoint(p)
+    try:
+        options = json.loads(ckpt["settings"]).get("options", {})
+        requested = options.get("input")
+        return RunSpec(
+            checkpoint=str(p),
+            text=str(ckpt["spec"]),
+            filename=str(ckpt.get("filename") or ""),
+            input=_size(ckpt["input"]),
+            requested_input=_size(requested) if requested is not None else None,
+            constants=dict(json.loads(ckpt["constants"])),
+            classes=len(ckpt["classes"]),
+            weights=ckpt["model"],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):  # ValueError: json's JSONDecodeError too
+        raise DataError(f"{p}: a netspec checkpoint without the spec, input or constants it ran with") from None
+
+
+def _size(value: Any) -> tuple[int, int, int]:
+    c, h, w = (int(v) for v in value)
+    return c, h, w
+
+
+def check_weights(text: str, run: RunSpec) -> None:
+    """The spec `text`, compiled with no flags, must take the run's weights with `strict=True`."""
+    net = load_spec(text, f"<the spec recovered from {run.checkpoint}>")
+    load_weights(build(net, infer(net)), run.weights, run.checkpoint)
 
 
 def _refusal(e: BaseException) -> str:
