@@ -70,7 +70,7 @@ class _Writer:
                 continue  # named by the chunk or split it takes from
             elif n.op == "get_attr":
                 if str(n.target) not in self.params:
-                    raise fail(f"{self._where(n)} reads {n.target!r}, which is not a parameter of it", "E221")
+                    raise fail(f"{self._where(n)} reads {n.target!r}, which is not a parameter of it", code="E221")
                 self.expr[n], self.depth[n] = str(n.target), 0
             else:
                 text = self._call(n)
@@ -127,7 +127,9 @@ class _Writer:
         if op is not None:
             a, b = n.args[0], n.args[1]
             if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)) or n.kwargs:
-                raise fail(f"{self._where(n)}: {op} with a number, {_describe(n)}, cannot be written in a spec", "E221")
+                raise fail(
+                    f"{self._where(n)}: {op} with a number, {_describe(n)}, cannot be written in a spec", code="E221"
+                )
             self.binop.add(n)
             return f"{self._operand(a)} {op} {self._operand(b)}"
         if n.op == "call_module":
@@ -135,17 +137,19 @@ class _Writer:
             if target not in self.children:
                 raise fail(
                     f"{self._where(n)} calls {target!r}, a child's child: a spec's forward calls its own children",
-                    "E221",
+                    code="E221",
                     hint="a ModuleList or ModuleDict iterated in forward() cannot be written in a spec",
                 )
             if len(n.args) != 1 or n.kwargs:
-                raise fail(f"{self._where(n)} calls {target!r} with {len(n.args)} arguments: a child takes one", "E221")
+                raise fail(
+                    f"{self._where(n)} calls {target!r} with {len(n.args)} arguments: a child takes one", code="E221"
+                )
             return f"{target}({self._ref(n.args[0])})"
         sig = signature(n)
         if sig is None:
             raise fail(
                 f"{self._where(n)} calls {_describe(n)}, which the language has no operation for",
-                "E221",
+                code="E221",
                 hint="a forward may call the module's children and the operations of docs/language.md "
                 "(cat, add, mul, flatten, mean, pooling, chunk, split, channel_shuffle, permute, layer_norm, "
                 "dropout, stochastic_depth, activations)",
@@ -163,9 +167,9 @@ class _Writer:
     def _ref(self, a: Any) -> str:
         if isinstance(a, fx.Node):
             if a not in self.expr:
-                raise fail(f"{self._where(a)}: {_describe(a)} is not a tensor the spec can name", "E221")
+                raise fail(f"{self._where(a)}: {_describe(a)} is not a tensor the spec can name", code="E221")
             return self.expr[a]
-        raise fail(f"{self.path or 'the model'}: a constant {a!r} where a tensor is expected", "E221")
+        raise fail(f"{self.path or 'the model'}: a constant {a!r} where a tensor is expected", code="E221")
 
     # ---- names -------------------------------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ class _Writer:
             parts = sorted((u for u in n.users if is_getitem(u)), key=lambda u: u.args[1])  # type: ignore[arg-type,return-value]
             count = _parts(n)
             if len(parts) != len(n.users) or [u.args[1] for u in parts] != list(range(count)):
-                raise fail(f"{self._where(n)}: every part of {_describe(n)} must be used, each once", "E221")
+                raise fail(f"{self._where(n)}: every part of {_describe(n)} must be used, each once", code="E221")
             names = [self._fresh(f"x{i + 1}", line, [n]) for i in range(count)]
             for u, name in zip(parts, names):
                 self._name(u, name)

@@ -111,7 +111,7 @@ def from_module(
                 )
             last = fail(
                 f"the spec written does not rebuild the model ({problem}): a bug in netspec, please report it",
-                "E219",
+                code="E219",
             )
         assert last is not None
         raise last

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision.ops
 from torch import fx
 
-from ..lang.ops import OPS
+from ..lang import OPS
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ class Tree:
     def parameters(self, m: nn.Module, path: str) -> list[str]:
         if m._buffers and any(b is not None for b in m._buffers.values()):
             name = next(k for k, b in m._buffers.items() if b is not None)
-            raise fail(f"{path or 'the model'} holds a buffer {name!r}: a spec declares parameters only", "E222")
+            raise fail(f"{path or 'the model'} holds a buffer {name!r}: a spec declares parameters only", code="E222")
         lines = []
         for k, p in m._parameters.items():
             if p is None:
@@ -146,7 +146,7 @@ class Tree:
             raise fail(
                 f"{path!r} is never run by the forward, in eval mode or in training, so the input it takes (which "
                 f"its sizes follow from) cannot be found",
-                "E223",
+                code="E223",
                 hint="a spec keeps such a child with `kept CxHxW name ...`: write it by hand, or remove the child",
             )
         mark = "kept " + ("x".join(str(d) for d in size) + " " if size else "")
@@ -284,7 +284,7 @@ def _definition_name(cls: str, variant: int, taken: set[str]) -> str:
 
 def _child_name(k: str, path: str) -> str:
     if not _CHILD.match(k):
-        raise fail(f"{_join(path, k)!r}: a child named {k!r} cannot be named in a spec", "E221")
+        raise fail(f"{_join(path, k)!r}: a child named {k!r} cannot be named in a spec", code="E221")
     return k
 
 

@@ -67,7 +67,7 @@ def trace(module: nn.Module, path: str, list_input: bool = False) -> Traced:
     except Exception as e:
         raise fail(
             f"{_where(path)} ({type(module).__name__}) cannot be traced by torch.fx: {_first_line(e)}",
-            "E220",
+            code="E220",
             hint="FX traces a forward() without running it: control flow that depends on a tensor's values, or "
             "a call FX cannot record, stops it; such a model cannot be imported",
         ) from None
@@ -98,7 +98,7 @@ def _take_concatenation(graph: fx.Graph, path: str, module: nn.Module) -> None:
         raise fail(
             f"{_where(path)} ({type(module).__name__}) is called with a list of tensors, and does not begin by "
             f"concatenating it",
-            "E221",
+            code="E221",
             hint="a module of a spec takes one tensor",
         )
     cat = cats[0]
