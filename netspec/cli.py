@@ -59,7 +59,13 @@ class NetspecGroup(click.Group):
     """The commands, with `import` loaded only when it runs (or when --help lists it), and every failure shown by
     `_failures`."""
 
-    lazy: dict[str, tuple[str, str]] = {"import": ("netspec.importer", "import_command")}
+    lazy: dict[str, tuple[str, str]] = {
+        "import": ("netspec.importer", "import_command"),
+        "draw": ("netspec.tools.draw", "draw_command"),
+        "fmt": ("netspec.tools.fmt", "fmt_command"),
+        "diff": ("netspec.tools.diff", "diff_command"),
+        "export": ("netspec.tools.export", "export_command"),
+    }
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         with _failures():
