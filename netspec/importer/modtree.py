@@ -21,6 +21,7 @@ import numpy as np
 from torch import fx, nn
 
 from ..lang import LAYERS
+from .align import align_defaults
 from .flowtext import chain, write_forward
 from .repeats import fold
 from .trace import fail, list_called, trace
@@ -32,6 +33,7 @@ _KEY_BEFORE = re.compile(r"(\w+)=$")
 _CALL_BEFORE = re.compile(r"(\w+)\($")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 _CHILD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*$")  # RegNet's block1-0 too
+_USE_BEFORE = re.compile(r"([A-Za-z_]\w*)\(([^()]*)$")  # `Name(a, b, ` before a number: the call and its args
 _DECLARED = re.compile(r"(?:kept (?:\S+ )?)?([A-Za-z_]\w*) [A-Z]")  # `conv1 Conv2d(...`: the child's name
 Lazy = Callable[[], list[str]]  # lines, written once the classes they use are named
 
@@ -64,6 +66,7 @@ class Tree:
     instances: list[Instance] = field(default_factory=list)
     definitions: list[list[str]] = field(default_factory=list)
     list_inputs: set[str] = field(default_factory=set)  # paths of modules called with lists (see trace)
+    parameter_names: dict[str, list[str]] = field(default_factory=dict)  # definition -> its parameters' names
 
     def fold(self, lines: list[str], numbered: bool) -> list[str]:
         return fold(lines, numbered) if self.folded else lines
@@ -167,13 +170,15 @@ class Tree:
         taken: set[str] = set()
         for key in sorted(by_class, key=lambda k: max(i.height for i in by_class[k])):
             group = by_class[key]
-            bodies = [i.body() for i in group]
+            bodies = align_defaults([i.body() for i in group])
             variants: dict[tuple[str, ...], list[int]] = {}
             for j, body in enumerate(bodies):
                 variants.setdefault(tuple(_NUMBER.sub("#", ln) for ln in body), []).append(j)
             ranked = sorted(variants.values(), key=lambda members: -len(members))  # the commonest is plain Name
+            plain = _children(bodies[ranked[0][0]])
             for v, members in enumerate(ranked):
-                name = _definition_name(group[0].cls, v, taken)
+                extra = [c for c in _children(bodies[members[0]]) if c not in plain]  # Bottleneck_downsample
+                name = _definition_name(group[0].cls, v, taken, extra[0] if extra and v else None)
                 taken.add(name)
                 self._define(name, [group[j] for j in members], [bodies[j] for j in members])
 
@@ -186,9 +191,10 @@ class Tree:
             if len(set(values)) == 1:
                 continue
             if values not in params:
-                params[values] = _param_name(bodies[0], pos, set(params.values()))
+                params[values] = _param_name(bodies[0], pos, set(params.values()), self.parameter_names)
             names[pos] = params[values]
         lines = _substitute(bodies[0], names)
+        self.parameter_names[name] = list(params.values())
         head = f"module {name}({', '.join(params.values())}) {{"
         self.definitions.append([head, *[INDENT + ln if ln else "" for ln in lines], "}"])
         for inst, _ in zip(group, bodies):
@@ -241,24 +247,30 @@ def _substitute(lines: list[str], names: dict[int, str]) -> list[str]:
     return out
 
 
-def _param_name(lines: list[str], pos: int, taken: set[str]) -> str:
+def _param_name(lines: list[str], pos: int, taken: set[str], known: dict[str, list[str]]) -> str:
     """A parameter named after what it is given for: `stride=2` -> stride, `Conv2d(64` -> out_channels, `1..6` -> n;
     where that name is taken, prefixed with the child's name (`expand1x1_out_channels`)."""
     k = 0
     for ln in lines:
         for m in _NUMBER.finditer(ln):
             if k == pos:
-                return _unique(_what(ln[: m.start()].rstrip()), _DECLARED.match(ln.strip()), taken)
+                return _unique(_what(ln[: m.start()].rstrip(), known), _DECLARED.match(ln.strip()), taken)
             k += 1
     return _unique("size", None, taken)
 
 
-def _what(before: str) -> str:
+def _what(before: str, known: dict[str, list[str]]) -> str:
     key, call = _KEY_BEFORE.search(before), _CALL_BEFORE.search(before)
     if before.endswith(".."):
         return "n"
     if key:
         return key.group(1)
+    use = _USE_BEFORE.search(before)
+    if use and use.group(1) in known:  # an argument of a module written above: its parameter's name
+        index = use.group(2).count(",")
+        names = known[use.group(1)]
+        if index < len(names):
+            return names[index]
     if call and call.group(1) in LAYERS and LAYERS[call.group(1)].POSITIONAL:
         return LAYERS[call.group(1)].POSITIONAL[0]  # Conv2d(64 -> out_channels, Dropout(0.2 -> p
     return "size"
@@ -273,9 +285,15 @@ def _unique(base: str, declared: re.Match[str] | None, taken: set[str]) -> str:
     return name
 
 
-def _definition_name(cls: str, variant: int, taken: set[str]) -> str:
+def _children(body: list[str]) -> list[str]:
+    """The names a module's body declares (its children), in order."""
+    return [m.group(1) for ln in body if (m := _DECLARED.match(ln.strip())) is not None]
+
+
+def _definition_name(cls: str, variant: int, taken: set[str], extra: str | None) -> str:
+    """`Bottleneck`, a variant named after a child only it has (`Bottleneck_downsample`), or `Bottleneck_2`."""
     base = cls if _NAME.match(cls) else "Module"
-    name = base if variant == 0 else f"{base}_{variant + 1}"
+    name = base if variant == 0 else f"{base}_{extra}" if extra and _NAME.match(extra) else f"{base}_{variant + 1}"
     i = variant + 2
     while name in taken:
         name, i = f"{base}_{i}", i + 1
