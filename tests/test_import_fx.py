@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import netspec
 import pytest
@@ -25,6 +26,7 @@ from torch import nn
 from oracle import one_torch_thread
 from zoo_harness import randomize, torchvision_model
 
+ROOT = Path(__file__).resolve().parents[1]
 _one_torch_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 DOZEN = [
@@ -289,3 +291,11 @@ def test_cli_errors_exit_1_without_a_traceback(capsys):
 def test_the_printed_importer_is_unchanged():
     spec = import_text("Net(\n  (conv): Conv2d(3, 8, kernel_size=(3, 3))\n  (relu): ReLU()\n)\n").spec
     assert re.search(r"conv +Conv2d\(8, kernel_size=3\)", spec)
+
+
+def test_the_docs_show_resnet50_as_it_imports():
+    doc = (ROOT / "docs" / "import.md").read_text(encoding="utf-8")
+    block = doc.split("<!-- BEGIN IMPORTED: torchvision:resnet50 -->\n```\n", 1)[1].split("```\n<!-- END", 1)[0]
+    text, _ = from_torchvision("resnet50")
+    assert block == text
+    assert f"It is {text.count(chr(10))} lines against `print(model)`'s 176." in doc
