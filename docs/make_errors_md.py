@@ -977,9 +977,9 @@ FX_CASES: list[tuple[str, str, str]] = [
     ),
     (
         "E222",
-        "A buffer of a module's own",
+        "A buffer outside the state_dict",
         "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.conv = nn.Conv2d(3, 4, 1)\n        self.register_buffer('shift', torch.ones(1))\n\n"
+        "        self.conv = nn.Conv2d(3, 4, 1)\n        self.register_buffer('shift', torch.ones(1), persistent=False)\n\n"
         "    def forward(self, x):\n        return self.conv(x) + self.shift",
     ),
     (

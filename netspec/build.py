@@ -205,7 +205,8 @@ def _parameters(nodes: Sequence[Node]) -> list[tuple[str, nn.Parameter]]:
     for n in nodes:
         if n.layer == "Parameter":
             cfg = n.config
-            out.append((n.name, nn.Parameter(torch.full(tuple(cfg.shape), float(cfg.value)))))  # type: ignore[union-attr]
+            fill = torch.full(tuple(cfg.shape), float(cfg.value))  # type: ignore[union-attr]
+            out.append((n.name, nn.Parameter(fill, requires_grad=cfg.requires_grad)))  # type: ignore[union-attr]
     return out
 
 

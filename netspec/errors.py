@@ -100,7 +100,7 @@ CODES: dict[str, str] = {
     "E219": "an imported spec that does not rebuild the printed module: a bug in netspec, please report it",
     "E220": "a model torch.fx cannot trace: control flow that depends on a tensor's values",
     "E221": "a traced call the language cannot express: an operation, a child's child, a list where a tensor goes",
-    "E222": "a traced module that holds a buffer of its own: a spec declares parameters only",
+    "E222": "a traced module's tensor a spec cannot declare: a buffer outside the state_dict, an integer tensor",
     "E223": "a child the forward never runs, whose input size cannot be found (it does not run in training either)",
     "E224": "a torchvision model name that torchvision's registry of classification models does not have",
 }

@@ -216,10 +216,10 @@ class Upsample(nn.Module):
 
 
 class Buffered(nn.Module):
-    def __init__(self):
+    def __init__(self, persistent: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 1)
-        self.register_buffer("shift", torch.ones(1))
+        self.register_buffer("shift", torch.full((4, 1, 1), 0.5), persistent=persistent)
 
     def forward(self, x):
         return self.conv(x) + self.shift
@@ -249,6 +249,14 @@ def test_what_cannot_be_expressed_is_a_located_error(model, code, words):
         netspec.from_module(model, input=(3, 8, 8))
     assert exc.value.code == code and words in str(exc.value), exc.value.render()
     assert isinstance(exc.value, ValueError)
+
+
+def test_a_buffer_is_a_parameter_nothing_trains():
+    model = Buffered(persistent=True)
+    text = netspec.from_module(model, input=(3, 8, 8))
+    assert "shift Parameter((4, 1, 1), value=0.5, requires_grad=false)" in text
+    built = held_against(model, text, (3, 8, 8))
+    assert not built.shift.requires_grad and built.conv.weight.requires_grad
 
 
 def test_the_unexpressible_call_names_the_module_node_and_source_line():

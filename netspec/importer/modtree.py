@@ -126,19 +126,28 @@ class Tree:
         return inst
 
     def parameters(self, m: nn.Module, path: str) -> list[str]:
-        if m._buffers and any(b is not None for b in m._buffers.values()):
-            name = next(k for k, b in m._buffers.items() if b is not None)
-            raise fail(f"{path or 'the model'} holds a buffer {name!r}: a spec declares parameters only", code="E222")
+        """A module's own parameters, and its buffers as parameters that nothing trains (`requires_grad=false`)."""
         lines = []
-        for k, p in m._parameters.items():
+        persistent = [k for k, b in m._buffers.items() if b is not None and k not in m._non_persistent_buffers_set]
+        for k in m._buffers:
+            if m._buffers[k] is not None and k not in persistent:
+                raise fail(
+                    f"{path or 'the model'} holds a buffer {k!r} that is not in its state_dict: a spec's tensors are",
+                    code="E222",
+                    hint="a spec declares Parameters, which the state_dict holds",
+                )
+        for k, p in [*m._parameters.items(), *[(k, m._buffers[k]) for k in persistent]]:
             if p is None:
                 continue
+            if not p.is_floating_point():
+                raise fail(f"{path or 'the model'} holds {k!r} of {p.dtype}: a spec's tensors are float", code="E222")
             shape = "(" + ", ".join(str(d) for d in p.shape) + ("," if p.dim() == 1 else "") + ")"
             flat = p.detach().flatten()
             same = flat.numel() > 0 and bool((flat == flat[0]).all())
             # the shortest decimal that gives the same float32 (1e-06, not 9.999999974752427e-07)
             value = f", value={_float32_text(flat[0].item())}" if same and float(flat[0]) != 0.0 else ""
-            lines.append(f"{k} Parameter({shape}{value})")
+            frozen = ", requires_grad=false" if k in persistent or not p.requires_grad else ""
+            lines.append(f"{k} Parameter({shape}{value}{frozen})")
         return lines
 
     def kept(self, got: Lazy, path: str) -> Lazy:

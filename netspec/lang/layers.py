@@ -214,9 +214,13 @@ class StochasticDepth(LayerSpec):
 
 class Parameter(LayerSpec):
     POSITIONAL = ("shape", "value")
-    DOC = "A learned tensor of `shape`, filled with `value`; a forward uses it by name (ConvNeXt's layer scale)."
+    DOC = (
+        "A learned tensor of `shape`, filled with `value`; a forward uses it by name (ConvNeXt's layer scale). "
+        "`requires_grad=false`: a fixed tensor, trained by nothing (an imported model's buffer)."
+    )
     shape: tuple[PosInt, ...]
     value: float = 0.0
+    requires_grad: bool = True
 
 
 class Softmax(LayerSpec):
