@@ -61,6 +61,7 @@ class NetspecGroup(click.Group):
 
     lazy: dict[str, tuple[str, str]] = {
         "import": ("netspec.importer", "import_command"),
+        "export": ("netspec.tools.export", "export_command"),
     }
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:

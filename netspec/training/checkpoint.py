@@ -85,6 +85,8 @@ class RunSpec:
     constants: dict[str, Any]  # the --set values, and `classes` where the data set decided it (JSON: lists)
     classes: int  # the data set's number of classes
     weights: dict[str, Any]  # the model's state_dict
+    # the run's `normalize` (mean, std), as its settings give it, or None (pixels were scaled to [0, 1] only)
+    normalize: tuple[list[float], list[float]] | None = None
 
 
 def spec_of(path: str | os.PathLike[str]) -> RunSpec:
@@ -96,7 +98,8 @@ def spec_of(path: str | os.PathLike[str]) -> RunSpec:
         p = p / "checkpoint.pt"
     ckpt = load_checkpoint(p)
     try:
-        options = json.loads(ckpt["settings"]).get("options", {})
+        settings = json.loads(ckpt["settings"])
+        options, norm = settings.get("options", {}), settings.get("normalize")
         requested = options.get("input")
         return RunSpec(
             checkpoint=str(p),
@@ -107,6 +110,7 @@ def spec_of(path: str | os.PathLike[str]) -> RunSpec:
             constants=dict(json.loads(ckpt["constants"])),
             classes=len(ckpt["classes"]),
             weights=ckpt["model"],
+            normalize=([float(m) for m in norm["mean"]], [float(s) for s in norm["std"]]) if norm else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError):  # ValueError: json's JSONDecodeError too
         raise DataError(f"{p}: a netspec checkpoint without the spec, input or constants it ran with") from None
