@@ -1,5 +1,5 @@
 """`netspec draw`: the SVG's text read back (not its pixels), the folding and its expansion, merges as edges, the
-page size and font sizes of the specs the docs show, DOT, PNG, exit codes."""
+page size and font sizes of the specs the docs show, DOT, PNG, the run folder's architecture.svg, exit codes."""
 
 from __future__ import annotations
 
@@ -280,3 +280,35 @@ def test_drawing_needs_no_torch(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     assert proc.stdout.splitlines()[-1] == "False" and (tmp_path / "x.svg").is_file()
+
+
+# ---- the run folder ---------------------------------------------------------------------------------------------
+
+
+def test_a_run_folder_holds_its_architecture(tmp_path):
+    from trainfixtures import TINY, train_cli
+
+    spec = tmp_path / "tiny.net"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    train_cli(spec, out, "--data-dir", tmp_path, "--epochs", "1")
+    d = Drawing(out / "architecture.svg")
+    kinds = [d.box(n)[1] for n in d.boxes]
+    assert kinds == ["input", "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
+    assert "![architecture](architecture.svg)" in (out / "report.md").read_text()
+
+
+def test_a_drawing_that_fails_is_a_warning_not_the_end_of_the_run(tmp_path, monkeypatch):
+    from netspec.training.report import Log, report_markdown, write_architecture
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no fonts today")
+
+    monkeypatch.setattr("netspec.tools.draw.draw_network", broken)
+    net, table = check(BEST)
+    log = Log(quiet=True, main=True)
+    write_architecture(tmp_path, net, table, log)
+    assert log.lines == ["warning: architecture.svg was not drawn (RuntimeError: no fonts today)"]
+    assert not (tmp_path / "architecture.svg").exists()
+    results = {"final_train_loss": 1.0, "final_test_loss": 1.0, "test_accuracy": 0.5, "correct": 1, "total": 2}
+    assert "architecture" not in report_markdown({}, {**results, "per_class_accuracy": {}})
