@@ -206,6 +206,23 @@ def test_text_is_text(capsys, tmp_path):
     assert "Conv2d" in (tmp_path / "d.svg").read_text()
 
 
+def test_the_layout_measures_text_as_matplotlib_draws_it():
+    # the layout computes every width from the monospaced font's advance; PNG text must be as wide (no hinting)
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from netspec.tools.drawing import FONT, SIZE, text_width
+
+    line = "CNBlock layer_scale_value=1e-06, stochastic… × 3 384x14x14"
+    with matplotlib.rc_context({"text.hinting": "none"}):
+        fig = Figure(dpi=200)
+        FigureCanvasAgg(fig)
+        for weight in ("normal", "bold"):
+            t = fig.text(0, 0, line, family=[FONT, "monospace"], fontsize=SIZE, fontweight=weight)
+            width = t.get_window_extent(fig.canvas.get_renderer()).width / 200
+            assert width == pytest.approx(text_width(line), rel=0.01)
+
+
 def test_png(capsys, tmp_path):
     out = tmp_path / "best.png"
     code, stdout, _ = run(capsys, "draw", BEST, "-o", out)
