@@ -282,6 +282,8 @@ def test_exit_codes_and_help(capsys, tmp_path):
         assert code == 2 and err.startswith("netspec") and "Traceback" not in err, (args, err)
     code, _, err = run(capsys, "draw", tmp_path / "missing.net")
     assert code == 2 and "missing.net" in err
+    code, _, err = run(capsys, "draw", BEST, "-o", tmp_path / "no" / "such" / "folder.svg")
+    assert code == 2 and err.startswith("netspec: error: -o ") and "cannot write (No such file or directory)" in err
     code, out, _ = run(capsys, "draw", "--help")
     assert code == 0 and "--expand" in out and "--format [svg|png|dot]" in out and "× N" in out
     code, out, _ = run(capsys, "--help")

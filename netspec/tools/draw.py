@@ -119,7 +119,10 @@ def draw_command(
         click.echo(to_dot(diagram(net, table, expand)), nl=False)
         return
     target = Path(output) if output is not None else Path(Path(spec).stem + f".{kind}")
-    drawn = draw_network(net, table, target, expand=expand, fmt=kind)
+    try:
+        drawn = draw_network(net, table, target, expand=expand, fmt=kind)
+    except OSError as e:
+        raise UsageError(f"-o {short(str(target))}: cannot write ({e.strerror or e})") from None
     if kind != "dot":
         size = f"{drawn.width:.2f} x {drawn.height:.2f} in"
         columns = f"{drawn.columns} column{'s' if drawn.columns != 1 else ''}"

@@ -32,6 +32,7 @@ TITLE_H = 0.75  # the title's three lines and the space above the columns for ed
 A4 = (8.27, 11.69)
 MAX_COLUMN = A4[1] - 2 * MARGIN - TITLE_H  # a column's height: the drawing of most networks is one A4 page
 NAME_MAX, LABEL_MAX = 14, 44  # characters, longer ones cut with "…"
+MAX_PIXELS = 10_000  # a PNG's longer side: 200 dpi up to 50 inches
 
 COLOURS = {
     "conv": "#d6e6f5",
@@ -268,7 +269,8 @@ def render(d: Diagram, path: str | Path, fmt: str) -> Layout:
             if isinstance(e.item, Box):
                 _draw_box(ax, lay, e, e.item)
         metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
-        fig.savefig(path, format=fmt, dpi=200, metadata=metadata)
+        dpi = min(200.0, MAX_PIXELS / max(lay.width, lay.height))  # an expanded DenseNet is 60 inches wide
+        fig.savefig(path, format=fmt, dpi=dpi, metadata=metadata)
     return lay
 
 
