@@ -61,6 +61,7 @@ class NetspecGroup(click.Group):
 
     lazy: dict[str, tuple[str, str]] = {
         "import": ("netspec.importer", "import_command"),
+        "draw": ("netspec.tools.draw", "draw_command"),
         "export": ("netspec.tools.export", "export_command"),
     }
 
@@ -320,8 +321,8 @@ def train(
 ) -> None:
     """Train SPEC with the settings of its `train` section; flags override them.
 
-    Writes one run folder: spec.net, settings.json, env.json, metrics.csv, results.json, report.md, the plots and
-    checkpoint.pt. Under `torchrun --nproc_per_node N -m netspec train ...` it trains with DistributedDataParallel.
+    Writes one run folder: spec.net, settings.json, env.json, metrics.csv, results.json, report.md, the plots,
+    architecture.svg and checkpoint.pt. Under `torchrun --nproc_per_node N -m netspec train ...` it trains with DistributedDataParallel.
     """
     from .training.settings import SpecSource, TrainOptions, plan
 

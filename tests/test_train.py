@@ -32,6 +32,7 @@ RUN_FILES = [
     "test_accuracy.png",
     "learning_rate.png",
     "confusion_matrix.png",
+    "architecture.svg",
     "checkpoint.pt",
 ]
 

@@ -158,12 +158,24 @@ def write_plots(out: Path, settings: dict, metrics: list[dict], confusion: list[
     confusion_plot(out / "confusion_matrix.png", confusion, classes, f"confusion matrix (row-normalized): {name}")
 
 
+def write_architecture(out: Path, net: Any, table: Any, log: Log) -> None:
+    """architecture.svg: the network as `netspec draw` draws it (folded). A drawing that fails costs a warning,
+    never the run."""
+    try:
+        from ..tools.draw import draw_network
+
+        draw_network(net, table, out / "architecture.svg")
+    except Exception as e:  # a diagram is never worth a run
+        log.warn(f"architecture.svg was not drawn ({type(e).__name__}: {e})")
+
+
 def pct(x: float) -> str:
     return "nan" if x != x else f"{round(100 * x)}"
 
 
-def report_markdown(settings: dict, results: dict) -> str:
-    """report.md: the settings, the augmentations and (apart from them) the normalization, the final numbers."""
+def report_markdown(settings: dict, results: dict, architecture: bool = False) -> str:
+    """report.md: the settings, the augmentations and (apart from them) the normalization, the final numbers, the
+    plots, and the network's diagram where `architecture` (architecture.svg was drawn)."""
     opt, sched, norm = settings.get("optimizer", {}), settings.get("schedule"), settings.get("normalize")
     augs = [f"{n}. {a['name']}({_args(a)})" for n, a in enumerate(settings.get("augment") or [], 1)]
     paragraphs = [
@@ -193,6 +205,7 @@ def report_markdown(settings: dict, results: dict) -> str:
         *(f"Accuracy of {name}: {pct(acc)} %" for name, acc in results["per_class_accuracy"].items()),
         "![train loss](train_loss.png) ![test loss](test_loss.png) ![test accuracy](test_accuracy.png)",
         "![learning rate](learning_rate.png) ![confusion matrix](confusion_matrix.png)",
+        *(["Architecture:", "![architecture](architecture.svg)"] if architecture else []),
     ]
     return "\n\n".join(paragraphs) + "\n"
 
@@ -203,7 +216,7 @@ def _args(call: dict) -> str:
 
 def write_report(out: Path, settings: dict, metrics: list[dict], results: dict) -> None:
     write_plots(out, settings, metrics, results["confusion_matrix"], results["classes"])
-    (out / "report.md").write_text(report_markdown(settings, results))
+    (out / "report.md").write_text(report_markdown(settings, results, (out / "architecture.svg").is_file()))
 
 
 # ---- compare ---------------------------------------------------------------------------------------------------

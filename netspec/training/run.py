@@ -44,7 +44,7 @@ from .data import ImageData, load_data
 from .device import Dist, close_distributed, init_distributed, resolve_device, resolve_precision
 from .loop import Compute, Diverged, Evaluation, Interrupted, TrainLoop, evaluate_model, per_class, train_epoch
 from .optim import OVERRIDES, make_optimizer, make_schedule, override
-from .report import Log, write_report
+from .report import Log, write_architecture, write_report
 from .resume import Resumed, check_schedule_length, restore_run
 from .run_folder import append_metrics, environment, holds_run, jsonable, new_run_dir, write_json, write_metrics
 from .settings import Request, Resume, SpecSource, TrainOptions, plan, request, resolve_train
@@ -145,6 +145,7 @@ def _run(job: Request | Resume, dist: Dist) -> Results:
     start = _restore(r, resumed.checkpoint) if resumed is not None and resumed.checkpoint is not None else 1
     if dist.main:
         (out / "spec.net").write_text(p.net.source or "")  # exactly the text that ran; --resume compares SPEC with it
+        write_architecture(out, p.net, p.table, log)
         write_json(out / "settings.json", r.settings)
         write_json(
             out / "env.json", environment(device, precision, dist, r.loop.compute.channels_last, req.opts.compile)
