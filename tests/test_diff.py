@@ -4,6 +4,7 @@ train settings, diff(1)'s exit codes (0 same, 1 different, 2 trouble), and no to
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +105,7 @@ layers {
     repeat i in 1..2 { cbr(i, width * i) }
     pool    MaxPool2d(kernel_size=2)
     flatten Flatten()
-    fc      Linear(out_features=classes)
+    fc      Linear(out_features=classes, bias=true)
 }
 
 forward {
@@ -121,6 +122,9 @@ def test_specs_written_differently_that_build_the_same_network_are_the_same(tmp_
     code, out, _ = run(capsys, a, b)
     assert code == 0, out
     assert body(out) == ["same network and train settings"]
+    # the network's name is the class print(model) shows
+    code, out, _ = run(capsys, a, spec(tmp_path, "n.net", BASE.replace("network Net", "network Other")))
+    assert code == 1 and body(out) == ["~ network Net -> Other", "no layer differs"]
     # a module (a class of its own) is not the same network as its layers inline
     module = BASE.replace("layers {", "module Stem() {\n    c Conv2d(16, 3, padding=1)\n}\nlayers {")
     module = module.replace("conv1   Conv2d(16, 3, padding=1)", "conv1   Stem()")
@@ -304,6 +308,16 @@ def test_resnet18_against_resnet50_files(capsys):
     _, t18 = netspec.check(RESNET18)
     _, t50 = netspec.check(RESNET50)
     assert f"params {t18.total_params:,} -> {t50.total_params:,}" in totals(out)
+
+
+def test_the_examples_of_the_docs_are_real_output(capsys):
+    text = (ROOT / "docs" / "tools.md").read_text()
+    section = text[text.index("## diff") : text.index("## export")]
+    examples = re.findall(r"```\n\$ (netspec diff [^\n]*)\n(.*?)```", section, re.S)
+    assert len(examples) == 3
+    for command, shown in examples:
+        code, out, _ = run(capsys, *shlex.split(command)[2:])
+        assert code == 1 and out == shown, command
 
 
 # ---- trouble, usage, colour, no torch ------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def _checked(spec: str, size: str | None, sets: Sequence[str]) -> tuple[Network,
         raise click.exceptions.Exit(2) from e
 
 
-@click.command(name="diff")
+@click.command(name="diff", short_help="Compare two specs layer by layer, like git diff.")
 @click.argument("a", metavar="A.net")
 @click.argument("b", metavar="B.net")
 @click.option("--input", "input_", metavar="CxHxW", help="Input size of both (default: each spec's `input`).")
