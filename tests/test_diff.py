@@ -243,6 +243,27 @@ forward(x) {
     ]
 
 
+def test_a_modules_forward_that_feeds_its_steps_otherwise(tmp_path, capsys):
+    text = """network M
+input 4x8x8
+module Blk(w) {
+    a Conv2d(w, 3, padding=1)
+    b Conv2d(w, 3, padding=1)
+    forward(x) {
+        y = a(x)
+        z = b(x)
+        return y + z
+    }
+}
+layers { blk Blk(4)  pool AdaptiveAvgPool2d(1)  flat Flatten() }
+"""
+    a = spec(tmp_path, "a.net", text)
+    code, out, _ = run(capsys, a, spec(tmp_path, "b.net", text.replace("z = b(x)", "z = b(y)")))
+    assert code == 1 and [cells(ln) for ln in body(out)] == [
+        ["~ blk", "Blk; forward(x): b takes other inputs", "4x8x8"]
+    ]
+
+
 def test_train_section_differences(tmp_path, capsys):
     a = spec(tmp_path, "a.net", BASE)
     train = """train {

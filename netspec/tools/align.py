@@ -190,24 +190,20 @@ def _pair(x: Item, y: Item, depth: int, out: Comparison) -> None:
     inner = len(out.changes) > at
     changed = [f"{k} {show(x.args.get(k))} -> {show(y.args.get(k))}" for k in _keys(x, y)]
     wiring = wiring_change(x.flow, y.flow)
-    if wiring:
-        changed.append(wiring)
     leaf = not x.children and not y.children
     counts = leaf and (x.row.params, x.row.macs) != (y.row.params, y.row.macs)
     moved = x.row.out_shape != y.row.out_shape
     renamed = x.name != y.name and x.row.step != "function"  # a step's name is a value's, written as one likes
-    if not (inner or changed or counts or moved or (renamed and (x.named or y.named))):
+    if not (inner or changed or wiring or counts or moved or (renamed and (x.named or y.named))):
         out.renumbered += renamed
         return
     name = f"{x.name} -> {y.name}" if renamed else y.name
     shape = fmt_shape(y.row.out_shape)
     if moved:
         shape = f"{fmt_shape(x.row.out_shape)} -> {shape}"
-    mark = "~" if changed or counts or moved or renamed or leaf else " "
-    line = Change(
-        mark, depth, name, _layer(y, ", ".join(changed)), shape, y.row.params - x.row.params,
-        y.row.macs - x.row.macs, leaf,
-    )  # fmt: skip
+    mark = "~" if changed or wiring or counts or moved or renamed or leaf else " "
+    layer = _layer(y, ", ".join(changed)) + (f"; {wiring}" if wiring else "")
+    line = Change(mark, depth, name, layer, shape, y.row.params - x.row.params, y.row.macs - x.row.macs, leaf)
     out.changes.insert(at, line)
 
 
