@@ -63,6 +63,7 @@ class NetspecGroup(click.Group):
         "import": ("netspec.importer", "import_command"),
         "draw": ("netspec.tools.draw", "draw_command"),
         "export": ("netspec.tools.export", "export_command"),
+        "diff": ("netspec.tools.diff", "diff_command"),
     }
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:

@@ -44,6 +44,7 @@ class Row:
     is_leaf: bool = True
     step: str = "module"  # how it runs: "module", "residual" (x + m(x)), "function" (an operation), "kept" (never)
     node: Node | None = None  # the module (or parameter); None for an operation and a shortcut's Sequential
+    op: FlowOp | None = None  # the operation of a flow's function step, with its arguments (for `netspec diff`)
 
     @property
     def label(self) -> str:
@@ -337,7 +338,9 @@ class Walker:
         outs = [Val(s, _layout(s, ins[0], None, dims), any(v.batched for v in ins)) for s in shapes]
         for s in shapes:
             self.check_elements(s, label, loc)
-        self.rows.append(Row(label, op.name, depth, ins[0].shape, shapes[0], 0, 0, loc or _NOWHERE, step="function"))
+        self.rows.append(
+            Row(label, op.name, depth, ins[0].shape, shapes[0], 0, 0, loc or _NOWHERE, step="function", op=op)
+        )
         return outs
 
     # ---- totals and limits --------------------------------------------------------------------------------
