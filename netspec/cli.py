@@ -61,10 +61,7 @@ class NetspecGroup(click.Group):
 
     lazy: dict[str, tuple[str, str]] = {
         "import": ("netspec.importer", "import_command"),
-        "draw": ("netspec.tools.draw", "draw_command"),
         "fmt": ("netspec.tools.fmt", "fmt_command"),
-        "diff": ("netspec.tools.diff", "diff_command"),
-        "export": ("netspec.tools.export", "export_command"),
     }
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
