@@ -217,6 +217,14 @@ RULES = {
         "layers {\n    stage(1, 16, 1, 'a')\n    stage(6, 160, 3, 'bcd')\n    stage(6, 24, 2, 'e')\n}",
         "layers {\n    stage(1,  16, 1, 'a')\n    stage(6, 160, 3, 'bcd')\n    stage(6,  24, 2, 'e')\n}\n",
     ),
+    "two uses are no table": (
+        'layers {\n    cbr("1", 64)\n    cbr("2_0", 128)\n}',
+        'layers {\n    cbr("1", 64)\n    cbr("2_0", 128)\n}\n',
+    ),
+    "a hyphenated word of a setting stays whole; a subtraction has its spaces": (
+        "n = 5\nlayers {\nLinear(n-1)\n}\ntrain {\ndata tiny-imagenet-200\n}",
+        "n = 5\n\nlayers {\n    Linear(n - 1)\n}\n\ntrain {\n    data  tiny-imagenet-200\n}\n",
+    ),
     "comments: at the end of their line (aligned), or on their own at the level of what follows": (
         "input 3x8x8 # the input\nclasses = 10      # the classes\n  # the layers\nlayers {\n"
         "conv Conv2d(8, 1) # a conv\n      # a note\n   fc Linear(classes)\n  # the end of layers\n}",

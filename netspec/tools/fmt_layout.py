@@ -9,9 +9,11 @@ top-level section.
 What stays as the author wrote it, read from the source (which keeps `fmt` idempotent):
 - which statements share a line (`drop fc1 relu` in `forward`, `a = 1  b = 2`), while the line fits;
 - a `{ ... }` written on one line (`Sequential { Linear(8)  ReLU() }`), while it fits and holds no comment;
-- in `forward { }`, one space or two between steps on a line (`ff_1 relu  ff_2 relu`).
-Everything else is decided here: 4 spaces per level, the names of consecutive declarations (named layers, train
-settings, constants' `=`) aligned, calls and brackets broken where a line is over 100 columns (see `doc`).
+- in `forward { }`, one space or two between steps on a line (`ff_1 relu  ff_2 relu`);
+- a hyphenated word in a train setting (`data tiny-imagenet`), which the grammar reads as a subtraction.
+Everything else is decided here: 4 spaces per level; the names of consecutive declarations (named layers, train
+settings, constants' `=`) aligned; three or more consecutive uses of one block with the same kinds of arguments as a
+table; calls and brackets broken where a line is over 100 columns (see `doc`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Layout:
         self.after: list[str | None] = [None] * n
         self.led: set[int] = set()  # tokens whose comments above were written as the start of a statement
         self.used: set[int] = set()
+        self.words = False  # in a train setting's value, where a bare word may hold hyphens
         self._read_gaps(source)
 
     def _read_gaps(self, source: str) -> None:
@@ -237,8 +240,8 @@ class Layout:
         return pads
 
     def tables(self, units: list[list[Any]], level: int) -> dict[int, list[int]]:
-        """Consecutive uses of one block or layer, each on a line of its own with arguments of the same kinds (the
-        same keywords in the same places), as a table: `stage(6,  24, 2, 2)` over `stage(6, 160, 3, 2)`. The
+        """Three or more consecutive uses of one block or layer, each on a line of its own with arguments of the same
+        kinds (the same keywords in the same places), as a table: `stage(6,  24, 2, 2)` over `stage(6, 160, 3, 2)`. The
         column widths of each row of a table, by unit; none where a row would not fit."""
         sig = [self.signature(unit[0]) if len(unit) == 1 else None for unit in units]
         out: dict[int, list[int]] = {}
@@ -247,7 +250,7 @@ class Layout:
             v = u + 1
             while v < len(units) and sig[u] and sig[v] == sig[u] and _BLANK not in self.before_of(units[v][0]):
                 v += 1
-            if v - u > 1:
+            if v - u >= 3:
                 widths = self.column_widths([unit[0] for unit in units[u:v]])
                 if all(self.fits(self.row(unit[0], widths), level) for unit in units[u:v]):
                     out.update((w, widths) for w in range(u, v))
@@ -347,7 +350,8 @@ class Layout:
             return self.tok(node)
         k, rule = kids(node), node.data
         if rule in _BINARY:
-            return [self.expr(k[0]), " ", self.tok(k[1]), " ", self.expr(k[2])]
+            space = "" if rule == "sub" and self.hyphenated(k) else " "
+            return [self.expr(k[0]), space, self.tok(k[1]), space, self.expr(k[2])]
         if rule == "not_":
             return [self.tok(k[0]), " ", self.expr(k[1])]
         if rule in ("neg", "unary"):
@@ -362,6 +366,13 @@ class Layout:
             return [self.tok(k[0]), self.tok(k[1]), self.expr(k[2])]
         assert len(k) == 1, rule  # integer, decimal, string, true, false, none, ref, positional, a bare param
         return self.expr(k[0])
+
+    def hyphenated(self, k: list[Any]) -> bool:
+        """Whether `a-b` is a hyphenated word of a train setting (`data tiny-imagenet`, `cifar-10`), written without
+        spaces: it stays so."""
+        left, minus, right = k
+        tight = last_token(left).end_pos == minus.start_pos and minus.end_pos == first_token(right).start_pos
+        return self.words and tight and left.data in ("ref", "sub") and right.data in ("ref", "integer")
 
     def bracket(self, open_: Token, inner: list[Any], close: Token, singleton: bool = False) -> Doc:
         """`(a, b)`, `[a, b]`, a call's arguments: on one line if they fit, else on the lines after the bracket, one

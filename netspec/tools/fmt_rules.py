@@ -46,7 +46,11 @@ def _const(lay: Layout, k: list[Any], level: int, flat: bool, pad: int | None) -
 
 
 def _setting(lay: Layout, k: list[Any], level: int, flat: bool, pad: int | None) -> Doc:
-    return [lay.tok(k[0]), " " * (pad or 1), lay.expr(k[1])]
+    lay.words = True
+    try:
+        return [lay.tok(k[0]), " " * (pad or 1), lay.expr(k[1])]
+    finally:
+        lay.words = False
 
 
 def _named(lay: Layout, k: list[Any], level: int, flat: bool, pad: int | None) -> Doc:
