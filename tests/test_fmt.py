@@ -86,6 +86,13 @@ def test_every_spec_of_the_project(path):
     assert_formats_well(text)
 
 
+def test_the_projects_specs_are_formatted():
+    """What `.ci/run` checks with `netspec fmt --check specs examples` (the fixtures under tests/ keep their layout:
+    it is what they test)."""
+    unformatted = [str(p.relative_to(ROOT)) for p in SPECS if format_text(p.read_bytes()) != p.read_text("utf-8")]
+    assert not unformatted, f"run: netspec fmt {' '.join(unformatted)}"
+
+
 @settings(FUZZ, max_examples=20)
 @given(case=stacks())
 def test_generated_stacks(case):
