@@ -279,6 +279,13 @@ def test_a_line_over_100_columns_is_broken_where_it_can_be():
     assert format_text(long + "\n") == long + "\n"
 
 
+def test_the_example_of_docs_tools_md():
+    doc = (ROOT / "docs" / "tools.md").read_text(encoding="utf-8")
+    before, after = (re.search(f"<!-- fmt: {w} -->\n```\n(.*?)```\n", doc, re.S).group(1) for w in ("before", "after"))
+    assert format_text(before) == after
+    assert_formats_well(before)
+
+
 def test_the_example_in_the_docstring():
     import doctest
 
