@@ -361,6 +361,20 @@ def test_a_spec_that_does_not_parse_is_reported_and_left_as_it_is(tmp_path, caps
     assert bad.read_text() == "layers {\n    conv1: Conv2d(16)\n}\n" and ugly.read_text() == PRETTY
 
 
+def test_a_file_that_cannot_be_written_is_an_error_not_a_traceback(tmp_path, capsys, monkeypatch):
+    import netspec.tools.fmt
+
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(netspec.tools.fmt, "_write", refuse)
+    ugly = tmp_path / "ugly.net"
+    ugly.write_text(UGLY)
+    code, out, err = run(capsys, ugly)
+    assert (code, out) == (1, "")
+    assert err == f"netspec: error: {ugly}: cannot write the formatted spec (Permission denied)\n"
+
+
 def test_a_missing_file_is_a_usage_error(tmp_path, capsys):
     code, out, err = run(capsys, tmp_path / "nothing.net")
     assert (code, out) == (2, "") and err == f"netspec: error: {tmp_path / 'nothing.net'}: no such file or folder\n"

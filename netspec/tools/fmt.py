@@ -32,7 +32,10 @@ from .fmt_layout import PAGE, layout
 def format_text(text: str | bytes, filename: str | None = None) -> str:
     """The spec `text` in netspec's layout. Raises the located `SpecError` of a spec that does not parse."""
     source, tree = parse_tree(text, filename)
-    doc, _ = layout(source, tree)
+    try:
+        doc, _ = layout(source, tree)
+    except RecursionError:  # as `parse` says for what it cannot nest as deep
+        raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, source) from None
     out = text_of(render(doc, PAGE))
     if _essence(parse(out)) != _essence(parse(source)):
         raise NetspecError(
@@ -122,7 +125,10 @@ def fmt_command(specs: tuple[str, ...], check: bool, show_diff: bool) -> None:
         elif check:
             click.echo(f"would reformat {name}")
         else:
-            _write(path, new)
+            try:
+                _write(path, new)
+            except OSError as e:
+                raise NetspecError(f"{name}: cannot write the formatted spec ({e.strerror})") from None
             click.echo(f"reformatted {name}")
     if check and changed:
         click.echo(f"netspec fmt: {len(changed)} file{'s' * (len(changed) != 1)} would be reformatted", err=True)
