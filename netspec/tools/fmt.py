@@ -1,9 +1,10 @@
 """`netspec fmt SPEC...`: every spec in one canonical layout, in place; `--check` and `--diff` change nothing.
 
 The layout rules are in `fmt_layout` (Lark's tree of the spec, every token kept, laid out as a `doc` document),
-from the same grammar as `netspec.lang.parse`. Whatever the rules do, a spec keeps its meaning: the formatted text
-is parsed again and its syntax tree must be the original's, positions aside, or the file is left as it is. A spec
-that does not parse is reported with its located error and left as it is. No torch is imported.
+from the same grammar as `netspec.lang.parse`. Whatever the rules do, a spec keeps its meaning and its comments: the
+formatted text is parsed again and its syntax tree must be the original's, positions aside, and its comments the
+same, in order, or the file is left as it is. A spec that does not parse is reported with its located error and
+left as it is. No torch is imported.
 
     >>> print(format_text("layers{conv1 Conv2d(16,kernel_size = 3) # a comment\\nbn1 BatchNorm2d( )}"), end="")
     layers {
@@ -17,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,22 +35,27 @@ def format_text(text: str | bytes, filename: str | None = None) -> str:
     """The spec `text` in netspec's layout. Raises the located `SpecError` of a spec that does not parse."""
     source, tree = parse_tree(text, filename)
     try:
-        doc, _ = layout(source, tree)
+        doc = layout(source, tree)
     except RecursionError:  # as `parse` says for what it cannot nest as deep
         raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, source) from None
     out = text_of(render(doc, PAGE))
-    if _essence(parse(out)) != _essence(parse(source)):
+    try:
+        same = _essence(parse(out)) == _essence(parse(source)) and _comments(out) == _comments(source)
+    except SpecError:  # the formatted text does not even parse
+        same = False
+    if not same:
         raise NetspecError(
-            f"{filename or '<spec>'}: the formatted text would mean another spec, so it is left as it is "
-            "(a bug in netspec fmt: please report it, with the spec)"
+            f"{filename or '<spec>'}: the formatted text would mean another spec or lose a comment, so it is left as "
+            "it is (a bug in netspec fmt: please report it, with the spec)"
         )
     return out
 
 
-def comments_of(text: str | bytes) -> list[str]:
-    """Every comment of a spec, in order, as `fmt` keeps them (without the spaces around them)."""
-    source, tree = parse_tree(text)
-    return layout(source, tree)[1].comments()
+_COMMENT_OR_STRING = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|#[^\n]*")
+
+
+def _comments(text: str) -> list[str]:
+    return [m.group().rstrip() for m in _COMMENT_OR_STRING.finditer(text) if m.group().startswith("#")]
 
 
 def _essence(node: Any) -> Any:
@@ -75,8 +82,10 @@ def spec_paths(args: tuple[str, ...]) -> list[Path]:
             out.append(p)
         else:
             raise UsageError(f"{arg}: no such file or folder")
-    seen: set[Path] = set()
-    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]  # type: ignore[func-returns-value]
+    unique: dict[Path, Path] = {}
+    for p in out:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 def _write(path: Path, text: str) -> None:

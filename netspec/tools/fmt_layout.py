@@ -74,15 +74,6 @@ class Layout:
             if i < len(self.toks):
                 end = self.toks[i].end_pos  # type: ignore[assignment]
 
-    def comments(self) -> list[str]:
-        """Every comment of the source, in order."""
-        out = []
-        for i in range(len(self.toks) + 1):
-            out += [text for is_comment, text in self.before[i] if is_comment]
-            if i < len(self.toks) and self.after[i]:
-                out.append(self.after[i] or "")
-        return out
-
     # ---- tokens ----------------------------------------------------------------------------------------------
     def idx(self, t: Token) -> int:
         return self.at[t.start_pos or 0]
@@ -396,10 +387,10 @@ class Layout:
         return [group, Suffix(after)] if after else group
 
 
-def layout(source: str, tree: Tree[Token]) -> tuple[Doc, Layout]:
+def layout(source: str, tree: Tree[Token]) -> Doc:
     """The document of a spec (its source as the parser read it, and Lark's tree of it with every token kept)."""
     lay = Layout(source, tree)
     doc = lay.document()
     missing = set(range(len(lay.toks))) - lay.used
     assert not missing, f"tokens left out: {[str(lay.toks[i]) for i in sorted(missing)]}"
-    return doc, lay
+    return doc
