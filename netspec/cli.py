@@ -64,6 +64,7 @@ class NetspecGroup(click.Group):
         "draw": ("netspec.tools.draw", "draw_command"),
         "export": ("netspec.tools.export", "export_command"),
         "diff": ("netspec.tools.diff", "diff_command"),
+        "fmt": ("netspec.tools.fmt", "fmt_command"),
     }
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:

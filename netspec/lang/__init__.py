@@ -11,7 +11,7 @@ from .layers import COMPOSITES, FUNCTIONS, LAYERS, MODULE_ATTRIBUTES, SEQUENTIAL
 from .modules import instantiate, shape_names
 from .network import Flow, FlowOp, FStep, Instance, ModuleUse, Network, Node
 from .ops import OPS
-from .parse import normalize_source, parse, read_spec
+from .parse import normalize_source, parse, parse_tree, read_spec
 from .syntax import Program, Repeat, Step, Template
 from .train_section import (
     DATA_ALIASES,
@@ -70,6 +70,7 @@ __all__ = [
     "parse",
     "parse_override",
     "parse_size",
+    "parse_tree",
     "read_spec",
     "render_name",
     "shape_names",

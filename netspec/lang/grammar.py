@@ -17,12 +17,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NETSPEC_CACHE") or Path.home() / ".cache" / "netspec")
 
 
-@functools.lru_cache(maxsize=1)
-def parser() -> lark.Lark:
-    """The LALR parser of `grammar.lark`, with two start rules: `start` (a spec) and `hole` (a name's hole)."""
+@functools.lru_cache(maxsize=2)
+def parser(keep_all_tokens: bool = False) -> lark.Lark:
+    """The LALR parser of `grammar.lark`, with two start rules: `start` (a spec) and `hole` (a name's hole).
+
+    With `keep_all_tokens` its trees keep every token, keywords and punctuation too: the same grammar and tables,
+    for a tool that lays the text out again (`netspec fmt`)."""
     text = resources.files("netspec.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
     options: dict[str, Any] = dict(
-        parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "hole"]
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        start=["start", "hole"],
+        keep_all_tokens=keep_all_tokens,
     )
     # Building the LALR tables takes ~0.3 s; Lark caches them in a file keyed by the grammar, the options and Lark's
     # version. The file lives in our own cache folder (not a shared temp dir), so no other user can plant one.

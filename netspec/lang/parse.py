@@ -90,6 +90,16 @@ def parse(text: str | bytes, filename: str | None = None) -> Program:
         raise SpecError("the spec is nested too deeply", Location(1, 1), code="E004").attach(filename, source) from None
 
 
+def parse_tree(text: str | bytes, filename: str | None = None) -> tuple[str, lark.Tree[lark.Token]]:
+    """The text as the parser reads it, and Lark's tree of it with every token kept (keywords and punctuation too),
+    for a tool that lays the text out again (`netspec fmt`). The text is parsed by `parse` first, so a mistake is
+    the same located `SpecError`; the tree is the same grammar's."""
+    parse(text, filename)
+    source = normalize_source(text)
+    tree = parser(keep_all_tokens=True).parse(source, start="start", on_error=_KeywordAsName(source))
+    return source, tree
+
+
 def _parse(text: str) -> Program:
     try:
         tree = parser().parse(text, start="start", on_error=_KeywordAsName(text))
