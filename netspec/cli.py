@@ -118,43 +118,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
-    from .lang import parse_size, short
-
-    if text is None:
-        return None
-    parts = text.split(",")
-    if not all(p.strip() for p in parts):
-        raise UsageError(f"--input {text!r}: expected CxHxW, or several separated by commas")
-    sizes = []
-    for p in parts:
-        try:
-            sizes.append(parse_size(p))
-        except ValueError:  # int() refuses numbers of over 4,300 digits
-            raise UsageError(f"--input {short(p)}: dimensions over 65,536 are not supported") from None
-    return sizes
-
-
-def _one_size(text: str | None, command: str) -> tuple[int, int, int] | None:
-    sizes = _sizes(text)
-    if sizes and len(sizes) > 1:
-        raise UsageError(f"{command} takes one --input size")
-    return sizes[0] if sizes else None
-
-
-def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
-    from .lang import parse_override, short
-
-    out = {}
-    for s in items:
-        try:
-            name, value = parse_override(s)
-        except ValueError:  # int() refuses numbers of over 4,300 digits
-            raise UsageError(f"--set {short(s)}: cannot read the value (this integer is too large)") from None
-        out[name] = value
-    return out
-
-
 class _Finite(click.ParamType):
     """A float that is a number: `inf` and `nan` are no learning rates."""
 
@@ -214,10 +177,11 @@ def _data_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
     """Parse, validate and infer every shape of SPEC; print the layer table. Needs no torch."""
     from .api import check as check_spec
+    from .options import input_sizes, overrides
     from .table import shape_table, side_by_side
 
-    sizes = _sizes(input_)
-    constants = _overrides(sets)
+    sizes = input_sizes(input_)
+    constants = overrides(sets)
     if sizes is None or len(sizes) == 1:
         net, table = check_spec(Path(spec), sizes[0] if sizes else None, constants)
         click.echo(shape_table(net, table))
@@ -254,7 +218,9 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
 
     # validate and infer every shape before torch is imported: a mistake (an absurd size above all) is reported at
     # once, without the seconds and the memory that importing torch costs
-    net, table = check_spec(Path(spec), _one_size(input_, "compile"), _overrides(sets))
+    from .options import input_size, overrides
+
+    net, table = check_spec(Path(spec), input_size(input_, "compile"), overrides(sets))
     from .build import build
 
     module = build(net, table)
@@ -330,8 +296,10 @@ def train(
 
     if spec is None and not flags["resume"]:
         raise click.UsageError("Missing argument 'SPEC'.")
-    _one_size(input_, "train")
-    opts = TrainOptions(input=input_, constants=_overrides(sets), compile=compile_, download=not no_download, **flags)
+    from .options import input_size, overrides
+
+    input_size(input_, "train")
+    opts = TrainOptions(input=input_, constants=overrides(sets), compile=compile_, download=not no_download, **flags)
     # a new run's spec is checked here, before torch is imported; a resumed run's is the one in its folder
     job = plan(SpecSource.read(spec) if spec is not None else None, opts)
     from .training.run import run

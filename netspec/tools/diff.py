@@ -20,8 +20,9 @@ from typing import Any
 import click
 
 from ..api import check
-from ..errors import SpecError, UsageError
-from ..lang import ArgModel, Network, TrainSpec, data_key, parse_override, short, show
+from ..errors import SpecError
+from ..lang import ArgModel, Network, TrainSpec, data_key, show
+from ..options import overrides
 from ..shapes import ShapeTable, fmt_shape
 from ..table import render_table
 from .align import Comparison, compare, same_value, tree, wiring_change
@@ -142,21 +143,10 @@ def _totals(a: ShapeTable, b: ShapeTable) -> str:
 # ---- the command --------------------------------------------------------------------------------------------
 
 
-def _constants(items: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for s in items:
-        try:
-            name, value = parse_override(s)
-        except ValueError:  # int() refuses numbers of over 4,300 digits
-            raise UsageError(f"--set {short(s)}: cannot read the value (this integer is too large)") from None
-        out[name] = value
-    return out
-
-
 def _checked(spec: str, size: str | None, sets: Sequence[str]) -> tuple[Network, ShapeTable]:
     """`netspec check` of one side; a spec that does not check is trouble here, exit 2, shown as check shows it."""
     try:
-        return check(Path(spec), size, _constants(sets))
+        return check(Path(spec), size, overrides(sets))
     except SpecError as e:  # the CLI's exit code for a spec error is 1, which for diff means "they differ"
         click.echo(e.render(), err=True)
         raise click.exceptions.Exit(2) from e

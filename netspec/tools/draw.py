@@ -19,7 +19,8 @@ from pathlib import Path
 import click
 
 from ..errors import NetspecError, UsageError
-from ..lang import Network, parse_override, short
+from ..lang import Network, short
+from ..options import overrides
 from ..shapes import ShapeTable
 from .diagram import boxes_of, diagram
 
@@ -70,17 +71,6 @@ def _format(out: str | None, fmt: str | None) -> str:
     return fmt
 
 
-def _constants(sets: tuple[str, ...]) -> dict[str, object]:
-    out = {}
-    for s in sets:
-        try:
-            name, value = parse_override(s)
-        except ValueError:  # int() refuses numbers of over 4,300 digits
-            raise UsageError(f"--set {short(s)}: cannot read the value (this integer is too large)") from None
-        out[name] = value
-    return out
-
-
 @click.command("draw")
 @click.argument("spec")
 @click.option("-o", "--output", metavar="FILE", help="FILE.svg, FILE.png or FILE.dot (default: SPEC's name, .svg).")
@@ -112,7 +102,7 @@ def draw_command(
     kind = _format(output, fmt)
     if input_ is not None and "," in input_:
         raise UsageError("draw takes one --input size")
-    net, table = check(Path(spec), input_, _constants(sets))
+    net, table = check(Path(spec), input_, overrides(sets))
     if kind == "dot" and output is None:
         from .dot import to_dot
 

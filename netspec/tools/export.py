@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..errors import UsageError
-from ..lang import parse_override, parse_size, short
+from ..options import input_size, overrides
 
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 EXTRA = "pip install 'netspec[export]'"
@@ -41,26 +41,6 @@ def choose_format(format: str | None, output: str | None) -> str:
     if format and implied and format != implied:
         raise UsageError(f"-o {output}: a .{implied} file, but --format {format}")
     return format or implied or "onnx"
-
-
-def _size(text: str | None) -> tuple[int, int, int] | None:
-    if text is None:
-        return None
-    try:
-        return parse_size(text)
-    except ValueError:  # int() refuses numbers of over 4,300 digits
-        raise UsageError(f"--input {short(text)}: dimensions over 65,536 are not supported") from None
-
-
-def _constants(items: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for s in items:
-        try:
-            name, value = parse_override(s)
-        except ValueError:  # int() refuses numbers of over 4,300 digits
-            raise UsageError(f"--set {short(s)}: cannot read the value (this integer is too large)") from None
-        out[name] = value
-    return out
 
 
 @click.command("export")
@@ -110,7 +90,7 @@ def export_command(
     netspec export specs/tiny_best.net --format pt2         tiny_best.pt2, for torch.export.load
     """
     fmt = choose_format(format_, output)
-    size, constants = _size(input_), _constants(sets)
+    size, constants = input_size(input_, "export"), overrides(sets)
     if not Path(source).exists():
         raise UsageError(f"{source}: no such spec, run folder or checkpoint")
     if seed is not None and (Path(source).is_dir() or Path(source).suffix in (".pt", ".pth")):
