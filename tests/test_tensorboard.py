@@ -135,7 +135,7 @@ def test_tensorboard_added_on_resume_backfills_the_earlier_epochs(tb_run, tmp_pa
 
 
 @needs_tensorboard
-def test_events_past_the_checkpoint_are_hidden_and_written_again(tb_run, tmp_path):
+def test_events_past_the_checkpoint_are_hidden_and_written_again(tb_run, tmp_path, capsys, caplog):
     # an epoch the event files show but the checkpoint does not hold (a process killed between the two): TensorBoard
     # shows the resumed run's value of it, once
     from torch.utils.tensorboard import SummaryWriter
@@ -145,7 +145,13 @@ def test_events_past_the_checkpoint_are_hidden_and_written_again(tb_run, tmp_pat
     with SummaryWriter(str(out / "tensorboard")) as w:
         for column in COLUMNS:
             w.add_scalar(column, 99.0, 2)
-    _train(spec, "--out", out, "--resume", "--epochs", "2", "--tensorboard")
+    _train(spec, "--out", out, "--resume", "--epochs", "2", "--tensorboard", "--quiet")
+    _assert_scalars_are_the_metrics(out)
+    capsys.readouterr()
+    caplog.clear()
+    _train(spec, "--out", out, "--resume", "--epochs", "3", "--tensorboard", "--quiet")  # reads the purge back
+    # TensorBoard's own note on the purge (a warning logged to stderr) is not shown
+    assert capsys.readouterr().err == "" and not [r for r in caplog.records if r.name.startswith("tensorboard")]
     _assert_scalars_are_the_metrics(out)
 
 

@@ -16,6 +16,7 @@ TensorBoard's `purge_step`, so no epoch is ever shown twice.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,13 @@ def written_steps(folder: Path) -> set[int]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-    acc.Reload()
+    logger = logging.getLogger("tensorboard")  # its note on each purge it applies is no news to a netspec user
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        acc.Reload()
+    finally:
+        logger.setLevel(level)
     tags = set(acc.Tags().get("scalars", []))
     if not set(SCALARS) <= tags:  # an epoch counts as shown when every column of it is
         return set()
