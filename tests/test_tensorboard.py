@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -152,6 +153,29 @@ def test_events_past_the_checkpoint_are_hidden_and_written_again(tb_run, tmp_pat
     _train(spec, "--out", out, "--resume", "--epochs", "3", "--tensorboard", "--quiet")  # reads the purge back
     # TensorBoard's own note on the purge (a warning logged to stderr) is not shown
     assert capsys.readouterr().err == "" and not [r for r in caplog.records if r.name.startswith("tensorboard")]
+    _assert_scalars_are_the_metrics(out)
+
+
+@needs_tensorboard
+def test_the_command_printed_on_ctrl_c_keeps_writing_tensorboard(tmp_path, capsys, monkeypatch):
+    import netspec.training.run
+
+    train_epoch = netspec.training.run.train_epoch
+
+    def ctrl_c_in_epoch_2(loop, epoch, stop):
+        if epoch == 2:
+            stop.set()  # what the first Ctrl-C does: the run stops after the current step
+        return train_epoch(loop, epoch, stop)
+
+    monkeypatch.setattr(netspec.training.run, "train_epoch", ctrl_c_in_epoch_2)
+    spec, out = tmp_path / "tiny.net", tmp_path / "run"
+    spec.write_text(TINY)
+    _train(spec, "--out", out, "--tensorboard", *RUN, expect=130)
+    printed = capsys.readouterr().err.split("continue with: ", 1)[1].splitlines()[0]
+    assert printed.endswith(" --resume --tensorboard")
+    monkeypatch.undo()
+    _train(*shlex.split(printed)[2:], "--quiet")
+    assert _raw_steps(out / "tensorboard") == {column: [1, 2] for column in COLUMNS}
     _assert_scalars_are_the_metrics(out)
 
 
