@@ -284,6 +284,12 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
     help="Continue the run in --out from its last finished epoch, with its own settings (SPEC may be left out).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; the final result line stays.")
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Also write TensorBoard event files to the run folder's tensorboard/: every metrics.csv column per epoch, "
+    "and the settings and final metrics (HParams). Needs pip install 'netspec[tensorboard]'.",
+)
 def train(
     spec: str | None, input_: str | None, sets: tuple[str, ...], compile_: bool, no_download: bool, **flags: Any
 ) -> None:

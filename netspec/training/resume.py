@@ -2,8 +2,10 @@
 
 The run's settings are restored from its `settings.json` ("options") and its spec from `spec.net`; a flag given with
 --resume must agree with the stored value, except those that cannot change the numbers (--data-dir: the data moved;
---device, --compile, --channels-last, --quiet, --no-download), the optimizer overrides --lr, --momentum and
---weight-decay, and --precision (with a warning). --epochs may grow, unless the schedule's length follows from it.
+--device, --compile, --channels-last, --quiet, --no-download, --tensorboard), the optimizer overrides --lr,
+--momentum and --weight-decay, and --precision (with a warning). --epochs may grow, unless the schedule's length
+follows from it. The free flags are the given ones, never restored: a display flag (--quiet, --tensorboard) applies
+to the process it is given to.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from .report import Log, write_architecture, write_report
 from .resume import Resumed, check_schedule_length, restore_run
 from .run_folder import append_metrics, environment, holds_run, jsonable, new_run_dir, write_json, write_metrics
 from .settings import Request, Resume, SpecSource, TrainOptions, plan, request, resolve_train
+from .tensorboard import EpochWriter, require, run_hparams, write_hparams
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class _Run:
     settings: dict[str, Any]
     metrics: list[dict[str, Any]]
     log: Log
+    tensorboard: EpochWriter | None = None  # --tensorboard, on the main process
 
     def evaluate(self) -> Evaluation:
         t = self.p.train
@@ -126,6 +128,8 @@ class _Run:
 
 def _run(job: Request | Resume, dist: Dist) -> Results:
     log = Log(job.opts.quiet, dist.main)
+    if job.opts.tensorboard:
+        require()  # before any data is read
     device = resolve_device(job.opts.device, dist)
     req, resumed = _request(job, log)
     precision = resolve_precision(req.opts.precision, device)
@@ -157,7 +161,13 @@ def _run(job: Request | Resume, dist: Dist) -> Results:
         f"{', channels_last' if r.loop.compute.channels_last else ''}"
     )
     log(f"run folder: {out}")
-    return _train(r, start)
+    if dist.main and req.opts.tensorboard:
+        r.tensorboard = EpochWriter(out, r.metrics, resumed is not None)  # and the epochs it does not show yet
+    try:
+        return _train(r, start)
+    finally:
+        if r.tensorboard is not None:
+            r.tensorboard.close()
 
 
 def _request(job: Request | Resume, log: Log) -> tuple[Request, Resumed | None]:
@@ -356,7 +366,8 @@ def _train(r: _Run, start: int) -> Results:
                 seconds += took
         except Interrupted:
             spec = r.p.net.filename or str(r.out / "spec.net")
-            resume = shlex.join(["netspec", "train", spec, "--out", str(r.out), "--resume"])
+            display = ["--tensorboard"] if r.opts.tensorboard else []
+            resume = shlex.join(["netspec", "train", spec, "--out", str(r.out), "--resume", *display])
             r.log(
                 f"interrupted: the last finished epoch is saved in {r.out / 'checkpoint.pt'}; continue with\n  {resume}"
             )
@@ -415,6 +426,8 @@ def _epoch(r: _Run, epoch: int, stop: threading.Event) -> tuple[Evaluation, floa
         # as --resume rewrites metrics.csv from the checkpoint
         save_checkpoint(r.out / "checkpoint.pt", _checkpoint(r, epoch))
         append_metrics(r.out / "metrics.csv", row)
+        if r.tensorboard is not None:
+            r.tensorboard.write(row)
     r.log(
         f"epoch {epoch}/{r.p.train.epochs}  train_loss {e.loss:.4f}  test_loss {test.loss:.4f}  "
         f"test_acc {100 * test.accuracy:.2f}% ({test.correct}/{test.total})  {seconds:.1f}s  {n / seconds:,.0f} img/s"
@@ -468,6 +481,9 @@ def _finish(r: _Run, test: Evaluation, seconds: float) -> Results:
         payload = results.as_dict()
         write_json(r.out / "results.json", payload)
         write_report(r.out, r.settings, r.metrics, payload)
+        if r.tensorboard is not None:
+            scores = ("test_accuracy", "final_test_loss", "final_train_loss")
+            write_hparams(r.out, run_hparams(r.settings), {k: payload[k] for k in scores}, r.p.train.epochs)
         r.log.result(
             f"final: train loss {results.final_train_loss:.6f}, test loss {test.loss:.4f}, test accuracy "
             f"{100 * test.accuracy:.2f}% ({test.correct}/{test.total}); report: {r.out / 'report.md'}"

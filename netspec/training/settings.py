@@ -47,6 +47,7 @@ class TrainOptions:
     resume: bool = False
     download: bool = True
     quiet: bool = False  # no progress bar and no per-epoch lines; warnings and the final result line stay
+    tensorboard: bool = False  # also write RUN/tensorboard/ (a display flag: free on --resume)
 
     @classmethod
     def of(cls, options: dict[str, Any]) -> TrainOptions:
