@@ -135,14 +135,14 @@ def _sizes(text: str | None) -> list[tuple[int, int, int]] | None:
     return sizes
 
 
-def _one_size(text: str | None, command: str) -> tuple[int, int, int] | None:
+def one_size(text: str | None, command: str) -> tuple[int, int, int] | None:
     sizes = _sizes(text)
     if sizes and len(sizes) > 1:
         raise UsageError(f"{command} takes one --input size")
     return sizes[0] if sizes else None
 
 
-def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
+def set_values(items: tuple[str, ...]) -> dict[str, Any]:
     from .lang import parse_override, short
 
     out = {}
@@ -217,7 +217,7 @@ def check(spec: str, input_: str | None, sets: tuple[str, ...]) -> None:
     from .table import shape_table, side_by_side
 
     sizes = _sizes(input_)
-    constants = _overrides(sets)
+    constants = set_values(sets)
     if sizes is None or len(sizes) == 1:
         net, table = check_spec(Path(spec), sizes[0] if sizes else None, constants)
         click.echo(shape_table(net, table))
@@ -254,7 +254,7 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
 
     # validate and infer every shape before torch is imported: a mistake (an absurd size above all) is reported at
     # once, without the seconds and the memory that importing torch costs
-    net, table = check_spec(Path(spec), _one_size(input_, "compile"), _overrides(sets))
+    net, table = check_spec(Path(spec), one_size(input_, "compile"), set_values(sets))
     from .build import build
 
     module = build(net, table)
@@ -330,8 +330,8 @@ def train(
 
     if spec is None and not flags["resume"]:
         raise click.UsageError("Missing argument 'SPEC'.")
-    _one_size(input_, "train")
-    opts = TrainOptions(input=input_, constants=_overrides(sets), compile=compile_, download=not no_download, **flags)
+    one_size(input_, "train")
+    opts = TrainOptions(input=input_, constants=set_values(sets), compile=compile_, download=not no_download, **flags)
     # a new run's spec is checked here, before torch is imported; a resumed run's is the one in its folder
     job = plan(SpecSource.read(spec) if spec is not None else None, opts)
     from .training.run import run
@@ -384,10 +384,11 @@ def _evaluation_text(r: dict[str, Any]) -> str:
 
 
 @cli.command()
-@click.argument("runs", nargs=-1, required=True, metavar="RUN_DIR...")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_DIR|SWEEP_DIR...")
 @click.option("--out", metavar="FILE", default="compare.png", show_default=True, help="Where to write the curves.")
 def compare(runs: tuple[str, ...], out: str) -> None:
-    """Compare finished runs side by side: a table and overlaid curves."""
+    """Compare finished runs side by side: a table and overlaid curves. A sweep folder stands for its finished
+    runs."""
     from .training.report import compare as compare_runs
 
     click.echo(compare_runs([Path(r) for r in runs], Path(out)))
