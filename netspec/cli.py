@@ -65,6 +65,7 @@ class NetspecGroup(click.Group):
         "export": ("netspec.tools.export", "export_command"),
         "diff": ("netspec.tools.diff", "diff_command"),
         "fmt": ("netspec.tools.fmt", "fmt_command"),
+        "sweep": ("netspec.sweep.command", "sweep_command"),
     }
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
