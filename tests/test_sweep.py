@@ -172,3 +172,23 @@ def test_two_processes_share_a_search(spec, tmp_path):
     rows = summary(out)
     assert sorted(r["run"] for r in rows) == sorted(ran[0] | ran[1])
     assert all(2 <= int(r["width"]) <= 8 and 1e-3 <= float(r["lr"]) <= 1e-1 for r in rows)
+
+
+def test_diverged_and_pruned_runs_stay_in_the_summary(spec, tmp_path, capsys):
+    out = tmp_path / "sw"
+    sweep(spec, out, "--vary", "lr=0.01,1e6", "--epochs", "1", capsys=capsys)
+    rows = summary(out)
+    assert [r["status"] for r in rows] == ["finished", "diverged"]
+    assert "diverged" in rows[1]["error"]
+    # a search with seeds: a run per seed, the trial's value their mean; `--no-prune` keeps them all to the end
+    search = tmp_path / "search"
+    args = ["--vary", "lr=1e-3..1e-1:log", "--trials", "2", "--seeds", "0,1", "--epochs", "1", "--no-prune"]
+    sweep(spec, search, *args, capsys=capsys)
+    rows = summary(search)
+    assert sorted(r["run"] for r in rows) == [
+        "trial0000-seed0",
+        "trial0000-seed1",
+        "trial0001-seed0",
+        "trial0001-seed1",
+    ]
+    assert {r["seeds"] for r in rows} == {"2"}
