@@ -192,3 +192,15 @@ def test_diverged_and_pruned_runs_stay_in_the_summary(spec, tmp_path, capsys):
         "trial0001-seed1",
     ]
     assert {r["seeds"] for r in rows} == {"2"}
+
+
+def test_machines_share_a_grid_through_storage(spec, tmp_path, capsys):
+    # two machines: their own sweep folders of one name, one study in a database both reach
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    a, b = tmp_path / "a" / "sw", tmp_path / "b" / "sw"
+    sweep(spec, a, "--vary", "lr=0.01,0.1", "--epochs", "1", "--storage", storage, capsys=capsys)
+    capsys.readouterr()
+    sweep(spec, b, "--vary", "lr=0.01,0.1", "--epochs", "1", "--storage", storage, capsys=capsys)
+    assert "final:" not in capsys.readouterr().out  # b trained nothing: a had done every point
+    assert summary(b) == summary(a)
+    assert len(summary(b)) == 2

@@ -76,7 +76,7 @@ def sweep_command(
     """Train SPEC at every point of a grid, or search a space, each point a run folder in one sweep folder.
 
     \b
-    netspec sweep examples/resnet_small.net --vary width=8,16 --vary depth=1,2 --data shapes --epochs 2
+    netspec sweep examples/resnet_small.net --vary width=8,16 --vary depth=2,3 --data shapes --epochs 2
     netspec sweep SPEC --vary width=8..64:log --vary lr=1e-3..1e-1:log --trials 20
 
     Every point is checked (shapes included) before anything trains. The sweep folder ends with summary.csv and

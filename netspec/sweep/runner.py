@@ -108,7 +108,13 @@ def run_grid(sw: Sweep, points: list[dict[str, Any]], storage: str | None, say: 
     study = open_study(sw, storage, sampler, optuna.pruners.NopPruner())
     objective = _objective(sw, say)
     while True:
-        todo = [p for p in points if any(status(sw.out / n) not in TERMINAL for n, _ in run_names(sw, p))]
+        # done: in this machine's run folders, or by a trial of the study (another machine's, through --storage)
+        done = {_key(t.params) for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") in TERMINAL}
+        todo = [
+            p
+            for p in points
+            if _key(p) not in done and any(status(sw.out / n) not in TERMINAL for n, _ in run_names(sw, p))
+        ]
         free = [p for p in todo if not any(is_locked(sw.out / n) for n, _ in run_names(sw, p))]
         if not free:
             return study

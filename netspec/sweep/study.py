@@ -17,6 +17,7 @@ import csv
 import fcntl
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,7 +75,9 @@ def open_study(sw: Sweep, storage: str | None, sampler: Any, pruner: Any) -> Any
     path = sw.out / "sweep.json"
     if path.exists() and json.loads(path.read_text()) != own:
         raise UsageError(f"{sw.out} holds another sweep (sweep.json differs): choose another --out")
-    path.write_text(json.dumps(own, indent=2) + "\n")
+    tmp = path.with_name(f"sweep.json.{os.getpid()}")  # processes starting together never read half a file
+    tmp.write_text(json.dumps(own, indent=2) + "\n")
+    os.replace(tmp, path)
     where: Any = storage
     if storage is None:
         from optuna.storages import JournalStorage
