@@ -204,3 +204,21 @@ def test_machines_share_a_grid_through_storage(spec, tmp_path, capsys):
     assert "final:" not in capsys.readouterr().out  # b trained nothing: a had done every point
     assert summary(b) == summary(a)
     assert len(summary(b)) == 2
+
+
+def test_a_pruned_trial_stops_and_is_recorded(spec, tmp_path, monkeypatch, capsys):
+    import optuna
+
+    # a pruner that prunes every trial at its first epoch: the hook into the training loop, seen end to end
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda: optuna.pruners.ThresholdPruner(lower=2.0))
+    out = tmp_path / "sw"
+    sweep(spec, out, "--vary", "lr=1e-3..1e-1:log", "--trials", "2", "--epochs", "3", capsys=capsys)
+    rows = summary(out)
+    assert [r["status"] for r in rows] == ["pruned", "pruned"]
+    for r in rows:
+        with open(out / r["run"] / "metrics.csv", newline="") as f:
+            metrics = list(csv.DictReader(f))
+        assert len(metrics) == 1 and r["epochs_done"] == "1"
+        assert float(r["accuracy"]) == float(metrics[0]["test_accuracy"])
+    assert (out / "pareto.png").is_file()
+    assert "final:" not in capsys.readouterr().out  # the runs' lines go to stderr, the summary to stdout

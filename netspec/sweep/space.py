@@ -21,6 +21,7 @@ from ..training.settings import SpecSource, TrainOptions, request
 # The train settings a sweep may vary, as `netspec train`'s flags name them; the three last are read as text.
 TRAIN_AXES = ("lr", "momentum", "weight_decay", "epochs", "batch_size", "test_batch_size", "seed", "train_limit")
 TEXT_AXES = ("input", "data", "precision")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 _RANGE = re.compile(r"^\s*(?P<lo>[^.:][^:]*?)\s*\.\.\s*(?P<hi>[^:]+?)\s*(?::\s*(?P<log>log))?\s*$")
 
@@ -112,6 +113,8 @@ def _where(name: str, text: str, constants: set[str]) -> tuple[str, str]:
 def _value(target: str, text: str, whole: str) -> Any:
     if not text.strip():
         raise UsageError(f"--vary {short(whole)}: an empty value")
+    if target == "precision" and text.strip() not in PRECISIONS:
+        raise UsageError(f"--vary {short(whole)}: a precision is one of {', '.join(PRECISIONS)}")
     if target in TEXT_AXES:
         return text.strip()
     try:

@@ -18,6 +18,7 @@ import fcntl
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -191,7 +192,8 @@ def _train(sw: Sweep, folder: Path, opts: TrainOptions, report: Any) -> dict[str
     opts = replace(opts, out=str(folder), quiet=True, resume=holds_run(folder))
     optuna = optuna_module()
     try:
-        r = run(plan(sw.source, opts), report)
+        with contextlib.redirect_stdout(sys.stderr):  # each run's result line: stdout is the summary's
+            r = run(plan(sw.source, opts), report)
     except optuna.TrialPruned:
         return {"status": "pruned", **_last_metrics(folder)}
     except Diverged as e:
