@@ -51,6 +51,7 @@ def default_out(spec: str) -> Path:
 @click.option(
     "--trials",
     type=click.IntRange(min=1),
+    metavar="N",
     default=20,
     show_default=True,
     help="A search's total trials, over every process.",
