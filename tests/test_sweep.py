@@ -222,3 +222,16 @@ def test_a_pruned_trial_stops_and_is_recorded(spec, tmp_path, monkeypatch, capsy
         assert float(r["accuracy"]) == float(metrics[0]["test_accuracy"])
     assert (out / "pareto.png").is_file()
     assert "final:" not in capsys.readouterr().out  # the runs' lines go to stderr, the summary to stdout
+
+
+def test_two_processes_share_a_grid_and_train_each_run_once(spec, tmp_path):
+    out = tmp_path / "sw"
+    args = [sys.executable, "-m", "netspec", "sweep", str(spec), "--out", str(out), *QUICK, "--epochs", "1"]
+    args += ["--vary", "width=2,4", "--vary", "lr=0.01,0.1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outputs]
+    trained = [line for _, err in outputs for line in err.splitlines() if line.startswith("final:")]
+    assert len(trained) == 4  # every run once, by one process or the other
+    assert sorted(r["status"] for r in summary(out)) == ["finished"] * 4

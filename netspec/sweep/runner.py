@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from .space import Axis
-from .study import TERMINAL, Sweep, is_locked, open_study, optuna_module, run_point, score, status
+from .study import TERMINAL, Sweep, is_locked, open_study, optuna_module, read_state, run_point, score, status
 
 
 def run_names(sw: Sweep, point: dict[str, Any], number: int | None = None) -> list[tuple[str, int | None]]:
@@ -61,8 +61,9 @@ def _objective(sw: Sweep, say: Any) -> Any:
             report = _pruning(trial, i) if sw.is_search and sw.prune else None
             try:
                 row = run_point(sw, point, name, seed, report)
-            except BaseException:
-                _record(trial, rows + [{"run": name, "status": "interrupted"}], "interrupted")
+            except BaseException:  # Ctrl-C, or an error that stops the sweep: the run is to be continued
+                stopped = {**(read_state(sw.out / name) or {"run": name}), "status": "interrupted"}
+                _record(trial, rows + [stopped], "interrupted")
                 raise
             rows.append(row)
             _record(trial, rows, row["status"])
