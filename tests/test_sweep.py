@@ -235,3 +235,11 @@ def test_two_processes_share_a_grid_and_train_each_run_once(spec, tmp_path):
     trained = [line for _, err in outputs for line in err.splitlines() if line.startswith("final:")]
     assert len(trained) == 4  # every run once, by one process or the other
     assert sorted(r["status"] for r in summary(out)) == ["finished"] * 4
+
+
+def test_a_folder_holding_another_sweep_is_refused(spec, tmp_path, capsys):
+    out = tmp_path / "sw"
+    out.mkdir()
+    (out / "sweep.json").write_text('{"spec": "another"}\n')
+    sweep(spec, out, "--vary", "width=2,4", expect=2, capsys=capsys)
+    assert "holds another sweep" in capsys.readouterr().err
