@@ -65,6 +65,7 @@ class NetspecGroup(click.Group):
         "export": ("netspec.tools.export", "export_command"),
         "diff": ("netspec.tools.diff", "diff_command"),
         "fmt": ("netspec.tools.fmt", "fmt_command"),
+        "sweep": ("netspec.sweep.command", "sweep_command"),
     }
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
@@ -358,10 +359,11 @@ def _evaluation_text(r: dict[str, Any]) -> str:
 
 
 @cli.command()
-@click.argument("runs", nargs=-1, required=True, metavar="RUN_DIR...")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_DIR|SWEEP_DIR...")
 @click.option("--out", metavar="FILE", default="compare.png", show_default=True, help="Where to write the curves.")
 def compare(runs: tuple[str, ...], out: str) -> None:
-    """Compare finished runs side by side: a table and overlaid curves."""
+    """Compare finished runs side by side: a table and overlaid curves. A sweep folder stands for its finished
+    runs."""
     from .training.report import compare as compare_runs
 
     click.echo(compare_runs([Path(r) for r in runs], Path(out)))

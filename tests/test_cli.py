@@ -131,7 +131,7 @@ def test_usage_errors_exit_2_with_one_line(capsys, args, message):
 
 
 def test_help_on_every_command(capsys):
-    for cmd in ("check", "compile", "train", "evaluate", "compare", "import", "draw", "fmt", "diff", "export"):
+    for cmd in ("check", "compile", "train", "evaluate", "compare", "import", "draw", "fmt", "diff", "export", "sweep"):
         code, out, _ = run(capsys, cmd, "--help")
         assert code == 0 and "Usage: netspec " + cmd in out
 

@@ -49,7 +49,7 @@ class Log:
                 f.write(msg + "\n")
 
 
-def _plt() -> Any:
+def plot_module() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -61,7 +61,7 @@ def _plt() -> Any:
 def _curve(
     path: Path, epochs: list[int], series: dict[str, list[float]], ylabel: str, title: str, log_y: bool = False
 ) -> None:
-    plt = _plt()
+    plt = plot_module()
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
@@ -92,7 +92,7 @@ def confusion_plot(
 ) -> None:
     import numpy as np
 
-    plt = _plt()
+    plt = plot_module()
     m = np.asarray(confusion, dtype=float)
     rows = m.sum(1, keepdims=True)
     frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
@@ -241,12 +241,23 @@ def load_run(path: Path) -> dict:
     return {"path": path, "results": results, "settings": settings, "metrics": metrics}
 
 
+def run_folders(paths: list[Path]) -> list[Path]:
+    """The runs to compare: a run folder as it is, a sweep folder (no run of its own) as its finished runs."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        inner = sorted(d for d in p.iterdir() if (d / "results.json").is_file()) if p.is_dir() else []
+        sweep = (p / "sweep.json").is_file() or not (p / "settings.json").exists()
+        out.extend(inner if sweep and inner else [p])
+    return out
+
+
 def _limit(value: Any) -> str:
     return "all" if value in (None, "") else f"{int(value):,}"
 
 
 def compare(paths: list[Path], out: Path | None = None) -> str:
-    runs = [load_run(Path(p)) for p in paths]
+    """A table of the runs in `paths` (run folders, or sweep folders: their finished runs) and their curves."""
+    runs = [load_run(p) for p in run_folders(paths)]
     headers = [
         "run",
         "spec",
@@ -303,7 +314,7 @@ def compare(paths: list[Path], out: Path | None = None) -> str:
 
 
 def _compare_plot(path: Path, runs: list[dict]) -> None:
-    plt = _plt()
+    plt = plot_module()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), dpi=100)

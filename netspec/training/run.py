@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,11 +85,12 @@ def trains(text: str | bytes, **options: Any) -> dict[str, Any]:
     return run(plan(SpecSource.of(text), opts)).as_dict()
 
 
-def run(job: Request | Resume) -> Results:
-    """A new run (a spec already checked by `settings.plan`) or the continuation of one."""
+def run(job: Request | Resume, on_epoch: Callable[[int, float], None] | None = None) -> Results:
+    """A new run (a spec already checked by `settings.plan`) or the continuation of one. `on_epoch(epoch, test
+    accuracy)` is called after each epoch is saved (a sweep's pruner: an exception it raises stops the run)."""
     dist = init_distributed(job.opts.device)
     try:
-        return _run(job, dist)
+        return _run(job, dist, on_epoch)
     finally:
         close_distributed(dist)
 
@@ -120,13 +121,14 @@ class _Run:
     metrics: list[dict[str, Any]]
     log: Log
     tensorboard: EpochWriter | None = None  # --tensorboard, on the main process
+    on_epoch: Callable[[int, float], None] | None = None
 
     def evaluate(self) -> Evaluation:
         t = self.p.train
         return evaluate_model(self.model, *self.test, self.p.data.num_classes, t.test_batch_size, self.loop.compute)
 
 
-def _run(job: Request | Resume, dist: Dist) -> Results:
+def _run(job: Request | Resume, dist: Dist, on_epoch: Callable[[int, float], None] | None) -> Results:
     log = Log(job.opts.quiet, dist.main)
     if job.opts.tensorboard:
         require()  # before any data is read
@@ -146,6 +148,7 @@ def _run(job: Request | Resume, dist: Dist) -> Results:
         out.mkdir(parents=True, exist_ok=True)
         log.attach(out / "log.txt")
     r = _start(p, req.opts, out, device, precision, dist, log)
+    r.on_epoch = on_epoch
     start = _restore(r, resumed.checkpoint) if resumed is not None and resumed.checkpoint is not None else 1
     if dist.main:
         (out / "spec.net").write_text(p.net.source or "")  # exactly the text that ran; --resume compares SPEC with it
@@ -364,6 +367,8 @@ def _train(r: _Run, start: int) -> Results:
             for epoch in range(start, r.p.train.epochs + 1):
                 last, took = _epoch(r, epoch, stop)
                 seconds += took
+                if r.on_epoch is not None:
+                    r.on_epoch(epoch, last.accuracy)
         except Interrupted:
             spec = r.p.net.filename or str(r.out / "spec.net")
             display = ["--tensorboard"] if r.opts.tensorboard else []
