@@ -26,7 +26,7 @@ from netspec.tools.fmt import format_text
 
 from strategies import stacks
 from strategies_flows import flows
-from test_fuzz import _grammar_strategy
+from test_fuzz import grammar_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted([*ROOT.glob("specs/*.net"), *(ROOT / "examples").rglob("*.net")])
@@ -106,7 +106,7 @@ def test_generated_run_orders(case):
 
 
 @settings(FUZZ, max_examples=60)
-@given(text=_grammar_strategy())
+@given(text=grammar_strategy())
 def test_texts_of_the_grammar(text):
     """Texts drawn from the grammar (with comments anywhere): a text that does not parse is refused with the parser's
     own error; one that parses formats well (its meaning: the shape table or the error of `netspec check`)."""

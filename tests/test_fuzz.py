@@ -165,7 +165,7 @@ _NAMES = (
 ).split()  # names the grammar strategy draws: layers, functions, operations, keywords of the language, arguments
 
 
-def _grammar_strategy():
+def grammar_strategy():
     """from_lark on the real grammar: whole files, and `layers { ... }` (+ `forward { ... }`) after an input line
     (whole files rarely hold a layers section). Every terminal is followed by a space (Lark's ignored WS is only
     added at random, so `network x` would come out as `networkx`), comments end their line, and numbers and names
@@ -260,7 +260,7 @@ def _prod(shape) -> int:
 
 
 @settings(FUZZ, max_examples=60)
-@given(text=_grammar_strategy())
+@given(text=grammar_strategy())
 def test_grammar_texts_load_or_raise_located_errors(text):
     _must_load_or_refuse(text + "\n")
 

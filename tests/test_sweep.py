@@ -243,3 +243,16 @@ def test_a_folder_holding_another_sweep_is_refused(spec, tmp_path, capsys):
     (out / "sweep.json").write_text('{"spec": "another"}\n')
     sweep(spec, out, "--vary", "width=2,4", expect=2, capsys=capsys)
     assert "holds another sweep" in capsys.readouterr().err
+
+
+def test_tensorboard_gives_each_run_its_hparams_with_the_varied_values(spec, tmp_path, capsys):
+    from test_tensorboard import hparams_of
+
+    out = tmp_path / "tb"
+    sweep(spec, out, "--vary", "width=2,4", "--epochs", "1", "--tensorboard", capsys=capsys)
+    rows = summary(out)
+    assert len(rows) == 2
+    for row in rows:
+        values, metrics = hparams_of(out / row["run"])
+        assert values["constant.width"] == float(row["width"])
+        assert abs(metrics["test_accuracy"] - float(row["accuracy"])) < 1e-6

@@ -74,7 +74,7 @@ def _raw_steps(folder: Path) -> dict[str, list[int]]:
     return out
 
 
-def _hparams(run_dir: Path) -> tuple[dict[str, object], dict[str, float]]:
+def hparams_of(run_dir: Path) -> tuple[dict[str, object], dict[str, float]]:
     """The run's HParams entry: its hyperparameters, and its metrics' values."""
     folder = run_dir / "tensorboard" / "hparams"
     assert len(list(folder.glob("events.out.tfevents.*"))) == 1
@@ -99,7 +99,7 @@ def test_scalars_are_the_metrics_csv_and_hparams_the_settings(tb_run):
     _spec, run_dir = tb_run
     _assert_scalars_are_the_metrics(run_dir)
     assert _scalars(run_dir / "tensorboard")["lr"] == [(1, pytest.approx(0.05))]
-    hparams, metrics = _hparams(run_dir)
+    hparams, metrics = hparams_of(run_dir)
     assert {k: hparams[k] for k in ("lr", "momentum", "batch_size", "epochs", "constant.classes", "data")} == {
         "lr": pytest.approx(0.05),
         "momentum": pytest.approx(0.9),
@@ -122,7 +122,7 @@ def test_resume_writes_each_epoch_once_and_fills_in_what_is_missing(tb_run, tmp_
     _train("--out", out, "--resume", "--epochs", "4", "--tensorboard")  # epoch 3 from metrics.csv, then epoch 4
     assert _raw_steps(out / "tensorboard") == {column: [1, 2, 3, 4] for column in COLUMNS}
     _assert_scalars_are_the_metrics(out)
-    assert _hparams(out)[0]["epochs"] == 4  # the entry replaced, not a second one
+    assert hparams_of(out)[0]["epochs"] == 4  # the entry replaced, not a second one
 
 
 @needs_tensorboard
@@ -204,7 +204,7 @@ def test_write_hparams_replaces_the_entry(tmp_path):
         tmp_path, {"lr": 0.2, "augment": ["RandomCrop"], "schedule": None, "nesterov": True}, {"test_accuracy": 0.5}
     )
     assert folder == tmp_path / "tensorboard" / "hparams"
-    hparams, metrics = _hparams(tmp_path)
+    hparams, metrics = hparams_of(tmp_path)
     assert hparams == {"lr": pytest.approx(0.2), "augment": '["RandomCrop"]', "nesterov": 1}
     assert metrics == {"test_accuracy": 0.5}
 
