@@ -158,6 +158,7 @@ def test_without_optuna_one_line_naming_the_extra(spec, tmp_path, monkeypatch, c
     assert err.strip() == "netspec: error: netspec sweep needs Optuna: pip install 'netspec[sweep]'"
 
 
+@pytest.mark.slow  # several processes: seconds each
 def test_two_processes_share_a_search(spec, tmp_path):
     out = tmp_path / "sw"
     args = [sys.executable, "-m", "netspec", "sweep", str(spec), "--out", str(out), *QUICK, "--epochs", "1"]
@@ -224,6 +225,7 @@ def test_a_pruned_trial_stops_and_is_recorded(spec, tmp_path, monkeypatch, capsy
     assert "final:" not in capsys.readouterr().out  # the runs' lines go to stderr, the summary to stdout
 
 
+@pytest.mark.slow  # several processes: seconds each
 def test_two_processes_share_a_grid_and_train_each_run_once(spec, tmp_path):
     out = tmp_path / "sw"
     args = [sys.executable, "-m", "netspec", "sweep", str(spec), "--out", str(out), *QUICK, "--epochs", "1"]

@@ -210,6 +210,7 @@ def test_write_hparams_replaces_the_entry(tmp_path):
 
 
 @needs_tensorboard
+@pytest.mark.slow  # several processes: seconds each
 def test_under_torchrun_rank_0_alone_writes(tmp_path):
     spec = tmp_path / "tiny.net"
     spec.write_text(TINY.replace("    bn    BatchNorm2d()\n", ""))
