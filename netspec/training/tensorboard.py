@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class EpochWriter:
         first = int(rows[done]["epoch"]) if done < len(rows) else (int(rows[-1]["epoch"]) + 1 if rows else 1)
         # anything at or past `first` came from an earlier process: hidden, as it is written again here
         purge = first if any(s >= first for s in steps) else None
+        _after_existing(folder)
         self.writer = SummaryWriter(str(folder), purge_step=purge)
         for row in rows[done:]:
             self.write(row)
@@ -67,6 +69,19 @@ class EpochWriter:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _after_existing(folder: Path) -> None:
+    """Wait until a new event file's name sorts after every file in `folder`. TensorBoard reads the files in name
+    order (`events.out.tfevents.<seconds>.<host>.<pid>.<counter>`), and a purge hides the events read before it: a
+    file made in the same second as an earlier one could sort first (counter "10" before "9"), and a purge in the
+    earlier file would then hide the new epochs, or the new purge would miss the events it should hide. A new second
+    always sorts after; the wait is under a second, and only when a file of this second is there (a quick resume)."""
+    seconds = [
+        int(p.name.split(".")[3]) for p in folder.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()
+    ]
+    while seconds and time.time() < max(seconds) + 1:
+        time.sleep(0.05)
 
 
 def written_steps(folder: Path) -> set[int]:
