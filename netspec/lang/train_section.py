@@ -161,6 +161,7 @@ class TrainSpec(BaseModel):
     ] = ()
     normalize: Normalize | None = None
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    validation: NonNegInt = 0  # training images held out, stratified by class, tested each epoch
 
     def describe(self) -> dict[str, Any]:
         """A plain-JSON view of the settings (for settings.json and reports)."""

@@ -42,6 +42,7 @@ from .batch import channel_stats
 from .checkpoint import load_weights, rng_state, save_checkpoint, seed_everything, set_rng_state
 from .data import ImageData, load_data
 from .device import Dist, close_distributed, init_distributed, resolve_device, resolve_precision
+from .holdout import hold_out
 from .loop import Compute, Diverged, Evaluation, Interrupted, TrainLoop, evaluate_model, per_class, train_epoch
 from .optim import OVERRIDES, make_optimizer, make_schedule, override
 from .report import Log, write_architecture, write_report
@@ -104,6 +105,7 @@ class Prepared:
     data: ImageData
     constants: dict[str, Any]  # the --set values, plus `classes` when the data set decided it
     requested_input: tuple[int, int, int]  # --input, or the spec's; the data set may change its channels
+    val: tuple[torch.Tensor, torch.Tensor] | None = None  # `validation N`: the held-out images and labels
 
 
 @dataclass
@@ -121,9 +123,10 @@ class _Run:
     log: Log
     tensorboard: EpochWriter | None = None  # --tensorboard, on the main process
 
-    def evaluate(self) -> Evaluation:
-        t = self.p.train
-        return evaluate_model(self.model, *self.test, self.p.data.num_classes, t.test_batch_size, self.loop.compute)
+    def evaluate(self, split: tuple[torch.Tensor, torch.Tensor] | None = None) -> Evaluation:
+        """The test set, or the images of `split` (the validation images)."""
+        t, images = self.p.train, split or self.test
+        return evaluate_model(self.model, *images, self.p.data.num_classes, t.test_batch_size, self.loop.compute)
 
 
 def _run(job: Request | Resume, dist: Dist) -> Results:
@@ -207,7 +210,8 @@ def prepare(req: Request, log: Log) -> Prepared:
         net = req.source.elaborate((data.channels, h, w), constants)
         table, t = infer(net), resolve_train(net, opts)
     _check_fits(net, table, t, data)
-    return Prepared(net, table, t, data, constants, req.net.input)
+    data, val = hold_out(net, t.validation, t.seed, data)  # after the limits, before anything trains
+    return Prepared(net, table, t, data, constants, req.net.input, val)
 
 
 def _check_fits(net: Network, table: ShapeTable, t: TrainSpec, data: ImageData) -> None:
@@ -420,6 +424,9 @@ def _epoch(r: _Run, epoch: int, stop: threading.Event) -> tuple[Evaluation, floa
         "images_per_s": f"{n / seconds:.1f}",
         "lr": f"{e.lr:.6g}",
     }
+    if r.p.val is not None:
+        v = r.evaluate(r.p.val)
+        row.update(val_loss=f"{v.loss:.6f}", val_accuracy=f"{v.accuracy:.6f}")
     r.metrics.append(row)
     if r.loop.compute.dist.main:
         # the checkpoint first (it holds the metrics rows too), then the row: a kill between the two loses nothing,

@@ -1,0 +1,115 @@
+"""The `train` settings a fast recipe needs (issue #16): `validation N`, each held to what it must do."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from netspec.build import build
+from netspec.shapes import infer
+from netspec.training.checkpoint import load_checkpoint
+from netspec.training.data import load_data
+from netspec.training.holdout import stratified_split
+from netspec.training.loop import Compute, evaluate_model
+from netspec.training.settings import SpecSource
+
+from spec_helpers import error_of, spec
+from trainfixtures import TINY, train_cli
+
+
+def _spec(tmp_path: Path, *settings: str) -> Path:
+    p = tmp_path / "tiny.net"
+    p.write_text(TINY.replace("    seed 3\n", "    seed 3\n" + "".join(f"    {s}\n" for s in settings)))
+    return p
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+# ---- validation N ----------------------------------------------------------------------------------------------
+
+
+def test_the_validation_split_is_stratified_disjoint_and_fixed_by_the_seed():
+    labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)[
+        torch.randperm(100, generator=torch.Generator().manual_seed(1))
+    ]
+    train, val = stratified_split(labels, 10, seed=4)
+    assert torch.bincount(labels[val], minlength=3).tolist() == [5, 3, 2]  # each class its share
+    assert sorted(train.tolist() + val.tolist()) == list(range(100))  # disjoint, nothing lost
+    again_train, again_val = stratified_split(labels, 10, seed=4)
+    assert torch.equal(val, again_val) and torch.equal(train, again_train)
+    assert not torch.equal(val, stratified_split(labels, 10, seed=5)[1])  # another seed, other images
+    # shares that do not divide evenly: the largest remainders get the rest (7 x 0.5, 0.3, 0.2 = 3.5, 2.1, 1.4)
+    assert torch.bincount(labels[stratified_split(labels, 7, seed=0)[1]], minlength=3).tolist() == [4, 2, 1]
+
+
+def test_validation_adds_its_columns_and_trains_on_the_rest(tmp_path):
+    out = tmp_path / "run"
+    train_cli(_spec(tmp_path, "validation 40"), out)
+    rows = _rows(out)
+    assert list(rows[0]) == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "test_loss",
+        "test_accuracy",
+        "seconds",
+        "images_per_s",
+        "lr",
+    ]
+    assert len(rows) == 2 and all(float(r["val_loss"]) > 0 for r in rows)
+    settings = json.loads((out / "settings.json").read_text())
+    assert (settings["validation"], settings["train_images"]) == (40, 120)  # 160 images: 40 held out
+    # the last row's validation numbers are the final weights on exactly the held-out images of the 160
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    net = SpecSource(ckpt["spec"]).elaborate(tuple(ckpt["input"]), json.loads(ckpt["constants"]))
+    model = build(net, infer(net))
+    model.load_state_dict(ckpt["model"])
+    data = load_data("shapes", size=(16, 16), train_limit=160, test_limit=1, seed=3)
+    _, val = stratified_split(data.train_labels, 40, seed=3)
+    half = torch.full((3,), 0.5)
+    e = evaluate_model(
+        model,
+        data.train_images[val],
+        data.train_labels[val],
+        10,
+        50,
+        Compute(torch.device("cpu"), "fp32", True, (half, half)),
+    )
+    assert (f"{e.loss:.6f}", f"{e.accuracy:.6f}") == (rows[-1]["val_loss"], rows[-1]["val_accuracy"])
+
+
+def test_without_validation_metrics_keep_their_columns(tmp_path):
+    out = tmp_path / "run"
+    train_cli(_spec(tmp_path), out, "--epochs", "1")
+    assert "val_loss" not in _rows(out)[0]
+    assert json.loads((out / "settings.json").read_text())["train_images"] == 160
+
+
+def test_a_resumed_run_holds_out_the_same_images(tmp_path):
+    spec_path = _spec(tmp_path, "validation 30")
+    train_cli(spec_path, tmp_path / "whole")
+    train_cli(spec_path, tmp_path / "part", "--epochs", "1")
+    train_cli(spec_path, tmp_path / "part", "--resume", "--epochs", "2")
+    strip = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in _rows(tmp_path / "whole")]
+    assert strip == [
+        {k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in _rows(tmp_path / "part")
+    ]
+
+
+@pytest.mark.parametrize("value,code", [("-1", "E061"), ("0.5", "E061"), ("many", "E061")])
+def test_a_bad_validation_value_is_a_located_error(value, code):
+    e = error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ validation {value} }}"))
+    assert e.code == code and "validation" in str(e) and e.loc is not None
+
+
+def test_validation_of_every_training_image_is_refused_where_it_is_written(tmp_path, capsys):
+    train_cli(_spec(tmp_path, "validation 160"), tmp_path / "run", expect=1, capsys=capsys)
+    err = capsys.readouterr().err
+    assert "tiny.net:20:16: error[E092]: validation 160 holds out all the 160 training images of shapes" in err
