@@ -12,6 +12,7 @@ from netspec.build import build
 from netspec.shapes import infer
 from netspec.training.checkpoint import load_checkpoint
 from netspec.training.data import load_data
+from netspec.training.evaluate import evaluate
 from netspec.training.holdout import stratified_split
 from netspec.training.loop import Compute, evaluate_model
 from netspec.training.settings import SpecSource
@@ -113,3 +114,50 @@ def test_validation_of_every_training_image_is_refused_where_it_is_written(tmp_p
     train_cli(_spec(tmp_path, "validation 160"), tmp_path / "run", expect=1, capsys=capsys)
     err = capsys.readouterr().err
     assert "tiny.net:20:16: error[E092]: validation 160 holds out all the 160 training images of shapes" in err
+
+
+# ---- tta flip --------------------------------------------------------------------------------------------------
+
+
+def test_tta_flip_averages_the_logits_of_each_image_and_its_mirror():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5))
+    images = torch.randint(0, 256, (23, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 5, (23,))
+    cpu = torch.device("cpu")
+    tta = evaluate_model(model, images, labels, 5, 10, Compute(cpu, "fp32", False, None, tta_flip=True))
+    plain = evaluate_model(model, images, labels, 5, 10, Compute(cpu, "fp32", False, None))
+    with torch.no_grad():
+        x = images.float() / 255
+        logits = (model(x) + model(x.flip(3))) / 2  # by hand: the mean of the two logits, then the loss
+        loss = float(torch.nn.functional.cross_entropy(logits, labels))
+        correct = int((logits.argmax(1) == labels).sum())
+    assert tta.loss == pytest.approx(loss, rel=1e-6) and tta.correct == correct
+    assert tta.loss != pytest.approx(plain.loss, rel=1e-6)  # the flip changed something
+
+
+@pytest.mark.parametrize("value", ["rotate", "3", "true"])
+def test_a_bad_tta_is_a_located_error(value):
+    e = error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ tta {value} }}"))
+    assert e.code == "E061" and "tta" in str(e) and "'flip'" in str(e) and e.loc is not None
+
+
+def test_evaluate_tests_with_the_runs_tta(tmp_path):
+    out = tmp_path / "run"
+    train_cli(_spec(tmp_path, "tta flip", "validation 20"), out, "--epochs", "1")
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads((out / "settings.json").read_text())["tta"] == "flip"
+    again = evaluate(out)
+    assert (again["test_loss"], again["correct"], again["tta"]) == (
+        results["final_test_loss"],
+        results["correct"],
+        "flip",
+    )
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    net = SpecSource(ckpt["spec"]).elaborate(tuple(ckpt["input"]), json.loads(ckpt["constants"]))
+    model = build(net, infer(net)).to(memory_format=torch.channels_last)
+    model.load_state_dict(ckpt["model"])
+    data = load_data("shapes", size=(16, 16), train_limit=1, test_limit=100, seed=3)
+    half, cpu = torch.full((3,), 0.5), torch.device("cpu")
+    plain = evaluate_model(model, data.test_images, data.test_labels, 10, 50, Compute(cpu, "fp32", True, (half, half)))
+    assert plain.loss != pytest.approx(results["final_test_loss"], rel=1e-6)  # the run tested with the flip

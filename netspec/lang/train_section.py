@@ -162,6 +162,7 @@ class TrainSpec(BaseModel):
     normalize: Normalize | None = None
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     validation: NonNegInt = 0  # training images held out, stratified by class, tested each epoch
+    tta: Literal["flip"] | None = None  # test-time augmentation: flip averages the logits of an image and its mirror
 
     def describe(self) -> dict[str, Any]:
         """A plain-JSON view of the settings (for settings.json and reports)."""
@@ -302,6 +303,8 @@ def _setting(key: str, value: Any, loc: Location) -> Any:
         return None if value is None else _call_model(value, SCHEDULES, "schedule", loc)
     if key == "normalize":
         return None if value is None else _call_model(value, {"Normalize": Normalize}, "normalization", loc)
+    if key == "tta":  # a bare word: `tta flip`
+        return value.name if isinstance(value, Symbol) else value
     if key == "augment":
         items = [] if value is None else value if isinstance(value, (list, tuple)) else [value]
         return tuple((_call_model(v, TRANSFORMS, "transform", loc), getattr(v, "loc", loc)) for v in items)

@@ -46,6 +46,7 @@ class Compute:
     channels_last: bool
     mean_std: tuple[Tensor, Tensor] | None  # per channel, on the device; None: pixels scaled to [0, 1]
     dist: Dist = field(default_factory=Dist)
+    tta_flip: bool = False  # `tta flip`: a test pass averages the logits of each image and its horizontal mirror
 
     def inputs(self, x: Tensor) -> Tensor:
         """uint8 (N, C, H, W) -> the model's input: normalized float, in the memory format the model runs in."""
@@ -218,7 +219,9 @@ def evaluate_model(
             x = images[i : min(i + batch_size, hi)].to(compute.device, non_blocking=True)
             y = labels[i : min(i + batch_size, hi)].to(compute.device, non_blocking=True)
             with compute.autocast():
-                logits = model(compute.inputs(x))
+                logits = model(compute.inputs(x)).float()
+                if compute.tta_flip:  # (B, C, H, W): W mirrored
+                    logits = (logits + model(compute.inputs(x.flip(3))).float()) / 2
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             pred = logits.argmax(1)
             confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)

@@ -276,7 +276,7 @@ def _start(
         stepped = torch.compile(stepped)  # type: ignore[assignment]
     norm = t.normalize
     mean_std = channel_stats(norm.mean, norm.std, data.channels, device) if norm is not None else None
-    compute = Compute(device, precision, channels_last, mean_std, dist)
+    compute = Compute(device, precision, channels_last, mean_std, dist, t.tta == "flip")
     loop = TrainLoop(
         model=stepped,
         optimizer=optimizer,
