@@ -12,6 +12,7 @@ from netspec.build import build
 from netspec.shapes import infer
 from netspec.training.checkpoint import load_checkpoint
 from netspec.training.data import load_data
+from netspec.training.ema import make_ema, update_ema
 from netspec.training.evaluate import evaluate
 from netspec.training.holdout import stratified_split
 from netspec.training.loop import Compute, evaluate_model
@@ -161,3 +162,65 @@ def test_evaluate_tests_with_the_runs_tta(tmp_path):
     half, cpu = torch.full((3,), 0.5), torch.device("cpu")
     plain = evaluate_model(model, data.test_images, data.test_labels, 10, 50, Compute(cpu, "fp32", True, (half, half)))
     assert plain.loss != pytest.approx(results["final_test_loss"], rel=1e-6)  # the run tested with the flip
+
+
+# ---- ema DECAY -------------------------------------------------------------------------------------------------
+
+
+def test_the_ema_is_the_hand_computed_average_of_the_weights_and_batchnorm_statistics():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    ema = make_ema(model, 0.75)
+    hand: dict[str, torch.Tensor] | None = None
+    for _ in range(4):
+        loss = model(torch.randn(8, 3)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        update_ema(ema, model)
+        now = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if hand is None:
+            hand = now  # the first step: a copy
+        else:
+            hand = {k: now[k] if not v.is_floating_point() else 0.75 * v + 0.25 * now[k] for k, v in hand.items()}
+    got = ema.module.state_dict()
+    assert hand is not None and set(got) == set(hand)
+    for k in hand:
+        assert torch.allclose(got[k], hand[k], atol=1e-6), k
+    assert int(got["1.num_batches_tracked"]) == 4  # a count, copied
+    assert not torch.allclose(got["0.weight"], model.state_dict()["0.weight"])  # an average, not the weights
+    assert make_ema(model, None) is None
+
+
+def test_a_run_with_ema_tests_the_average_and_evaluate_and_resume_use_it(tmp_path):
+    spec_path = _spec(tmp_path, "ema 0.9")
+    out = tmp_path / "run"
+    train_cli(spec_path, out)
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["ema"]["steps"] == 10  # 2 epochs of 160 images in batches of 32
+    results = json.loads((out / "results.json").read_text())
+    again = evaluate(out)
+    assert (again["test_loss"], again["correct"]) == (results["final_test_loss"], results["correct"])
+    net = SpecSource(ckpt["spec"]).elaborate(tuple(ckpt["input"]), json.loads(ckpt["constants"]))
+    half, cpu = torch.full((3,), 0.5), torch.device("cpu")
+    data = load_data("shapes", size=(16, 16), train_limit=1, test_limit=100, seed=3)
+    losses = []
+    for weights in (ckpt["ema"]["weights"], ckpt["model"]):
+        model = build(net, infer(net)).to(memory_format=torch.channels_last)
+        model.load_state_dict(weights)
+        c = Compute(cpu, "fp32", True, (half, half))
+        losses.append(evaluate_model(model, data.test_images, data.test_labels, 10, 50, c).loss)
+    assert losses[0] == pytest.approx(results["final_test_loss"], rel=1e-9)  # the average was tested ...
+    assert losses[1] != pytest.approx(results["final_test_loss"], rel=1e-6)  # ... not the trained weights
+    # resumed after epoch 1, the average continues from the checkpoint's: the same numbers as the whole run
+    train_cli(spec_path, tmp_path / "part", "--epochs", "1")
+    train_cli(spec_path, tmp_path / "part", "--resume", "--epochs", "2")
+    same = ("train_loss", "test_loss", "test_accuracy")
+    assert [[r[k] for k in same] for r in _rows(out)] == [[r[k] for k in same] for r in _rows(tmp_path / "part")]
+
+
+@pytest.mark.parametrize("value", ["0", "1.0", "1.5", "-0.5", "fast"])
+def test_a_bad_ema_is_a_located_error(value):
+    e = error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ ema {value} }}"))
+    assert e.code == "E061" and "ema" in str(e) and e.loc is not None

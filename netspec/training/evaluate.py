@@ -61,7 +61,7 @@ def evaluate(
         )
     compute = _compute(settings, ds, dev, prec)
     model = build(net, table)
-    load_weights(model, ckpt["model"], path)
+    load_weights(model, ckpt["ema"]["weights"] if ckpt.get("ema") else ckpt["model"], path)  # `ema`: as tested
     model = model.to(dev)
     if compute.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.swa_utils import AveragedModel
 
 from ..errors import NetspecError
 from ..lang.train_section import TrainSpec
 from .augment import BatchAugment
 from .batch import normalize
 from .device import Dist, autocast
+from .ema import update_ema
 
 
 class Diverged(NetspecError):
@@ -72,6 +74,7 @@ class TrainLoop:
     compute: Compute
     settings: TrainSpec  # seed, batch_size, epochs, label_smoothing
     progress: bool  # a bar of \r frames: on a terminal only, where a log file gets the per-epoch line instead
+    ema: AveragedModel | None = None  # `ema DECAY`: the weights' moving average, updated after every step
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ def _step(loop: TrainLoop, x: Tensor, y: Tensor, epoch: int, step: int) -> Tenso
                 f"the optimizer step failed at epoch {epoch}, step {step + 1} ({str(e)[:120]}): "
                 f"training diverged (try a smaller --lr)"
             ) from None
+    if loop.ema is not None:
+        update_ema(loop.ema, loop.model)
     if loop.scheduler is not None and loop.per_batch:
         loop.scheduler.step()
     return loss.detach() * (b / dist.world)

@@ -38,6 +38,7 @@ from .augment import BatchAugment
 from .batch import channel_stats
 from .checkpoint import load_weights, rng_state, save_checkpoint, seed_everything, set_rng_state
 from .device import Dist, close_distributed, init_distributed, resolve_device, resolve_precision
+from .ema import ema_state, load_ema, make_ema
 from .loop import Compute, Diverged, Evaluation, Interrupted, TrainLoop, evaluate_model, per_class, train_epoch
 from .optim import OVERRIDES, make_optimizer, make_schedule, override
 from .prepare import Prepared, prepare
@@ -109,7 +110,8 @@ class _Run:
     def evaluate(self, split: tuple[torch.Tensor, torch.Tensor] | None = None) -> Evaluation:
         """The test set, or the images of `split` (the validation images)."""
         t, images = self.p.train, split or self.test
-        return evaluate_model(self.model, *images, self.p.data.num_classes, t.test_batch_size, self.loop.compute)
+        model = self.loop.ema.module if self.loop.ema is not None else self.model  # `ema`: the average is tested
+        return evaluate_model(model, *images, self.p.data.num_classes, t.test_batch_size, self.loop.compute)
 
 
 def _run(job: Request | Resume, dist: Dist) -> Results:
@@ -191,6 +193,7 @@ def _start(
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         else:
             log("--sync-bn: SyncBatchNorm needs the NCCL backend (CUDA); BatchNorm stays per process")
+    ema = make_ema(model, t.ema)  # of the model as it starts, on its device, before any wrapper
     optimizer = make_optimizer(t.optimizer, model.parameters())
     steps_per_epoch = math.ceil(len(data.train_labels) / t.batch_size)
     scheduler, per_batch = make_schedule(t.schedule, optimizer, t.epochs, steps_per_epoch)
@@ -216,6 +219,7 @@ def _start(
         compute=compute,
         settings=t,
         progress=dist.main and not opts.quiet and sys.stderr.isatty(),
+        ema=ema,
     )
     test = (data.test_images.to(device), data.test_labels.to(device))
     return _Run(out, p, opts, model, loop, test, _settings(p, opts, compute), [], log)
@@ -233,6 +237,8 @@ def _restore(r: _Run, ckpt: dict[str, Any]) -> int:
     )
     if loop.scaler is not None and ckpt.get("scaler"):
         loop.scaler.load_state_dict(ckpt["scaler"])
+    if loop.ema is not None and ckpt.get("ema") is not None:
+        load_ema(loop.ema, ckpt["ema"])
     set_rng_state(ckpt["rng"])
     r.metrics.extend(json.loads(ckpt["metrics"]))
     if r.loop.compute.dist.main:
@@ -385,6 +391,7 @@ def _checkpoint(r: _Run, epoch: int) -> dict[str, Any]:
         "optimizer": loop.optimizer.state_dict(),
         "scheduler": loop.scheduler.state_dict() if loop.scheduler is not None else None,
         "scaler": loop.scaler.state_dict() if loop.scaler is not None else None,
+        "ema": ema_state(loop.ema) if loop.ema is not None else None,  # what evaluate and results test
         "rng": rng_state(),
         "spec": net.source,
         "filename": net.filename or "",
