@@ -94,8 +94,10 @@ def test_without_validation_metrics_keep_their_columns(tmp_path):
     assert json.loads((out / "settings.json").read_text())["train_images"] == 160
 
 
-def test_a_resumed_run_holds_out_the_same_images(tmp_path):
-    spec_path = _spec(tmp_path, "validation 30")
+@pytest.mark.parametrize("setting", ["validation 30", "warmup 2", "tta flip"])
+def test_a_resumed_run_ends_as_the_whole_run(tmp_path, setting):
+    # the spec (its train section) is the run's: --resume restores every one of these settings with it
+    spec_path = _spec(tmp_path, setting)
     train_cli(spec_path, tmp_path / "whole")
     train_cli(spec_path, tmp_path / "part", "--epochs", "1")
     train_cli(spec_path, tmp_path / "part", "--resume", "--epochs", "2")
@@ -224,3 +226,43 @@ def test_a_run_with_ema_tests_the_average_and_evaluate_and_resume_use_it(tmp_pat
 def test_a_bad_ema_is_a_located_error(value):
     e = error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ ema {value} }}"))
     assert e.code == "E061" and "ema" in str(e) and e.loc is not None
+
+
+# ---- warmup N --------------------------------------------------------------------------------------------------
+
+
+def _step_rates(monkeypatch, tmp_path, name, *settings):
+    """The rate of every optimizer step of a 2-epoch run of TINY (5 steps an epoch) with `settings`."""
+    rates: list[float] = []
+    step = torch.optim.SGD.step
+
+    def recording(self, *a, **kw):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording)
+    (tmp_path / name).mkdir()
+    train_cli(_spec(tmp_path / name, *settings), tmp_path / name / "run")
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    return rates, _rows(tmp_path / name / "run")
+
+
+def test_warmup_raises_the_rate_linearly_over_its_epochs(monkeypatch, tmp_path):
+    rates, rows = _step_rates(monkeypatch, tmp_path, "warm", "warmup 1")
+    assert rates == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05])
+    rates, rows = _step_rates(monkeypatch, tmp_path, "half", "warmup 2", "schedule StepLR(1, gamma=0.5)")
+    # the schedule runs as it would without warm-up; its rate is scaled by step / (2 epochs x 5 steps)
+    assert rates == pytest.approx([0.05 * (i + 1) / 10 for i in range(5)] + [0.025 * (i + 6) / 10 for i in range(5)])
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.025, 0.025])  # each epoch's last step's rate
+
+
+def test_warmup_scales_a_per_batch_schedule_without_changing_it(monkeypatch, tmp_path):
+    plain, _ = _step_rates(monkeypatch, tmp_path, "plain", "schedule OneCycleLR()")
+    warm, _ = _step_rates(monkeypatch, tmp_path, "warm", "schedule OneCycleLR()", "warmup 1")
+    assert warm == pytest.approx([r * min(1, (i + 1) / 5) for i, r in enumerate(plain)])
+
+
+@pytest.mark.parametrize("value", ["-1", "0.5", "true"])
+def test_a_bad_warmup_is_a_located_error(value):
+    e = error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ warmup {value} }}"))
+    assert e.code == "E061" and "warmup" in str(e) and e.loc is not None

@@ -25,6 +25,7 @@ from .augment import BatchAugment
 from .batch import normalize
 from .device import Dist, autocast
 from .ema import update_ema
+from .optim import scaled_lr, warmup_factor
 
 
 class Diverged(NetspecError):
@@ -109,8 +110,9 @@ def train_epoch(loop: TrainLoop, epoch: int, stop: threading.Event) -> Epoch:
     for step in range(steps):
         idx = order[step * t.batch_size : (step + 1) * t.batch_size]
         x = loop.augment(loop.images[idx], generator=draws)  # (B, C, H, W) uint8, the whole global batch
-        lr = loop.optimizer.param_groups[0]["lr"]  # the rate this step uses
-        loss = _step(loop, x, loop.labels[idx], epoch, step)
+        warmup = warmup_factor((epoch - 1) * steps + step, t.warmup * steps)
+        lr = loop.optimizer.param_groups[0]["lr"] * warmup  # the rate this step uses
+        loss = _step(loop, x, loop.labels[idx], epoch, step, warmup)
         if pending is not None and not bool(torch.isfinite(pending)):
             raise _diverged(pending, epoch, step)
         if device.type == "cpu" and not bool(torch.isfinite(loss)):
@@ -135,8 +137,9 @@ def train_epoch(loop: TrainLoop, epoch: int, stop: threading.Event) -> Epoch:
     return Epoch(float(loss_sum) / max(1, seen), lr)
 
 
-def _step(loop: TrainLoop, x: Tensor, y: Tensor, epoch: int, step: int) -> Tensor:
-    """One optimizer step on this rank's slice of the global batch `x`; returns the slice's summed loss / world."""
+def _step(loop: TrainLoop, x: Tensor, y: Tensor, epoch: int, step: int, warmup: float) -> Tensor:
+    """One optimizer step on this rank's slice of the global batch `x`, at the rate times `warmup`; returns the
+    slice's summed loss / world."""
     dist, b = loop.compute.dist, x.shape[0]
     if dist.enabled:
         per = math.ceil(b / dist.world)
@@ -148,19 +151,20 @@ def _step(loop: TrainLoop, x: Tensor, y: Tensor, epoch: int, step: int) -> Tenso
     loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=loop.settings.label_smoothing)
     loss = loss * (dist.world / b)
     loop.optimizer.zero_grad(set_to_none=True)
-    if loop.scaler is not None:
-        loop.scaler.scale(loss).backward()
-        loop.scaler.step(loop.optimizer)
-        loop.scaler.update()
-    else:
-        loss.backward()
-        try:
-            loop.optimizer.step()
-        except RuntimeError as e:  # e.g. a schedule pushed the rate past what float32 holds
-            raise Diverged(
-                f"the optimizer step failed at epoch {epoch}, step {step + 1} ({str(e)[:120]}): "
-                f"training diverged (try a smaller --lr)"
-            ) from None
+    with scaled_lr(loop.optimizer, warmup):  # around the step alone: a per-batch schedule steps as it would
+        if loop.scaler is not None:
+            loop.scaler.scale(loss).backward()
+            loop.scaler.step(loop.optimizer)
+            loop.scaler.update()
+        else:
+            loss.backward()
+            try:
+                loop.optimizer.step()
+            except RuntimeError as e:  # e.g. a schedule pushed the rate past what float32 holds
+                raise Diverged(
+                    f"the optimizer step failed at epoch {epoch}, step {step + 1} ({str(e)[:120]}): "
+                    f"training diverged (try a smaller --lr)"
+                ) from None
     if loop.ema is not None:
         update_ema(loop.ema, loop.model)
     if loop.scheduler is not None and loop.per_batch:

@@ -7,7 +7,8 @@ on as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -65,3 +66,26 @@ def override(
                     group["initial_lr"] = value
     if scheduler is not None and "lr" in values:
         scheduler.base_lrs = [values["lr"] for _ in scheduler.base_lrs]
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """`warmup N`: the share of the schedule's rate that optimizer step `step` (0-based, counted over the run) uses:
+    (step + 1) / warmup_steps, rising linearly to 1 at the last warm-up step, then 1."""
+    return 1.0 if step >= warmup_steps else (step + 1) / warmup_steps
+
+
+@contextmanager
+def scaled_lr(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
+    """The optimizer's rates times `factor` for the steps taken inside, then restored exactly: the schedule never
+    sees the warm-up, so it runs as it would without it, and a resumed run needs no warm-up state."""
+    if factor == 1.0:
+        yield
+        return
+    rates = [group["lr"] for group in optimizer.param_groups]
+    for group, lr in zip(optimizer.param_groups, rates):
+        group["lr"] = lr * factor
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, rates):
+            group["lr"] = lr
