@@ -16,6 +16,7 @@ from netspec.training.ema import make_ema, update_ema
 from netspec.training.evaluate import evaluate
 from netspec.training.holdout import stratified_split
 from netspec.training.loop import Compute, evaluate_model
+from netspec.training.optim import param_groups
 from netspec.training.settings import SpecSource
 
 from spec_helpers import error_of, spec
@@ -266,3 +267,48 @@ def test_warmup_scales_a_per_batch_schedule_without_changing_it(monkeypatch, tmp
 def test_a_bad_warmup_is_a_located_error(value):
     e = error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ warmup {value} }}"))
     assert e.code == "E061" and "warmup" in str(e) and e.loc is not None
+
+
+# ---- no_decay_on_norms true ------------------------------------------------------------------------------------
+
+
+def _groups(out: Path) -> list[tuple[int, float]]:
+    """The checkpoint's optimizer groups: (how many parameters, weight decay)."""
+    groups = load_checkpoint(out / "checkpoint.pt")["optimizer"]["param_groups"]
+    return [(len(g["params"]), g["weight_decay"]) for g in groups]
+
+
+def test_no_decay_on_norms_groups_conv_and_linear_weights_apart():
+    net = SpecSource(TINY).elaborate(None, {})
+    model = build(net, infer(net))
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = param_groups(model, True)
+    assert [([names[id(p)] for p in g["params"]], g.get("weight_decay"), g.get("no_decay")) for g in groups] == [
+        (["conv.weight", "fc.weight"], None, None),  # the optimizer's weight decay
+        (["conv.bias", "bn.weight", "bn.bias", "fc.bias"], 0.0, True),
+    ]
+    assert list(param_groups(model, False)) == list(model.parameters())
+
+
+def test_a_run_with_no_decay_on_norms_keeps_its_groups_through_resume(tmp_path):
+    wd = "optimizer SGD(lr=0.05, momentum=0.9, weight_decay=0.01)"
+    p = _spec(tmp_path, "no_decay_on_norms true")
+    p.write_text(p.read_text().replace("optimizer SGD(lr=0.05, momentum=0.9)", wd))
+    train_cli(p, tmp_path / "run", "--epochs", "1")
+    assert _groups(tmp_path / "run") == [(2, 0.01), (4, 0.0)]
+    # --weight-decay on --resume changes the decayed group only
+    train_cli(p, tmp_path / "run", "--resume", "--epochs", "2", "--weight-decay", "0.02")
+    assert _groups(tmp_path / "run") == [(2, 0.02), (4, 0.0)]
+    # without the setting: one group, every parameter decayed
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    q = _spec(plain)
+    q.write_text(q.read_text().replace("optimizer SGD(lr=0.05, momentum=0.9)", wd))
+    train_cli(q, plain / "run", "--epochs", "1")
+    assert _groups(plain / "run") == [(6, 0.01)]
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "'true'"])
+def test_a_bad_no_decay_on_norms_is_a_located_error(value):
+    e = error_of(spec(f"layers {{ f Flatten() }}\ntrain {{ no_decay_on_norms {value} }}"))
+    assert e.code == "E061" and "no_decay_on_norms" in str(e) and e.loc is not None

@@ -163,6 +163,7 @@ class TrainSpec(BaseModel):
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     validation: NonNegInt = 0  # training images held out, stratified by class, tested each epoch
     warmup: NonNegInt = 0  # epochs over which the rate rises linearly, step by step, to the schedule's
+    no_decay_on_norms: bool = False  # weight decay on conv and linear weights only, not on norms and biases
     ema: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None  # the weights' moving average, tested instead
     tta: Literal["flip"] | None = None  # test-time augmentation: flip averages the logits of an image and its mirror
 

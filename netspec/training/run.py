@@ -40,7 +40,7 @@ from .checkpoint import load_weights, rng_state, save_checkpoint, seed_everythin
 from .device import Dist, close_distributed, init_distributed, resolve_device, resolve_precision
 from .ema import ema_state, load_ema, make_ema
 from .loop import Compute, Diverged, Evaluation, Interrupted, TrainLoop, evaluate_model, per_class, train_epoch
-from .optim import OVERRIDES, make_optimizer, make_schedule, override
+from .optim import OVERRIDES, make_optimizer, make_schedule, override, param_groups
 from .prepare import Prepared, prepare
 from .report import Log, write_architecture, write_report
 from .resume import Resumed, check_schedule_length, restore_run
@@ -194,7 +194,7 @@ def _start(
         else:
             log("--sync-bn: SyncBatchNorm needs the NCCL backend (CUDA); BatchNorm stays per process")
     ema = make_ema(model, t.ema)  # of the model as it starts, on its device, before any wrapper
-    optimizer = make_optimizer(t.optimizer, model.parameters())
+    optimizer = make_optimizer(t.optimizer, param_groups(model, t.no_decay_on_norms))
     steps_per_epoch = math.ceil(len(data.train_labels) / t.batch_size)
     scheduler, per_batch = make_schedule(t.schedule, optimizer, t.epochs, steps_per_epoch)
     stepped: nn.Module = model
