@@ -1032,6 +1032,7 @@ def fx_errors_md() -> str:
 HAND_WRITTEN = {
     "E090": ("A network that disagrees with the data", "a-network-that-disagrees-with-the-data"),
     "E091": ("normalize against the data's channels", "normalize-channels"),
+    "E092": ("validation that leaves nothing to train on", "validation-too-large"),
     **{code: (title, f"import-{code}") for code, title, _, _ in IMPORT_CASES},
     "E212": ("A live module with a hidden setting", "import-E212"),
     "E219": ("A bug in netspec", "import-E219"),

@@ -345,7 +345,8 @@ def _evaluation_text(r: dict[str, Any]) -> str:
     limit = f"the first {r['test_limit']:,} test images" if r["test_limit"] else "every test image"
     lines = [
         f"checkpoint: {r['checkpoint']} (epoch {r['epoch']})",
-        f"data: {r['data']}, {limit} ({r['total']:,}); precision: {r['precision']}",
+        f"data: {r['data']}, {limit} ({r['total']:,}); precision: {r['precision']}"
+        + (f"; tta: {r['tta']}" if r.get("tta") else ""),
         f"test loss: {r['test_loss']:.4f}",
         f"test accuracy: {pct(r['test_accuracy'])}% ({r['correct']}/{r['total']})",
         *(f"Accuracy of {name}: {pct(acc)} %" for name, acc in r["per_class_accuracy"].items()),

@@ -83,6 +83,7 @@ CODES: dict[str, str] = {
     # the network against the data (`netspec train`)
     "E090": "a network whose output does not match the data set's classes",
     "E091": "normalize with a number of means that does not fit the data's channels",
+    "E092": "validation holding out as many training images as there are, or more",
     # importing a printed module (`netspec import`)
     "E200": "text that is not a printed module's: not UTF-8, binary, or too long",
     "E201": "printed text whose structure cannot be read: a missing bracket, an unexpected word, text after the end",

@@ -188,9 +188,9 @@ def test_ctrl_c_in_a_command_exits_130_not_clicks_aborted(capsys, monkeypatch):
 
 
 def test_ctrl_c_before_training_starts_exits_130(tmp_path, capsys, monkeypatch):
-    import netspec.training.run
+    import netspec.training.prepare
 
-    monkeypatch.setattr(netspec.training.run, "load_data", _ctrl_c)
+    monkeypatch.setattr(netspec.training.prepare, "load_data", _ctrl_c)  # the data is loaded in prepare.py
     code, _, err = run(capsys, "train", BEST, "--data", "shapes", "--out", str(tmp_path / "run"), "--quiet")
     assert (code, err) == (130, "netspec: error: interrupted\n")
     assert not (tmp_path / "run").exists()

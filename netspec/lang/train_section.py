@@ -161,6 +161,11 @@ class TrainSpec(BaseModel):
     ] = ()
     normalize: Normalize | None = None
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    validation: NonNegInt = 0  # training images held out, stratified by class, tested each epoch
+    warmup: NonNegInt = 0  # epochs over which the rate rises linearly, step by step, to the schedule's
+    no_decay_on_norms: bool = False  # weight decay on conv and linear weights only, not on norms and biases
+    ema: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None  # the weights' moving average, tested instead
+    tta: Literal["flip"] | None = None  # test-time augmentation: flip averages the logits of an image and its mirror
 
     def describe(self) -> dict[str, Any]:
         """A plain-JSON view of the settings (for settings.json and reports)."""
@@ -301,6 +306,8 @@ def _setting(key: str, value: Any, loc: Location) -> Any:
         return None if value is None else _call_model(value, SCHEDULES, "schedule", loc)
     if key == "normalize":
         return None if value is None else _call_model(value, {"Normalize": Normalize}, "normalization", loc)
+    if key == "tta":  # a bare word: `tta flip`
+        return value.name if isinstance(value, Symbol) else value
     if key == "augment":
         items = [] if value is None else value if isinstance(value, (list, tuple)) else [value]
         return tuple((_call_model(v, TRANSFORMS, "transform", loc), getattr(v, "loc", loc)) for v in items)

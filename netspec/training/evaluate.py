@@ -61,7 +61,7 @@ def evaluate(
         )
     compute = _compute(settings, ds, dev, prec)
     model = build(net, table)
-    load_weights(model, ckpt["model"], path)
+    load_weights(model, ckpt["ema"]["weights"] if ckpt.get("ema") else ckpt["model"], path)  # `ema`: as tested
     model = model.to(dev)
     if compute.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -72,6 +72,7 @@ def evaluate(
         "data": ds.name,
         "test_limit": test_limit,
         "precision": prec,
+        "tta": settings.get("tta"),  # as the run tested: `tta flip` averages each image's logits with its mirror's
         "epoch": int(ckpt["epoch"]),
         "test_loss": test.loss,
         "test_accuracy": test.accuracy,
@@ -89,7 +90,8 @@ def evaluate(
 def _compute(settings: dict[str, Any], ds: ImageData, device: torch.device, precision: str) -> Compute:
     norm = settings.get("normalize")
     mean_std = channel_stats(norm["mean"], norm["std"], ds.channels, device) if norm else None
-    return Compute(device, precision, bool(settings.get("channels_last")), mean_std)
+    tta_flip = settings.get("tta") == "flip"  # tested as the run tested
+    return Compute(device, precision, bool(settings.get("channels_last")), mean_std, tta_flip=tta_flip)
 
 
 def _write(out: Path, result: dict[str, Any]) -> None:

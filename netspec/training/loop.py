@@ -17,12 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.swa_utils import AveragedModel
 
 from ..errors import NetspecError
 from ..lang.train_section import TrainSpec
 from .augment import BatchAugment
 from .batch import normalize
 from .device import Dist, autocast
+from .ema import update_ema
+from .optim import scaled_lr, warmup_factor
 
 
 class Diverged(NetspecError):
@@ -46,6 +49,7 @@ class Compute:
     channels_last: bool
     mean_std: tuple[Tensor, Tensor] | None  # per channel, on the device; None: pixels scaled to [0, 1]
     dist: Dist = field(default_factory=Dist)
+    tta_flip: bool = False  # `tta flip`: a test pass averages the logits of each image and its horizontal mirror
 
     def inputs(self, x: Tensor) -> Tensor:
         """uint8 (N, C, H, W) -> the model's input: normalized float, in the memory format the model runs in."""
@@ -71,6 +75,7 @@ class TrainLoop:
     compute: Compute
     settings: TrainSpec  # seed, batch_size, epochs, label_smoothing
     progress: bool  # a bar of \r frames: on a terminal only, where a log file gets the per-epoch line instead
+    ema: AveragedModel | None = None  # `ema DECAY`: the weights' moving average, updated after every step
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,9 @@ def train_epoch(loop: TrainLoop, epoch: int, stop: threading.Event) -> Epoch:
     for step in range(steps):
         idx = order[step * t.batch_size : (step + 1) * t.batch_size]
         x = loop.augment(loop.images[idx], generator=draws)  # (B, C, H, W) uint8, the whole global batch
-        lr = loop.optimizer.param_groups[0]["lr"]  # the rate this step uses
-        loss = _step(loop, x, loop.labels[idx], epoch, step)
+        warmup = warmup_factor((epoch - 1) * steps + step, t.warmup * steps)
+        lr = loop.optimizer.param_groups[0]["lr"] * warmup  # the rate this step uses
+        loss = _step(loop, x, loop.labels[idx], epoch, step, warmup)
         if pending is not None and not bool(torch.isfinite(pending)):
             raise _diverged(pending, epoch, step)
         if device.type == "cpu" and not bool(torch.isfinite(loss)):
@@ -131,8 +137,9 @@ def train_epoch(loop: TrainLoop, epoch: int, stop: threading.Event) -> Epoch:
     return Epoch(float(loss_sum) / max(1, seen), lr)
 
 
-def _step(loop: TrainLoop, x: Tensor, y: Tensor, epoch: int, step: int) -> Tensor:
-    """One optimizer step on this rank's slice of the global batch `x`; returns the slice's summed loss / world."""
+def _step(loop: TrainLoop, x: Tensor, y: Tensor, epoch: int, step: int, warmup: float) -> Tensor:
+    """One optimizer step on this rank's slice of the global batch `x`, at the rate times `warmup`; returns the
+    slice's summed loss / world."""
     dist, b = loop.compute.dist, x.shape[0]
     if dist.enabled:
         per = math.ceil(b / dist.world)
@@ -144,19 +151,22 @@ def _step(loop: TrainLoop, x: Tensor, y: Tensor, epoch: int, step: int) -> Tenso
     loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=loop.settings.label_smoothing)
     loss = loss * (dist.world / b)
     loop.optimizer.zero_grad(set_to_none=True)
-    if loop.scaler is not None:
-        loop.scaler.scale(loss).backward()
-        loop.scaler.step(loop.optimizer)
-        loop.scaler.update()
-    else:
-        loss.backward()
-        try:
-            loop.optimizer.step()
-        except RuntimeError as e:  # e.g. a schedule pushed the rate past what float32 holds
-            raise Diverged(
-                f"the optimizer step failed at epoch {epoch}, step {step + 1} ({str(e)[:120]}): "
-                f"training diverged (try a smaller --lr)"
-            ) from None
+    with scaled_lr(loop.optimizer, warmup):  # around the step alone: a per-batch schedule steps as it would
+        if loop.scaler is not None:
+            loop.scaler.scale(loss).backward()
+            loop.scaler.step(loop.optimizer)
+            loop.scaler.update()
+        else:
+            loss.backward()
+            try:
+                loop.optimizer.step()
+            except RuntimeError as e:  # e.g. a schedule pushed the rate past what float32 holds
+                raise Diverged(
+                    f"the optimizer step failed at epoch {epoch}, step {step + 1} ({str(e)[:120]}): "
+                    f"training diverged (try a smaller --lr)"
+                ) from None
+    if loop.ema is not None:
+        update_ema(loop.ema, loop.model)
     if loop.scheduler is not None and loop.per_batch:
         loop.scheduler.step()
     return loss.detach() * (b / dist.world)
@@ -218,7 +228,9 @@ def evaluate_model(
             x = images[i : min(i + batch_size, hi)].to(compute.device, non_blocking=True)
             y = labels[i : min(i + batch_size, hi)].to(compute.device, non_blocking=True)
             with compute.autocast():
-                logits = model(compute.inputs(x))
+                logits = model(compute.inputs(x)).float()
+                if compute.tta_flip:  # (B, C, H, W): W mirrored
+                    logits = (logits + model(compute.inputs(x.flip(3))).float()) / 2
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             pred = logits.argmax(1)
             confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)

@@ -33,21 +33,19 @@ import torch
 from torch import nn
 
 from ..build import build
-from ..errors import SpecError, UsageError
-from ..lang import Network
-from ..lang.train_section import TrainSpec
-from ..shapes import ShapeTable, infer
+from ..errors import UsageError
 from .augment import BatchAugment
 from .batch import channel_stats
 from .checkpoint import load_weights, rng_state, save_checkpoint, seed_everything, set_rng_state
-from .data import ImageData, load_data
 from .device import Dist, close_distributed, init_distributed, resolve_device, resolve_precision
+from .ema import ema_state, load_ema, make_ema
 from .loop import Compute, Diverged, Evaluation, Interrupted, TrainLoop, evaluate_model, per_class, train_epoch
-from .optim import OVERRIDES, make_optimizer, make_schedule, override
+from .optim import OVERRIDES, make_optimizer, make_schedule, override, param_groups
+from .prepare import Prepared, prepare
 from .report import Log, write_architecture, write_report
 from .resume import Resumed, check_schedule_length, restore_run
 from .run_folder import append_metrics, environment, holds_run, jsonable, new_run_dir, write_json, write_metrics
-from .settings import Request, Resume, SpecSource, TrainOptions, plan, request, resolve_train
+from .settings import Request, Resume, SpecSource, TrainOptions, plan, request
 from .tensorboard import EpochWriter, require, run_hparams, write_hparams
 
 
@@ -95,18 +93,6 @@ def run(job: Request | Resume, on_epoch: Callable[[int, float], None] | None = N
         close_distributed(dist)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """The spec elaborated for the data: network, shape table, train settings, the data, and what was asked for."""
-
-    net: Network
-    table: ShapeTable
-    train: TrainSpec
-    data: ImageData
-    constants: dict[str, Any]  # the --set values, plus `classes` when the data set decided it
-    requested_input: tuple[int, int, int]  # --input, or the spec's; the data set may change its channels
-
-
 @dataclass
 class _Run:
     """A run in progress: what it trains, where it writes, and the metrics rows so far."""
@@ -123,9 +109,11 @@ class _Run:
     tensorboard: EpochWriter | None = None  # --tensorboard, on the main process
     on_epoch: Callable[[int, float], None] | None = None
 
-    def evaluate(self) -> Evaluation:
-        t = self.p.train
-        return evaluate_model(self.model, *self.test, self.p.data.num_classes, t.test_batch_size, self.loop.compute)
+    def evaluate(self, split: tuple[torch.Tensor, torch.Tensor] | None = None) -> Evaluation:
+        """The test set, or the images of `split` (the validation images)."""
+        t, images = self.p.train, split or self.test
+        model = self.loop.ema.module if self.loop.ema is not None else self.model  # `ema`: the average is tested
+        return evaluate_model(model, *images, self.p.data.num_classes, t.test_batch_size, self.loop.compute)
 
 
 def _run(job: Request | Resume, dist: Dist, on_epoch: Callable[[int, float], None] | None) -> Results:
@@ -182,61 +170,6 @@ def _request(job: Request | Resume, log: Log) -> tuple[Request, Resumed | None]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Spec and data
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def prepare(req: Request, log: Log) -> Prepared:
-    """The data, and the spec elaborated again only if the data set changes its classes or its channels."""
-    net, opts, t = req.net, req.opts, req.train
-    h, w = net.input[1], net.input[2]
-    limits = {"train_limit": opts.train_limit, "test_limit": opts.test_limit}
-    data = load_data(t.data, opts.data_dir, size=(h, w), **limits, download=opts.download, seed=t.seed)
-    for note in data.notes:
-        log(f"data: {note}")
-    constants = dict(opts.constants)
-    changed = False
-    if "classes" in net.constants and net.constants["classes"] != data.num_classes:
-        log(
-            f"classes: {net.constants['classes']} in the spec, {data.num_classes} in {data.name}: using {data.num_classes}"
-        )
-        constants["classes"] = data.num_classes
-        changed = True
-    if net.input[0] != data.channels:
-        log(f"input channels: {net.input[0]} in the spec, {data.channels} in {data.name}: using {data.channels}")
-        changed = True
-    table = req.table
-    if changed:
-        net = req.source.elaborate((data.channels, h, w), constants)
-        table, t = infer(net), resolve_train(net, opts)
-    _check_fits(net, table, t, data)
-    return Prepared(net, table, t, data, constants, req.net.input)
-
-
-def _check_fits(net: Network, table: ShapeTable, t: TrainSpec, data: ImageData) -> None:
-    """The network's output and the normalization must fit the data set's classes and channels."""
-    if table.output != (data.num_classes,):
-        raise SpecError(
-            f"the network outputs {'x'.join(map(str, table.output))} values per image, but "
-            f"{data.name} has {data.num_classes} classes",
-            table.rows[-1].loc,
-            hint="end with Linear(classes) and define `classes = N` so the data set can set it",
-            code="E090",
-        ).attach(net.filename, net.source)
-    norm = t.normalize
-    if (
-        norm is not None
-        and len(norm.mean) not in (1, data.channels)
-        and not (len(set(norm.mean)) == 1 and len(set(norm.std)) == 1)
-    ):
-        raise SpecError(
-            f"normalize has {len(norm.mean)} means for {data.channels}-channel images",
-            net.train_locs.get("normalize"),
-            code="E091",
-        ).attach(net.filename, net.source)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Model, optimizer, data on the device
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -263,7 +196,8 @@ def _start(
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         else:
             log("--sync-bn: SyncBatchNorm needs the NCCL backend (CUDA); BatchNorm stays per process")
-    optimizer = make_optimizer(t.optimizer, model.parameters())
+    ema = make_ema(model, t.ema)  # of the model as it starts, on its device, before any wrapper
+    optimizer = make_optimizer(t.optimizer, param_groups(model, t.no_decay_on_norms))
     steps_per_epoch = math.ceil(len(data.train_labels) / t.batch_size)
     scheduler, per_batch = make_schedule(t.schedule, optimizer, t.epochs, steps_per_epoch)
     stepped: nn.Module = model
@@ -275,7 +209,7 @@ def _start(
         stepped = torch.compile(stepped)  # type: ignore[assignment]
     norm = t.normalize
     mean_std = channel_stats(norm.mean, norm.std, data.channels, device) if norm is not None else None
-    compute = Compute(device, precision, channels_last, mean_std, dist)
+    compute = Compute(device, precision, channels_last, mean_std, dist, t.tta == "flip")
     loop = TrainLoop(
         model=stepped,
         optimizer=optimizer,
@@ -288,6 +222,7 @@ def _start(
         compute=compute,
         settings=t,
         progress=dist.main and not opts.quiet and sys.stderr.isatty(),
+        ema=ema,
     )
     test = (data.test_images.to(device), data.test_labels.to(device))
     return _Run(out, p, opts, model, loop, test, _settings(p, opts, compute), [], log)
@@ -305,6 +240,8 @@ def _restore(r: _Run, ckpt: dict[str, Any]) -> int:
     )
     if loop.scaler is not None and ckpt.get("scaler"):
         loop.scaler.load_state_dict(ckpt["scaler"])
+    if loop.ema is not None and ckpt.get("ema") is not None:
+        load_ema(loop.ema, ckpt["ema"])
     set_rng_state(ckpt["rng"])
     r.metrics.extend(json.loads(ckpt["metrics"]))
     if r.loop.compute.dist.main:
@@ -425,6 +362,9 @@ def _epoch(r: _Run, epoch: int, stop: threading.Event) -> tuple[Evaluation, floa
         "images_per_s": f"{n / seconds:.1f}",
         "lr": f"{e.lr:.6g}",
     }
+    if r.p.val is not None:
+        v = r.evaluate(r.p.val)
+        row.update(val_loss=f"{v.loss:.6f}", val_accuracy=f"{v.accuracy:.6f}")
     r.metrics.append(row)
     if r.loop.compute.dist.main:
         # the checkpoint first (it holds the metrics rows too), then the row: a kill between the two loses nothing,
@@ -456,6 +396,7 @@ def _checkpoint(r: _Run, epoch: int) -> dict[str, Any]:
         "optimizer": loop.optimizer.state_dict(),
         "scheduler": loop.scheduler.state_dict() if loop.scheduler is not None else None,
         "scaler": loop.scaler.state_dict() if loop.scaler is not None else None,
+        "ema": ema_state(loop.ema) if loop.ema is not None else None,  # what evaluate and results test
         "rng": rng_state(),
         "spec": net.source,
         "filename": net.filename or "",

@@ -17,6 +17,12 @@ from .. import __version__
 from .device import Dist, cpu_has_native_bf16
 
 METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_s", "lr"]
+VAL_FIELDS = ["val_loss", "val_accuracy"]  # with `validation N` only, after train_loss
+
+
+def metric_fields(row: dict[str, Any]) -> list[str]:
+    """metrics.csv's columns for rows like `row`: the validation columns only for a run that holds images out."""
+    return METRIC_FIELDS[:2] + VAL_FIELDS + METRIC_FIELDS[2:] if "val_loss" in row else METRIC_FIELDS
 
 
 def new_run_dir(spec_path: str | None, data_name: str) -> Path:
@@ -48,21 +54,23 @@ def write_json(path: Path, obj: Any) -> None:
 def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     """metrics.csv rewritten from the rows a checkpoint holds (a resumed run's finished epochs, as they were)."""
     tmp = path.with_name(path.name + ".tmp")
+    fields = metric_fields(rows[0] if rows else {})
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for r in rows:
-            w.writerow({k: r.get(k, "") for k in METRIC_FIELDS})
+            w.writerow({k: r.get(k, "") for k in fields})
     os.replace(tmp, path)
 
 
 def append_metrics(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
+    fields = metric_fields(row)
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields)
         if new:
             w.writeheader()
-        w.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+        w.writerow({k: row.get(k, "") for k in fields})
         f.flush()
         os.fsync(f.fileno())
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .run_folder import METRIC_FIELDS
+from .run_folder import METRIC_FIELDS, VAL_FIELDS
 
 FOLDER = "tensorboard"  # in the run folder; the HParams entry is its "hparams" subfolder
 SCALARS = [f for f in METRIC_FIELDS if f != "epoch"]  # one tag per column of metrics.csv, named as the column
@@ -62,7 +62,7 @@ class EpochWriter:
     def write(self, row: Mapping[str, Any]) -> None:
         """One metrics.csv row: its columns as scalars at step `epoch`, flushed to disk."""
         epoch = int(row["epoch"])
-        for tag in SCALARS:
+        for tag in SCALARS + VAL_FIELDS:  # the validation columns where the run has them
             if row.get(tag) not in (None, ""):
                 self.writer.add_scalar(tag, float(row[tag]), epoch)
         self.writer.flush()
