@@ -7,8 +7,6 @@ with no flags, must take the checkpoint's weights with `strict=True` and compute
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import zipfile
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from netspec.shapes import infer
 from netspec.training.evaluate import evaluate
 
 from datafixtures import make_mnist
-from trainfixtures import TINY, train_cli
+from trainfixtures import TINY, crafted_checkpoint, train_cli
 
 FAST = ["--epochs", "1", "--train-limit", "64", "--test-limit", "20"]
 
@@ -241,15 +239,7 @@ def test_what_cannot_be_written_back_is_an_error(constants, message):
 
 
 def test_a_crafted_pickle_is_refused_and_runs_nothing(tmp_path, capsys):
-    marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    bad = tmp_path / "checkpoint.pt"
-    with open(bad, "wb") as f:
-        pickle.dump({"format": "netspec-checkpoint", "x": Evil()}, f)
+    bad, marker = crafted_checkpoint(tmp_path)
     for target in (bad, tmp_path):  # the file, and the folder holding it
         code, out, err = run(capsys, "import", target)
         assert code == 1 and out == "" and "Traceback" not in err

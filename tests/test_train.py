@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +14,7 @@ import torch
 from netspec.cli import main
 
 from datafixtures import make_cifar10, make_mnist, make_tiny_imagenet
-from trainfixtures import TINY, train_cli
+from trainfixtures import TINY, crafted_checkpoint, train_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -345,15 +343,7 @@ def test_divergence_exits_3_and_keeps_the_last_good_checkpoint(tmp_path, capsys)
 
 
 def test_crafted_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys):
-    marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    bad = tmp_path / "checkpoint.pt"
-    with open(bad, "wb") as f:
-        pickle.dump({"format": "netspec-checkpoint", "x": Evil()}, f)
+    bad, marker = crafted_checkpoint(tmp_path)
     with pytest.raises(SystemExit) as e:
         main(["evaluate", str(bad)])
     assert e.value.code == 1

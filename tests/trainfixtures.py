@@ -3,6 +3,10 @@ tests/test_resume.py)."""
 
 from __future__ import annotations
 
+import os
+import pickle
+from pathlib import Path
+
 import pytest
 from netspec.cli import main
 
@@ -50,3 +54,22 @@ def train_cli(spec, out, *extra, expect=0, capsys=None, precision="fp32"):
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == expect, capsys.readouterr().err if capsys else ""
+
+
+class _Evil:
+    """A pickle that runs a command when loaded: what `torch.load(..., weights_only=True)` must refuse."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def crafted_checkpoint(folder: Path) -> tuple[Path, Path]:
+    """A checkpoint.pt in `folder` that would create the returned marker file if anything unpickled it."""
+    marker = folder / "pwned"
+    bad = folder / "checkpoint.pt"
+    with open(bad, "wb") as f:
+        pickle.dump({"format": "netspec-checkpoint", "x": _Evil(marker)}, f)
+    return bad, marker
