@@ -202,6 +202,14 @@ def test_the_model_keeps_its_mode():
     assert all(m.training for m in model.modules())
 
 
+def test_the_model_keeps_its_statistics():
+    # googlenet's auxiliary heads are sized by a training-mode forward, which moves BatchNorm's running statistics
+    model = tv_model("googlenet")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    netspec.from_module(model, input=(3, 96, 96))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 # ---- what the language cannot express ------------------------------------------------------------------------------
 
 

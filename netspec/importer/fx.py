@@ -197,6 +197,8 @@ def _inputs_in_training(module: nn.Module, size: tuple[int, int, int]) -> dict[s
                     seen[path] = tuple(args[0].shape[1:])
 
             hooks.append(m.register_forward_pre_hook(hook))
+    # a training-mode forward updates BatchNorm's running statistics: the model's buffers are put back afterwards
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
     try:
         module.train()
         with torch.no_grad():
@@ -207,6 +209,9 @@ def _inputs_in_training(module: nn.Module, size: tuple[int, int, int]) -> dict[s
         module.eval()
         for h in hooks:
             h.remove()
+        with torch.no_grad():
+            for b, before in saved:
+                b.copy_(before)
     return seen
 
 
