@@ -269,7 +269,7 @@ def compile_(spec: str, input_: str | None, sets: tuple[str, ...], summary: bool
     type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
     default="auto",
     show_default=True,
-    help="auto: bf16 where the hardware has it natively, else fp32.",
+    help="auto: bf16 on a GPU that has it (fp16 on older ones), fp32 on every CPU (see docs/performance.md).",
 )
 @click.option(
     "--channels-last/--no-channels-last",
