@@ -323,6 +323,26 @@ def test_arguments_that_go_together_reach_torch():
     assert m.act.num_parameters == 4 and float(m.act.weight.detach()[0]) == pytest.approx(0.1)
 
 
+def test_prelu_takes_a_slope_per_channel_of_a_module_input_by_name():
+    import torch
+
+    text = """input 3x8x8
+module Up(out) {
+    PReLU(num_parameters=in_channels)
+    ConvTranspose2d(out, kernel_size=2, stride=2)
+    PReLU(num_parameters=out)
+}
+layers {
+    a Up(16)
+    b Up(4)
+}
+"""
+    m = netspec.loads(text).module
+    slopes = {path: p.num_parameters for path, p in m.named_modules() if isinstance(p, torch.nn.PReLU)}
+    assert slopes == {"a.0": 3, "a.2": 16, "b.0": 16, "b.2": 4}
+    assert netspec.loads(text, input="5x4x4").module.get_submodule("a.0").num_parameters == 5
+
+
 def test_anonymous_layers_are_named_by_position():
     net = net_of(spec("layers { Conv2d(4, 3)  ReLU()  s Sequential { ReLU()  a ReLU()  Identity() } }"))
     assert names(net.layers) == ["0", "1", "s"]
