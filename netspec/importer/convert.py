@@ -22,7 +22,7 @@ from .render import call_text, value_text
 _PRINTED_POSITIONAL = {"GroupNorm": ("num_groups", "num_channels", "eps", "affine")}
 
 # arguments today's PyTorch prints that netspec's layers do not take, with the only value netspec can build
-_PRINTED_ONLY = {
+_PRINTED_ONLY: dict[str, dict[str, Any]] = {
     "BatchNorm2d": {"bias": True},
     "BatchNorm1d": {"bias": True},
     "GroupNorm": {"bias": True},
@@ -33,7 +33,7 @@ _PRINTED_ONLY = {
 # layers whose torch class stores these arguments with a value per side, which a spec writes once where they are
 # equal: `kernel_size=(3, 3)` is `kernel_size=3`, `ReflectionPad2d((1, 1, 1, 1))` is `ReflectionPad2d(1)`
 _PAD = ("padding",)
-_PER_SIDE = {
+_PER_SIDE: dict[str, tuple[str, ...]] = {
     "Conv2d": ("kernel_size", "stride", "padding", "dilation"),
     "ConvTranspose2d": ("kernel_size", "stride", "padding", "output_padding", "dilation"),
     "ReflectionPad2d": _PAD,
