@@ -287,6 +287,12 @@ ENTRIES: dict[str, Entry] = {
         "layers", "Unknown layer", "Use PyTorch's spelling; the hint suggests the nearest name.", {6: CONV}
     ),
     "unknown_argument": Entry("layers", "Unknown argument", "Use PyTorch's argument name.", {6: CONV}),
+    "upsample_size_and_scale": Entry(
+        "layers",
+        "Arguments that cannot go together",
+        "Upsample resizes to a `size` or by a `scale_factor`: give one of them.",
+        {6: "    up     Upsample(scale_factor=2.0)"},
+    ),
     "missing_argument": Entry(
         "layers",
         "A required argument missing",
@@ -670,6 +676,23 @@ ENTRIES: dict[str, Entry] = {
         {16: "    proj   Conv2d(24, kernel_size=1)"},
         show="8,16-17",
     ),
+    "reflection_pad_too_large": Entry(
+        "shapes",
+        "Reflection padding larger than the image",
+        "A reflection mirrors pixels inside the image, so each side pads less than the image's width or height "
+        "(at most 3 on 4x4). Pad less, pad before the image shrinks, or repeat the edge pixels with "
+        "`ReplicationPad2d`, which takes any padding.",
+        {9: "    pad    ReflectionPad2d(3)"},
+        show="8-9",
+    ),
+    "prelu_channels": Entry(
+        "shapes",
+        "PReLU slopes for other channels",
+        "`PReLU(num_parameters=N)` learns a slope per channel: N must be the channels of its input (16 here), or 1 "
+        "for one slope, `PReLU()`.",
+        {7: "    act1   PReLU(num_parameters=16)"},
+        show="6-7",
+    ),
     "runs_twice_other_sizes": Entry(
         "shapes",
         "One layer run twice on inputs of different sizes",
@@ -900,7 +923,7 @@ IMPORT_CASES: list[tuple[str, str, str | bytes, str | None]] = [
     (
         "E206",
         "A layer netspec does not have",
-        "Net(\n  (up): ConvTranspose2d(3, 16, kernel_size=(2, 2), stride=(2, 2))\n)\n",
+        "Net(\n  (up): PixelShuffle(upscale_factor=2)\n)\n",
         None,
     ),
     (

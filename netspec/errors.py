@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "E034": "an argument of a kind the layer never takes (a call, say)",
     "E035": "a required argument left out",
     "E036": "an argument of the wrong type or out of range",
+    "E037": "arguments that cannot go together (Upsample's size and scale_factor)",
     # blocks, repeat and name templates
     "E040": "a name template that does not give a valid module name",
     "E041": "a module name used twice",

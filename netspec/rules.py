@@ -4,14 +4,16 @@ input shapes) -> output shapes`. Shapes are per image (the batch left out). The 
 `tests/test_shapes.py` checks them against torch for every layer kind and operation.
 
 MACs are counted as torchvision's model metadata counts them: a layer with weights costs its parameters once per
-position it is applied at (every output pixel of a convolution, every row of a Linear over a (H, W, C) tensor), a
-layer without weights costs nothing, and an operation costs nothing.
+position it is applied at (every output pixel of a convolution, every row of a Linear over a (H, W, C) tensor; a
+transposed convolution's weights at every input pixel, each of which scatters the kernel, its bias at every output
+pixel), a layer without weights costs nothing, and an operation costs nothing. torchinfo counts a transposed
+convolution's weights at every output pixel, as a convolution's: stride**2 times as many at a stride.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from math import prod
+from math import floor, prod
 from typing import Any
 
 from .lang import LAYERS, OPS, pair
@@ -60,10 +62,7 @@ def _conv2d(cfg: L.Conv2d, shape: Shape) -> Result:
     kh, kw = pair(cfg.kernel_size)
     sh, sw = pair(cfg.stride)
     dh, dw = pair(cfg.dilation)
-    if c % cfg.groups or cfg.out_channels % cfg.groups:
-        raise ShapeError(
-            f"groups={cfg.groups} must divide both the {c} input channels and the {cfg.out_channels} output channels"
-        )
+    _check_groups(cfg.groups, c, cfg.out_channels)
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     if cfg.padding == "same":
         if (sh, sw) != (1, 1):
@@ -84,6 +83,28 @@ def _conv2d(cfg: L.Conv2d, shape: Shape) -> Result:
     weight = cfg.out_channels * (c // cfg.groups) * kh * kw
     params = weight + (cfg.out_channels if cfg.bias else 0)
     return (cfg.out_channels, ho, wo), params, params * ho * wo, {"in_channels": c}
+
+
+def _check_groups(groups: int, c: int, out: int) -> None:
+    if c % groups or out % groups:
+        raise ShapeError(f"groups={groups} must divide both the {c} input channels and the {out} output channels")
+
+
+def _conv_transpose2d(cfg: L.ConvTranspose2d, shape: Shape) -> Result:
+    c, h, w = _need_chw("ConvTranspose2d", shape)
+    _check_groups(cfg.groups, c, cfg.out_channels)
+    kh, kw = pair(cfg.kernel_size)
+    sides = zip((h, w), (kh, kw), pair(cfg.stride), pair(cfg.padding), pair(cfg.output_padding), pair(cfg.dilation))
+    ho, wo = ((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, op, d in sides)
+    if ho < 1 or wo < 1:
+        raise ShapeError(
+            f"padding={cfg.padding} takes more than the transposed convolution makes: {ho}x{wo} would be left",
+            "use less padding, a larger kernel or stride, or a larger input",
+        )
+    weight = c * (cfg.out_channels // cfg.groups) * kh * kw
+    bias = cfg.out_channels if cfg.bias else 0
+    # each input pixel scatters the whole kernel: the weights cost once per input pixel, the bias once per output pixel
+    return (cfg.out_channels, ho, wo), weight + bias, weight * h * w + bias * ho * wo, {"in_channels": c}
 
 
 def _check_padding_mode(mode: str, ph: int, pw: int, h: int, w: int) -> None:
@@ -134,6 +155,17 @@ def _groupnorm(cfg: L.GroupNorm, shape: Shape) -> Result:
     return shape, params, params, {"num_channels": c}
 
 
+def _prelu(cfg: L.PReLU, shape: Shape) -> Result:
+    n = cfg.num_parameters
+    c = shape[0] if shape else 1  # torch's channels: dimension 1 of the batch
+    if n not in (1, c):
+        raise ShapeError(
+            f"num_parameters={n} must be 1 or the {c} channels of its input",
+            f"PReLU() learns one slope; PReLU(num_parameters={c}) one per channel",
+        )
+    return shape, n, n, {}
+
+
 def _same(cfg: Any, shape: Shape) -> Result:
     return shape, 0, 0, {}
 
@@ -182,6 +214,44 @@ def _adaptive(cfg: L.AdaptiveAvgPool2d | L.AdaptiveMaxPool2d, shape: Shape) -> R
     size: int | tuple[int | None, int | None] | None = cfg.output_size  # None keeps that side
     oh, ow = pair(size)
     return (c, h if oh is None else oh, w if ow is None else ow), 0, 0, {}
+
+
+def _upsample(cfg: L.Upsample, shape: Shape) -> Result:
+    c, h, w = _need_chw("Upsample", shape)
+    if cfg.size is not None:
+        ho, wo = pair(cfg.size)
+    else:  # F.interpolate's size: each side times its factor, rounded down
+        assert cfg.scale_factor is not None  # one of the two (Upsample.conflict)
+        sh, sw = pair(cfg.scale_factor)
+        ho, wo = floor(h * sh), floor(w * sw)
+    if ho < 1 or wo < 1:
+        raise ShapeError(
+            f"scale_factor={cfg.scale_factor} would make it {ho}x{wo}", "use a larger scale_factor, or a size"
+        )
+    return (c, ho, wo), 0, 0, {}
+
+
+def _pad2d(cfg: L.ZeroPad2d | L.ReplicationPad2d | L.ReflectionPad2d, shape: Shape) -> Result:
+    c, h, w = _need_chw(cfg.kind(), shape)
+    left, right, top, bottom = _sides(cfg.padding)
+    return (c, h + top + bottom, w + left + right), 0, 0, {}
+
+
+def _sides(padding: int | tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """A pad's (left, right, top, bottom), from one value for all four or the four."""
+    return padding if isinstance(padding, tuple) else (padding,) * 4
+
+
+def _reflection_pad2d(cfg: L.ReflectionPad2d, shape: Shape) -> Result:
+    _, h, w = _need_chw("ReflectionPad2d", shape)
+    left, right, top, bottom = _sides(cfg.padding)
+    if max(left, right) >= w or max(top, bottom) >= h:
+        raise ShapeError(
+            f"padding (left, right, top, bottom) = {(left, right, top, bottom)} reflects more than its {h}x{w} "
+            "input holds: each side must be smaller than the width (left, right) or the height (top, bottom)",
+            "use ReplicationPad2d or ZeroPad2d, less padding, or a larger input",
+        )
+    return _pad2d(cfg, shape)
 
 
 def _dropout2d(cfg: L.Dropout2d, shape: Shape) -> Result:
@@ -251,6 +321,7 @@ Rule = Callable[[Any, Shape], Result]
 
 RULES: dict[str, Rule] = {
     "Conv2d": _conv2d,
+    "ConvTranspose2d": _conv_transpose2d,
     "BatchNorm2d": _batchnorm2d,
     "BatchNorm1d": _batchnorm1d,
     "GroupNorm": _groupnorm,
@@ -258,10 +329,16 @@ RULES: dict[str, Rule] = {
     "AvgPool2d": _avgpool2d,
     "AdaptiveAvgPool2d": _adaptive,
     "AdaptiveMaxPool2d": _adaptive,
+    "Upsample": _upsample,
+    "ReflectionPad2d": _reflection_pad2d,
+    "ReplicationPad2d": _pad2d,
+    "ZeroPad2d": _pad2d,
+    "PReLU": _prelu,
     "Dropout2d": _dropout2d,
     "Flatten": _flatten,
     "Linear": _linear,
     "Softmax": _softmax,
+    "LogSoftmax": _softmax,
     "LayerNorm": _layernorm,
     "LayerNorm2d": _layernorm2d,
     "Permute": _permute,
@@ -271,7 +348,8 @@ RULES.update({name: _same for name in LAYERS if name not in RULES})
 # layers that keep the shape of their input whatever it is: activations, normalizations, dropout
 SHAPE_KEEPING = frozenset(
     {name for name, rule in RULES.items() if rule is _same}
-    | {"BatchNorm2d", "BatchNorm1d", "GroupNorm", "LayerNorm", "LayerNorm2d", "Dropout2d", "Softmax"}
+    | {"BatchNorm2d", "BatchNorm1d", "GroupNorm", "LayerNorm", "LayerNorm2d", "Dropout2d", "Softmax", "LogSoftmax"}
+    | {"PReLU"}
 )
 
 
@@ -470,7 +548,7 @@ ELEMENTWISE_OPS = frozenset(
 
 # layers that need a (C, H, W) image, and those that work on the last dimension (features, or channels-last)
 CHW_LAYERS = frozenset(
-    {"Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d",
-     "LayerNorm2d", "GroupNorm"}
+    {"Conv2d", "ConvTranspose2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+     "Upsample", "ReflectionPad2d", "ReplicationPad2d", "ZeroPad2d", "Dropout2d", "LayerNorm2d", "GroupNorm"}
 )  # fmt: skip
 LAST_DIM_LAYERS = frozenset({"Linear", "LayerNorm"})

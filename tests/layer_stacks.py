@@ -99,6 +99,7 @@ class TorchFailure(Exception):
 
 _INFERRED = {
     "Conv2d": "in_channels",
+    "ConvTranspose2d": "in_channels",
     "BatchNorm2d": "num_features",
     "BatchNorm1d": "num_features",
     "GroupNorm": "num_channels",
@@ -106,7 +107,20 @@ _INFERRED = {
     "LayerNorm": "normalized_shape",
     "LayerNorm2d": "normalized_shape",
 }
-_IMAGE_ONLY = ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d")
+_IMAGE_ONLY = (
+    "Conv2d",
+    "ConvTranspose2d",
+    "BatchNorm2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Upsample",
+    "ReflectionPad2d",
+    "ReplicationPad2d",
+    "ZeroPad2d",
+    "Dropout2d",
+)
 # layers that need a (C, H, W) image and so refuse one made channels-last by a Permute, and layers over the last
 # dimension, which refuse a (C, H, W) image (its last dimension is its width): netspec's rules, stricter than torch
 _CHANNELS_FIRST = (*_IMAGE_ONLY, "GroupNorm", "LayerNorm2d")

@@ -40,11 +40,15 @@ def _torchinfo_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
     return macs
 
 
-def _netspec_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
+def _netspec_macs(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
     """netspec's count, torchvision's: as torchinfo's, but a Linear costs its weights at every position it is applied
-    at (every pixel of a channels-last image), as a convolution does."""
+    at (every pixel of a channels-last image), as a convolution does, and a transposed convolution its weights at
+    every input pixel (each scatters the kernel) and its bias at every output pixel."""
     if isinstance(module, nn.Linear):
         return sum(p.numel() for p in module.parameters()) * math.prod(out_shape[1:-1])
+    if isinstance(module, nn.ConvTranspose2d):
+        bias = 0 if module.bias is None else module.bias.numel() * math.prod(out_shape[2:])
+        return module.weight.numel() * math.prod(in_shape[2:]) + bias
     return _torchinfo_macs(module, out_shape)
 
 
@@ -178,7 +182,8 @@ def oracle(compiled, *, batch: int = 2, use_torchinfo: bool = True) -> None:
         if row.is_leaf:
             assert not any(True for _ in mod.children()), f"{row.path}: a leaf row on a composite module"
             kept = row.step == "kept"
-            assert row.macs == (0 if kept else _netspec_macs(mod, (1, *real_out))), (row.path, row.label, row.macs)
+            macs = 0 if kept else _netspec_macs(mod, (1, *real_in), (1, *real_out))
+            assert row.macs == macs, (row.path, row.label, row.macs, macs)
             torchinfo_macs += 0 if kept else _torchinfo_macs(mod, (1, *real_out))
     for path, got in rec.calls.items():
         assert seen[path] == len(got), f"module {path!r} ran {len(got)} times but has {seen[path]} rows"
@@ -261,6 +266,7 @@ def time_limit(seconds: float):
 WARNING_FILTERS = [
     pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
     pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Implicit dimension choice for log_softmax:UserWarning"),
 ]
 
 

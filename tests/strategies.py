@@ -48,6 +48,11 @@ IMAGE_KINDS = [
     "LayerNorm2d",
     "Permute",
     "Permute",
+    "ConvTranspose2d",
+    "Upsample",
+    "ReflectionPad2d",
+    "ReplicationPad2d",
+    "ZeroPad2d",
 ]
 ANY_KINDS = [
     "ReLU",
@@ -65,8 +70,10 @@ ANY_KINDS = [
     "Softmax",
     "Hardsigmoid",
     "StochasticDepth",
+    "PReLU",
+    "LogSoftmax",
 ]
-FLAT_KINDS = ["Linear", "Linear", "Linear", "BatchNorm1d", "GroupNorm", "Flatten", "LayerNorm"]
+FLAT_KINDS = ["Linear", "Linear", "Linear", "BatchNorm1d", "GroupNorm", "Flatten", "LayerNorm", "PReLU"]
 # a channels-last image (after Permute((0, 2, 3, 1))): what ConvNeXt runs there, and the permute back
 CHANNELS_LAST_KINDS = ["LayerNorm", "Linear", "Linear", "GELU", "Permute", "Permute"]
 ALL_KINDS = sorted(set(IMAGE_KINDS + ANY_KINDS + FLAT_KINDS))
@@ -93,6 +100,8 @@ def layer_kwargs(draw, kind: str, shape: tuple) -> tuple:
 
     if kind == "Conv2d":
         _conv2d_kwargs(draw, maybe, kw, c, side)
+    elif kind in ("ConvTranspose2d", "Upsample"):
+        _upsampling_kwargs(draw, maybe, kw, kind, c, side)
     elif kind in ("MaxPool2d", "AvgPool2d"):
         _pool_kwargs(draw, maybe, kw, kind, side)
     else:
@@ -113,6 +122,31 @@ def _conv2d_kwargs(draw, maybe, kw: dict[str, Any], c: int, side: int) -> None:
         kw["groups"] = groups
     maybe("bias", st.booleans(), 0.2)
     maybe("padding_mode", st.sampled_from(["zeros", "reflect", "replicate", "circular"]), 0.2)
+
+
+def _upsampling_kwargs(draw, maybe, kw: dict[str, Any], kind: str, c: int, side: int) -> None:
+    """Layers that make images larger: up to 2x a side while the image is small, and rarely past 32."""
+    grow = side <= 16
+    if kind == "ConvTranspose2d":
+        groups = draw(st.sampled_from(_divisors(c))) if draw(st.integers(0, 99)) < 20 else 1
+        kw["out_channels"] = groups * draw(st.integers(1, 3))
+        kw["kernel_size"] = draw(_pair(1, 4))
+        maybe("stride", _pair(1, 2) if grow else st.just(1))
+        maybe("padding", _pair(0, 2), 0.5)
+        maybe("output_padding", _pair(0, 1), 0.15)  # sometimes not below the stride: refused (E037), as torch does
+        maybe("dilation", _pair(1, 2), 0.2)
+        if groups != 1:
+            kw["groups"] = groups
+        maybe("bias", st.booleans(), 0.2)
+        return
+    scales = [2, 2.0, 1.5, (2.0, 1.0), 0.5, (0.5, 1.25)] if grow else [0.5, (1.0, 0.5), 0.25]
+    if draw(st.booleans()):
+        kw["scale_factor"] = draw(st.sampled_from(scales))
+    else:
+        kw["size"] = draw(_pair(1, 16))
+    maybe("scale_factor", st.just(2.0), 0.05)  # with size: refused (E037), as torch does
+    maybe("mode", st.sampled_from(["nearest", "bilinear"]), 0.5)
+    maybe("align_corners", st.booleans(), 0.2)  # with 'nearest': refused (E037), as torch does
 
 
 def _pool_kwargs(draw, maybe, kw: dict[str, Any], kind: str, side: int) -> None:
@@ -160,8 +194,14 @@ def _other_kwargs(draw, maybe, kw: dict[str, Any], kind: str, c: int) -> None:
     elif kind == "Linear":
         kw["out_features"] = draw(st.integers(1, 10))
         maybe("bias", st.booleans(), 0.3)
-    elif kind == "Softmax":
+    elif kind in ("Softmax", "LogSoftmax"):
         kw["dim"] = draw(st.one_of(st.just(1), st.integers(-4, 3), st.none()))
+    elif kind in ("ReflectionPad2d", "ReplicationPad2d", "ZeroPad2d"):
+        side = st.integers(0, 3)
+        kw["padding"] = draw(st.one_of(side, st.tuples(side, side, side, side)))
+    elif kind == "PReLU":  # one slope, one per channel, or (rarely) a count that fits neither
+        maybe("num_parameters", st.sampled_from([c, c, 1, c + 1]), 0.6)
+        maybe("init", st.sampled_from([0.25, 0.0, -0.5]), 0.2)
     elif kind in ("LayerNorm", "LayerNorm2d"):
         maybe("eps", st.sampled_from([1e-5, 1e-6, 0.1]), 0.3)
         maybe("elementwise_affine", st.booleans(), 0.2)

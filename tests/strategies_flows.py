@@ -170,7 +170,7 @@ class _Gen:
         choice = self.d(
             st.sampled_from(
                 "conv conv conv bn act act_op pool pool_op adaptive ln2d give_back gate param_gate chunk split "
-                "shuffle permute cat cat add flatten softmax".split()
+                "shuffle permute cat cat add flatten softmax resize".split()
             )
         )
         if choice == "conv":
@@ -188,6 +188,8 @@ class _Gen:
             self.child(text, lambda: nn.Conv2d(c, out, k, stride, pad, groups=groups, bias=bias), src)
         elif choice == "bn":
             self.child("BatchNorm2d()", lambda: nn.BatchNorm2d(c), src)
+        elif choice == "resize":
+            self.resize_step(src)
         elif choice == "act":
             name = self.d(st.sampled_from(sorted(_ACTIVATION_LAYERS)))
             cls, has_inplace = _ACTIVATION_LAYERS[name]
@@ -346,6 +348,29 @@ class _Gen:
             self.assign(f"permute({src}, (0, 3, 1, 2))", lambda env, m: env[src].permute(0, 3, 1, 2), [src])
             return
         self.hwc.add(v)
+
+    def resize_step(self, src: str) -> None:
+        """A layer of image-to-image networks: a pad, a transposed convolution, an upsampling, or a PReLU (in a
+        module, one slope per channel of its input by name: PReLU(num_parameters=in_channels))."""
+        c, h, w = self.env[src].shape[1:]
+        small = max(h, w) <= 8  # grow small images only
+        kind = self.d(st.sampled_from(["pad", "transposed", "upsample", "prelu"]))
+        if kind == "pad":
+            cls = self.d(st.sampled_from([nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ZeroPad2d]))
+            p = self.d(st.integers(0, min(h, w, 3) - 1))  # a reflection pads less than the image's sides
+            self.child(f"{cls.__name__}({p})", lambda: cls(p), src)
+        elif kind == "transposed":
+            out, k, stride = self.d(st.integers(1, 4)), self.d(st.integers(1, 3)), 2 if small else 1
+            pad = (k - 1) // 2  # no side shrinks to 0
+            text = f"ConvTranspose2d({out}, kernel_size={k}, stride={stride}, padding={pad})"
+            self.child(text, lambda: nn.ConvTranspose2d(c, out, k, stride, pad), src)
+        elif kind == "upsample":
+            scale, mode = (2.0 if small or min(h, w) < 2 else 0.5), self.d(st.sampled_from(["nearest", "bilinear"]))
+            self.child(f'Upsample(scale_factor={scale}, mode="{mode}")', lambda: nn.Upsample(None, scale, mode), src)
+        else:
+            n = self.d(st.sampled_from([1, c]))
+            named = self.in_module and src == "x" and n == c and self.chance(0.6)
+            self.child(f"PReLU(num_parameters={'in_channels' if named else n})", lambda: nn.PReLU(n), src)
 
     def flat_step(self, src: str) -> None:
         f = self.env[src].shape[1]

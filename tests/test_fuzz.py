@@ -1,8 +1,9 @@
 """Property tests: random stacks against torch, grammar-generated texts, and mutated real specs.
 
 1. `strategies.stacks()`: random layer stacks (conv/pool/norm/activation/dropout/adaptive/flatten/linear, layer
-   norms, permutes to channels-last and back, stochastic depth, Sequential and Residual, repeat with the variable in
-   the arguments, blocks used once or twice, constants with arithmetic, an optional `forward` with functions and
+   norms, permutes to channels-last and back, stochastic depth, transposed convolutions, upsampling, padding, PReLU,
+   log-softmax: every layer kind; Sequential and Residual, repeat with the variable in the arguments, blocks used
+   once or twice, constants with arithmetic, an optional `forward` with functions and
    residual steps) written as spec text. Either netspec compiles it and the oracle holds exactly (shapes, parameters,
    torchinfo's mult-adds), and the same stack run with torch directly gives the same output and parameter count; or
    netspec raises a located SpecError and torch refuses the stack too (or netspec is stricter for one of the
@@ -104,6 +105,14 @@ def test_random_stacks_agree_with_torch(case):
             event("BatchNorm(track_running_stats=False) on one value per channel: no torchinfo")
         with time_limit(20):
             oracle(compiled, use_torchinfo=ref.single_image)
+
+
+def test_random_stacks_draw_every_layer_kind():
+    from netspec.lang import LAYERS
+
+    from strategies import ALL_KINDS
+
+    assert set(LAYERS) - set(ALL_KINDS) == {"Parameter"}  # a learned tensor, drawn by strategies_flows
 
 
 # ---- 1b. random run orders against torch --------------------------------------------------------------------------

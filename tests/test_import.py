@@ -342,10 +342,131 @@ def test_from_module_reads_sequential_subclasses_as_sequential():
         ("LeakyReLU(negative_slope=0.2, inplace=True)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
         ("GELU(approximate='tanh')", 'GELU(approximate="tanh")'),
         ("Softmax(dim=1)", "Softmax(dim=1)"),
+        ("LogSoftmax(dim=1)", "LogSoftmax(dim=1)"),
+        ("LogSoftmax(dim=None)", "LogSoftmax()"),
+        ("PReLU(num_parameters=1)", "PReLU()"),
+        ("PReLU(num_parameters=64)", "PReLU(num_parameters=64)"),
+        ("ConvTranspose2d(3, 8, kernel_size=(3, 3), stride=(1, 1))", "ConvTranspose2d(8, kernel_size=3)"),
+        (
+            "ConvTranspose2d(16, 8, kernel_size=(3, 2), stride=(2, 2), padding=(1, 1), dilation=(2, 2), "
+            "output_padding=(1, 1), groups=2, bias=False)",
+            "ConvTranspose2d(8, kernel_size=(3, 2), stride=2, padding=1, output_padding=1, groups=2, bias=false, "
+            "dilation=2)",
+        ),
+        ("Upsample(scale_factor=2.0, mode='nearest')", "Upsample(scale_factor=2.0)"),
+        ("Upsample(scale_factor=(2.0, 3.0), mode='nearest')", "Upsample(scale_factor=(2.0, 3.0))"),
+        ("Upsample(size=(8, 9), mode='bilinear')", 'Upsample(size=(8, 9), mode="bilinear")'),
+        ("ReflectionPad2d((1, 1, 1, 1))", "ReflectionPad2d(1)"),
+        ("ReflectionPad2d((1, 2, 3, 4))", "ReflectionPad2d((1, 2, 3, 4))"),
+        ("ReplicationPad2d((2, 2, 2, 2))", "ReplicationPad2d(2)"),
+        ("ZeroPad2d((0, 1, 0, 1))", "ZeroPad2d((0, 1, 0, 1))"),
+        ("ZeroPad2d(padding=(1, 1, 1, 1), value=0.0)", "ZeroPad2d(1)"),  # PyTorch before 2.1
+        ("LayerNorm((64,), eps=1e-05, elementwise_affine=True, bias=True)", "LayerNorm()"),
+        ("LayerNorm((64,), eps=1e-05, elementwise_affine=True)", "LayerNorm()"),  # PyTorch before 2.1
+        (
+            "LayerNorm((64,), eps=1e-06, elementwise_affine=False, bias=True)",
+            "LayerNorm(eps=1e-06, elementwise_affine=false)",
+        ),
     ],
 )
 def test_printed_arguments_map_to_spec_arguments(printed, spec):
     assert layer_call(printed) == spec
+
+
+# ---- the layers of image-to-image networks: padding, transposed convolutions, upsampling, PReLU ----------------
+
+
+def generator():
+    """An image-to-image network in the style of CycleGAN's generator, with a classifier head: every layer kind of
+    issue #17 item 2 (tests/golden/generator.txt is how it prints)."""
+    import torch
+    from torch import nn
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(3, 16, 7), nn.BatchNorm2d(16), nn.PReLU(16))
+            self.down = nn.Sequential(
+                *[nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.PReLU()],
+                *[nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.PReLU()],
+            )
+            self.res = nn.Sequential(
+                *[nn.ReplicationPad2d(1), nn.Conv2d(64, 64, 3), nn.BatchNorm2d(64), nn.PReLU(64)],
+                *[nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(64, 64, 2), nn.BatchNorm2d(64), nn.PReLU(64)],
+            )
+            self.up = nn.Sequential(
+                nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1, bias=False),
+                *[nn.BatchNorm2d(32), nn.PReLU(32)],
+                *[nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(32, 16, 3, padding=1), nn.PReLU()],
+            )
+            self.head = nn.Sequential(nn.ReflectionPad2d((3, 3, 3, 3)), nn.Conv2d(16, 3, 7), nn.Tanh())
+            self.classify = nn.Sequential(
+                *[nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 64), nn.LayerNorm(64), nn.Linear(64, 10)],
+                nn.LogSoftmax(dim=1),
+            )
+
+        def forward(self, x):
+            return self.classify(self.head(self.up(self.res(self.down(self.stem(x))))))
+
+    torch.manual_seed(0)
+    return Generator().eval()
+
+
+def test_image_to_image_layers_import_and_compile_to_the_printed_module(tmp_path, capsys):
+    import torch
+
+    printed = (GOLDEN / "generator.txt").read_text()
+    model = generator()
+    assert str(model) + "\n" == printed  # the golden is how today's PyTorch prints the model
+    spec = import_text(printed, "generator.txt").spec
+    path = IMPORTED / "generator.net"
+    if os.environ.get("NETSPEC_REGEN"):
+        path.write_text(spec)
+    assert spec == path.read_text()
+    assert "ReflectionPad2d(3)\n" in spec and "PReLU(num_parameters=64)\n" in spec and "PReLU()\n" in spec
+    code, stdout, err = run(["compile", str(path)], capsys)
+    assert code == 0 and stdout == printed, err
+    # the live module: the same spec, and with the model's weights the same outputs
+    live = from_sequential(model)
+    assert live.split("network ", 1)[1] == spec.split("network ", 1)[1]
+    compiled = netspec.loads(spec, input="3x32x32").module.eval()
+    compiled.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), model(x))
+    # what older PyTorch printed for ZeroPad2d and LayerNorm imports to the same spec
+    old = printed.replace("ZeroPad2d((0, 1, 0, 1))", "ZeroPad2d(padding=(0, 1, 0, 1), value=0.0)")
+    old = old.replace("elementwise_affine=True, bias=True)", "elementwise_affine=True)")
+    assert old != printed and import_text(old, "generator.txt").spec == spec
+
+
+def test_the_docs_name_every_layer_the_importer_knows():
+    from netspec.lang import LAYERS
+
+    doc = (ROOT / "docs" / "import.md").read_text(encoding="utf-8")
+    known = doc.split("**The layers it knows**", 1)[1].split("\n- ", 1)[0]
+    assert [name for name in LAYERS if f"`{name}`" not in known] == ["Parameter"]  # a tensor, never printed
+
+
+def test_image_to_image_layers_that_cannot_be_imported_are_located_errors():
+    conflict = "Net(\n  (up): ConvTranspose2d(3, 8, kernel_size=(3, 3), stride=(1, 1), output_padding=(1, 1))\n)\n"
+    with pytest.raises(SpecError) as e:
+        import_text(conflict, "model.txt")
+    assert e.value.code == "E037" and (e.value.loc.line, e.value.loc.column) == (2, 66)  # output_padding=
+    assert "needs output_padding=1 smaller than stride=1" in e.value.message
+    slopes = "Net(\n  (conv): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))\n  (act): PReLU(num_parameters=4)\n)\n"
+    with pytest.raises(SpecError) as e:
+        import_text(slopes, "model.txt")
+    # as for any layer that cannot take its input where it is registered: maybe the run order is another
+    assert e.value.code == "E211" and (e.value.loc.line, e.value.loc.column) == (3, 10)
+    assert "num_parameters=4 must be 1 or the 8 channels" in e.value.message
+    # what print(model) does not show: Upsample's align_corners (the same for bilinear as None), PReLU's init
+    from torch import nn
+
+    for hidden, key in ((nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), "align_corners"),
+                        (nn.PReLU(4, init=0.1), "init")):  # fmt: skip
+        with pytest.raises(ModuleImportError, match=rf"'1': its {key}=.* does not show in print\(model\)"):
+            from_sequential(nn.Sequential(nn.Conv2d(3, 4, 3), hidden))
 
 
 # ---- bad input: located errors, exit 1, no traceback -----------------------------------------------------------

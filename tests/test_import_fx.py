@@ -196,6 +196,36 @@ def test_training_settings_come_from_the_modules():
     assert dict(built.named_modules())["3"].p == 0.25
 
 
+def test_image_to_image_layers_and_the_settings_print_does_not_show():
+    """Padding, transposed convolutions, upsampling and PReLU in a module with a forward of its own; Upsample's
+    align_corners and PReLU's init, which print(model) does not show, are read from the modules."""
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pad = nn.ReflectionPad2d((1, 2, 1, 0))
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.act = nn.PReLU(8, init=0.1)
+            self.up = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1, groups=2)
+            self.resize = nn.Upsample(size=(12, 10), mode="bilinear", align_corners=False)
+            self.edge = nn.ReplicationPad2d(1)
+            self.zero = nn.ZeroPad2d((0, 1, 0, 1))
+            self.out = nn.LogSoftmax(dim=1)
+
+        def forward(self, x):
+            y = self.act(self.conv(self.pad(x)))
+            z = self.zero(self.edge(self.resize(self.up(y))))
+            return self.out(z) + z
+
+    model = Decoder()
+    randomize(model)
+    text = netspec.from_module(model, input=(3, 8, 8))
+    held_against(model, text, (3, 8, 8))
+    for call in ("ReflectionPad2d((1, 2, 1, 0))", "PReLU(num_parameters=8, init=0.1)", "groups=2",
+                 'Upsample(size=(12, 10), mode="bilinear", align_corners=false)', "LogSoftmax(dim=1)"):  # fmt: skip
+        assert call in text, (call, text)
+
+
 def test_the_model_keeps_its_mode():
     model = tv_model("squeezenet1_1").train()
     netspec.from_module(model, input=(3, 64, 64))

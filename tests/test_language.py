@@ -289,6 +289,60 @@ def test_argument_errors_point_at_the_argument():
     assert error_of(spec("layers { c Conv2d(16, 3, in_channels=3) }")).code == "E032"
 
 
+@pytest.mark.parametrize(
+    "call,at,fragment",
+    [
+        ("Upsample(size=4, scale_factor=2.0)", "scale_factor=2.0", "takes size or scale_factor, not both"),
+        ("Upsample()", "Upsample", "needs size or scale_factor"),
+        ("Upsample(mode='bilinear')", "Upsample", "needs size or scale_factor"),
+        ("Upsample(scale_factor=2, align_corners=false)", "align_corners=false", "mode='bilinear' only"),
+        ("Upsample(4, recompute_scale_factor=true)", "recompute_scale_factor=true", "with a scale_factor only"),
+        ("ConvTranspose2d(4, 3, output_padding=1)", "output_padding=1", "smaller than stride=1 or dilation=1"),
+        ("ConvTranspose2d(4, 3, stride=(2, 1), output_padding=(1, 1))", "output_padding=(1, 1)", "smaller than"),
+    ],
+)
+def test_arguments_that_cannot_go_together_are_refused_at_the_argument(call, at, fragment):
+    """Each is valid alone and refused by torch when the layer runs: E037, where the argument is written."""
+    text = spec(f"layers {{ u {call} }}")
+    e = error_of(text)
+    assert e.code == "E037" and fragment in e.message, e.message
+    line = text.splitlines()[e.loc.line - 1]
+    assert line[e.loc.column - 1 : e.loc.end_column - 1] == at
+
+
+def test_arguments_that_go_together_reach_torch():
+    m = netspec.loads(
+        spec("""layers {
+        up  Upsample(None, (2, 1.5), 'bilinear', true)
+        tc  ConvTranspose2d(4, 3, stride=(2, 1), output_padding=(1, 0), dilation=(1, 2))
+        act PReLU(4, init=0.1)
+    }""")
+    ).module
+    assert (m.up.scale_factor, m.up.mode, m.up.align_corners) == ((2.0, 1.5), "bilinear", True)
+    assert (m.tc.in_channels, m.tc.output_padding, m.tc.dilation) == (3, (1, 0), (1, 2))
+    assert m.act.num_parameters == 4 and float(m.act.weight.detach()[0]) == pytest.approx(0.1)
+
+
+def test_prelu_takes_a_slope_per_channel_of_a_module_input_by_name():
+    import torch
+
+    text = """input 3x8x8
+module Up(out) {
+    PReLU(num_parameters=in_channels)
+    ConvTranspose2d(out, kernel_size=2, stride=2)
+    PReLU(num_parameters=out)
+}
+layers {
+    a Up(16)
+    b Up(4)
+}
+"""
+    m = netspec.loads(text).module
+    slopes = {path: p.num_parameters for path, p in m.named_modules() if isinstance(p, torch.nn.PReLU)}
+    assert slopes == {"a.0": 3, "a.2": 16, "b.0": 16, "b.2": 4}
+    assert netspec.loads(text, input="5x4x4").module.get_submodule("a.0").num_parameters == 5
+
+
 def test_anonymous_layers_are_named_by_position():
     net = net_of(spec("layers { Conv2d(4, 3)  ReLU()  s Sequential { ReLU()  a ReLU()  Identity() } }"))
     assert names(net.layers) == ["0", "1", "s"]

@@ -64,6 +64,39 @@ ACCEPT = {
     "conv-same-reflect": ((3, 4, 5), [L("Conv2d", 2, 5, padding="same", padding_mode="reflect")]),
     "conv-same-circular": ((3, 3, 3), [L("Conv2d", 2, 7, padding="same", padding_mode="circular")]),
     "conv-chain": ((3, 16, 12), [L("Conv2d", 8, 3, padding=1), L("Conv2d", 16, 3, stride=2), L("Conv2d", 4, 1)]),
+    # ---- ConvTranspose2d: (H - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+    "convT": ((3, 5, 4), [L("ConvTranspose2d", 8, 3)]),
+    "convT-stride2-pad-outpad": ((3, 5, 4), [L("ConvTranspose2d", 4, 3, stride=2, padding=1, output_padding=1)]),
+    "convT-positional": ((4, 3, 5), [L("ConvTranspose2d", 6, (3, 2), (2, 3), (1, 0), (1, 2), 2, False, (2, 1))]),
+    "convT-outpad-below-dilation": ((2, 3, 3), [L("ConvTranspose2d", 2, 2, output_padding=1, dilation=2)]),
+    "convT-padding-to-1x1": ((1, 1, 1), [L("ConvTranspose2d", 2, 3, padding=1)]),
+    "convT-depthwise": ((4, 4, 4), [L("ConvTranspose2d", 4, 4, stride=2, padding=1, groups=4, bias=False)]),
+    "convT-after-conv": ((3, 8, 8), [L("Conv2d", 6, 3, stride=2, padding=1), L("ConvTranspose2d", 3, 2, stride=2)]),
+    # ---- padding and upsampling (C, H, W) images
+    "pads": (
+        (3, 4, 5),
+        [
+            L("ReflectionPad2d", 1),
+            L("ReflectionPad2d", (4, 0, 5, 1)),
+            L("ReplicationPad2d", 3),
+            L("ReplicationPad2d", (0, 1, 2, 3)),
+            L("ZeroPad2d", 2),
+            L("ZeroPad2d", padding=(1, 0, 0, 1)),
+        ],
+    ),
+    "reflection-pad-just-fits": ((1, 2, 3), [L("ReflectionPad2d", (2, 2, 1, 1))]),
+    "replication-pad-larger-than-input": ((1, 1, 1), [L("ReplicationPad2d", 5)]),
+    "upsample-nearest": ((3, 4, 5), [L("Upsample", scale_factor=2)]),
+    "upsample-fractions": ((3, 7, 5), [L("Upsample", scale_factor=1.5), L("Upsample", None, (0.5, 0.7))]),
+    "upsample-size": ((3, 4, 5), [L("Upsample", 7), L("Upsample", (3, 9)), L("Upsample", size=2)]),
+    "upsample-bilinear": (
+        (2, 3, 4),
+        [
+            L("Upsample", scale_factor=2.0, mode="bilinear"),
+            L("Upsample", size=(5, 5), mode="bilinear", align_corners=True),
+            L("Upsample", None, 1.3, "bilinear", False, True),
+        ],
+    ),
     # ---- normalization
     "bn2d": ((3, 5, 4), [L("Conv2d", 6, 3, padding=1), L("BatchNorm2d")]),
     "bn2d-no-affine": ((3, 5, 4), [L("BatchNorm2d", affine=False)]),
@@ -76,6 +109,10 @@ ACCEPT = {
     "groupnorm-per-channel": ((4, 2, 3), [L("GroupNorm", 4, 1e-3)]),
     "groupnorm-flat": ((3, 2, 2), [FLAT, L("GroupNorm", 3)]),
     "groupnorm-CL": ((6, 2, 2), [L("Flatten", 2), L("GroupNorm", 2)]),
+    # ---- PReLU: one slope, or one per channel (dimension 1 of the batch)
+    "prelu": ((3, 4, 5), [L("PReLU"), L("PReLU", 3), L("PReLU", num_parameters=3, init=0.1), L("PReLU", 1, -0.5)]),
+    "prelu-flat": ((3, 2, 2), [FLAT, L("PReLU", 12), L("Linear", 5), L("PReLU"), L("PReLU", 5)]),
+    "prelu-CL": ((3, 4, 5), [L("Flatten", 2), L("PReLU", 3)]),
     # ---- activations (image and flat)
     "activations": (
         (3, 4, 5),
@@ -166,6 +203,8 @@ ACCEPT = {
     "softmax-last": ((3, 4, 5), [L("Softmax", dim=-1)]),
     "softmax-first": ((3, 4, 5), [L("Softmax", -4)]),
     "softmax-flat": ((3, 4, 5), [FLAT, L("Linear", 4), L("Softmax", 1)]),
+    "logsoftmax": ((3, 4, 5), [L("LogSoftmax", 1), L("LogSoftmax", dim=-1), L("LogSoftmax")]),
+    "logsoftmax-flat": ((3, 4, 5), [FLAT, L("Linear", 4), L("LogSoftmax", dim=1)]),
     # ---- layer normalization, permutes (channels-last images), stochastic depth
     "layernorm-flat": ((3, 2, 2), [FLAT, L("LayerNorm"), L("LayerNorm", 1e-6, False), L("LayerNorm", bias=False)]),
     "layernorm-CL": ((3, 4, 5), [L("Flatten", 2), L("LayerNorm", eps=0.1)]),
@@ -318,7 +357,18 @@ REJECT_TORCH_TOO = {
         [L("Conv2d", 4, 7, padding="same", padding_mode="circular")],
         "padding",
     ),
+    "convT-groups": ((3, 4, 4), [L("ConvTranspose2d", 4, 3, groups=2)], "groups"),
+    "convT-padding-leaves-nothing": ((2, 2, 2), [L("ConvTranspose2d", 2, 1, padding=1)], "padding"),
+    "convT-padding-leaves-nothing-one-side": ((2, 1, 5), [L("ConvTranspose2d", 2, 2, padding=(1, 0))], "padding"),
+    "reflection-pad-equals-width": ((3, 4, 2), [L("ReflectionPad2d", 2)], "reflects more"),
+    "reflection-pad-one-side-over-height": ((3, 1, 5), [L("ReflectionPad2d", (0, 0, 0, 1))], "reflects more"),
+    "prelu-not-the-channels": ((3, 4, 4), [L("PReLU", 4)], "num_parameters"),
+    "prelu-not-the-features": ((3, 2, 2), [FLAT, L("PReLU", 3)], "num_parameters"),
+    "upsample-to-nothing": ((3, 4, 4), [L("Upsample", scale_factor=0.2)], "scale_factor"),
+    "upsample-to-nothing-one-side": ((3, 4, 9), [L("Upsample", scale_factor=(0.1, 1.0))], "scale_factor"),
     "conv-after-flatten": ((3, 4, 4), [FLAT, L("Conv2d", 4, 3)], "C x H x W"),
+    "convT-after-flatten": ((3, 4, 4), [FLAT, L("ConvTranspose2d", 4, 3)], "C x H x W"),
+    "upsample-after-flatten": ((3, 4, 4), [FLAT, L("Upsample", scale_factor=2)], "C x H x W"),
     "bn2d-after-flatten": ((3, 4, 4), [FLAT, L("BatchNorm2d")], "C x H x W"),
     "maxpool-after-flatten": ((3, 4, 4), [FLAT, L("MaxPool2d", 2)], "C x H x W"),
     "adaptive-max-after-flatten": ((3, 4, 4), [FLAT, L("AdaptiveMaxPool2d", 1)], "C x H x W"),
@@ -362,6 +412,30 @@ REJECT_STRICTER = {
         "torch reads a 3-D batch as one unbatched image (the batch becomes the channels)",
     ),
     "dropout2d-flat": ((3, 4, 4), [FLAT, L("Dropout2d")], "C x H x W", "torch only warns"),
+    "upsample-on-CL": (
+        (3, 4, 4),
+        [L("Flatten", 2), L("Upsample", scale_factor=2)],
+        "C x H x W",
+        "torch reads (N, C, L) as 1-D signals and upsamples L",
+    ),
+    "pad-after-flatten": (
+        (3, 4, 4),
+        [FLAT, L("ZeroPad2d", 1)],
+        "C x H x W",
+        "torch pads the last two dimensions of (N, F): the batch gets two images of zeros",
+    ),
+    "reflection-pad-on-CL": (
+        (3, 4, 4),
+        [L("Flatten", 2), L("ReflectionPad2d", 1)],
+        "C x H x W",
+        "torch reads a 3-D batch as one unbatched image",
+    ),
+    "pad-on-channels-last": (
+        (3, 4, 4),
+        [L("Permute", (0, 2, 3, 1)), L("ZeroPad2d", 1)],
+        "channels-last",
+        "torch pads the image's width and channels",
+    ),
     "layernorm-on-image": (
         (3, 4, 4),
         [L("LayerNorm")],
@@ -439,6 +513,8 @@ def test_stricter_cases_really_run_in_torch():
     with pytest.warns(UserWarning):
         nn.Dropout2d()(torch.zeros(2, 48))
     assert nn.AdaptiveAvgPool2d(1)(torch.zeros(2, 48)).shape == (1, 1)  # (N, F) read as one N x F image
+    assert nn.ZeroPad2d(1)(torch.zeros(2, 48)).shape == (4, 50)  # the batch padded too
+    assert nn.Upsample(scale_factor=2)(torch.zeros(2, 3, 16)).shape == (2, 3, 32)  # 1-D signals
     assert (nn.MaxPool2d(8)(torch.zeros(2, 3, 8, 8)) + torch.zeros(2, 3, 8, 8)).shape == (2, 3, 8, 8)
 
 

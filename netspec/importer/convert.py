@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import Location, SpecError
-from ..lang import LAYERS, LayerSpec, argument_error, did_you_mean
+from ..lang import LAYERS, LayerSpec, argument_error, check_conflict, did_you_mean
 from .read import PArg, PNode, Reader, normalize_text
 from .render import call_text, value_text
 
@@ -22,15 +22,24 @@ from .render import call_text, value_text
 _PRINTED_POSITIONAL = {"GroupNorm": ("num_groups", "num_channels", "eps", "affine")}
 
 # arguments today's PyTorch prints that netspec's layers do not take, with the only value netspec can build
-_PRINTED_ONLY = {
+_PRINTED_ONLY: dict[str, dict[str, Any]] = {
     "BatchNorm2d": {"bias": True},
     "BatchNorm1d": {"bias": True},
     "GroupNorm": {"bias": True},
     "LayerNorm2d": {"bias": True},
+    "ZeroPad2d": {"value": 0.0},  # PyTorch before 2.1 printed ZeroPad2d(padding=(1, 1, 1, 1), value=0.0)
 }
 
-# layers whose torch class stores these arguments as pairs: `kernel_size=(3, 3)` is written `kernel_size=3`
-_PAIRS = {"Conv2d": ("kernel_size", "stride", "padding", "dilation")}
+# layers whose torch class stores these arguments with a value per side, which a spec writes once where they are
+# equal: `kernel_size=(3, 3)` is `kernel_size=3`, `ReflectionPad2d((1, 1, 1, 1))` is `ReflectionPad2d(1)`
+_PAD = ("padding",)
+_PER_SIDE: dict[str, tuple[str, ...]] = {
+    "Conv2d": ("kernel_size", "stride", "padding", "dilation"),
+    "ConvTranspose2d": ("kernel_size", "stride", "padding", "output_padding", "dilation"),
+    "ReflectionPad2d": _PAD,
+    "ReplicationPad2d": _PAD,
+    "ZeroPad2d": _PAD,
+}
 
 # pools default their stride to the kernel size: MaxPool2d(kernel_size=2, stride=2) is MaxPool2d(2)
 _POOLS = ("MaxPool2d", "AvgPool2d")
@@ -247,7 +256,7 @@ class Converter:
                     code="E207",
                 )
             else:
-                kept[key] = _single(value) if key in _PAIRS.get(node.cls, ()) else value
+                kept[key] = _single(value) if key in _PER_SIDE.get(node.cls, ()) else value
         for key in list(kept):
             if not fields[key].is_required() and same_value(kept[key], fields[key].default):
                 del kept[key]
@@ -263,10 +272,12 @@ class Converter:
     def validate(self, node: PNode, cls: type[LayerSpec], kept: dict[str, Any], locs: dict[str, Location]) -> None:
         """The kept arguments must build netspec's layer, and be values a spec can write."""
         try:
-            cls.model_validate(kept)
+            check_conflict(cls.model_validate(kept), node.cls, locs, node.loc)
         except ValidationError as e:  # worded by lang, as for a spec's own call
             err = argument_error(cls, node.cls, kept, locs, node.loc, e)
             raise err.attach(self.r.filename, self.r.text) from None
+        except SpecError as e:
+            raise e.attach(self.r.filename, self.r.text) from None
         for key, value in kept.items():
             try:
                 value_text(value)
@@ -275,7 +286,7 @@ class Converter:
 
 
 def _single(value: Any) -> Any:
-    """A pair of one integer, as torch stores `kernel_size=3`, written once: (3, 3) -> 3."""
-    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] and type(value[0]) is int:
+    """One integer stored for every side, as torch stores `kernel_size=3`, written once: (3, 3) -> 3."""
+    if isinstance(value, tuple) and value and all(type(v) is int and v == value[0] for v in value):
         return value[0]
     return value

@@ -37,6 +37,7 @@ ELEMENTWISE = frozenset(
 # layers that need a C x H x W input
 _SPATIAL = (
     "Conv2d",
+    "ConvTranspose2d",
     "BatchNorm2d",
     "MaxPool2d",
     "AvgPool2d",
@@ -44,6 +45,10 @@ _SPATIAL = (
     "AdaptiveMaxPool2d",
     "Dropout2d",
     "GroupNorm",
+    "Upsample",
+    "ReflectionPad2d",
+    "ReplicationPad2d",
+    "ZeroPad2d",
 )
 
 

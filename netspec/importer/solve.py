@@ -29,6 +29,9 @@ Size = tuple[int, int, int]
 # the layers whose input size a printed module pins down, or constrains
 _SIZED = (
     "Conv2d",
+    "ConvTranspose2d",
+    "PReLU",
+    "ReflectionPad2d",
     "Linear",
     "BatchNorm2d",
     "BatchNorm1d",

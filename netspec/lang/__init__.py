@@ -23,7 +23,7 @@ from .train_section import (
     data_key,
     infer_schedule,
 )
-from .validate import ArgModel, argument_error, describe_type, pair, show
+from .validate import ArgModel, argument_error, check_conflict, describe_type, pair, show
 from .values import Constants, Scope, input_size, parse_override, parse_size, render_name, value_of
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "Template",
     "TrainSpec",
     "argument_error",
+    "check_conflict",
     "data_key",
     "describe_type",
     "did_you_mean",

@@ -3,12 +3,13 @@
 Each model holds the arguments a user writes, with PyTorch's own names, types and defaults. Arguments that follow
 from the input (`in_channels`, `num_features`, `in_features`, `num_channels`) are not fields: they are worked out by
 `shapes` and handed to the torch constructor by `build`. `POSITIONAL` is PyTorch's positional order without them,
-so `Conv2d(64, 3)` means `out_channels=64, kernel_size=3` exactly as in PyTorch.
+so `Conv2d(64, 3)` means `out_channels=64, kernel_size=3` exactly as in PyTorch. PReLU's `num_parameters` is written,
+not worked out, as torch defaults it to 1 (one slope): `shapes` checks that it is 1 or the input's channels.
 """
 
 from typing import ClassVar, Literal
 
-from .validate import ArgModel, NonNegPair, PosFloat, PosInt, PosPair, Prob
+from .validate import ArgModel, NonNegInt, NonNegPair, PosFloat, PosInt, PosPair, Prob, pair
 
 
 class LayerSpec(ArgModel):
@@ -29,6 +30,32 @@ class Conv2d(LayerSpec):
     groups: PosInt = 1
     bias: bool = True
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+
+class ConvTranspose2d(LayerSpec):
+    POSITIONAL = ("out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation")
+    INFERRED = ("in_channels",)
+    DOC = "2-D transposed convolution: H -> (H - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1."
+    out_channels: PosInt
+    kernel_size: PosPair
+    stride: PosPair = 1
+    padding: NonNegPair = 0
+    output_padding: NonNegPair = 0
+    groups: PosInt = 1
+    bias: bool = True
+    dilation: PosPair = 1
+
+    def conflict(self) -> tuple[str, str, str] | None:
+        # torch refuses it when it runs: the extra rows would lie past what any input pixel reaches
+        sides = zip(pair(self.output_padding), pair(self.stride), pair(self.dilation))
+        if any(op >= s and op >= d for op, s, d in sides):
+            return (
+                "output_padding",
+                f"needs output_padding={self.output_padding} smaller than stride={self.stride} or "
+                f"dilation={self.dilation}",
+                "output_padding adds the rows a stride > 1 leaves out: use it with a stride, up to stride - 1",
+            )
+        return None
 
 
 class _BatchNorm(LayerSpec):
@@ -102,6 +129,13 @@ class GELU(LayerSpec):
     approximate: Literal["none", "tanh"] = "none"
 
 
+class PReLU(LayerSpec):
+    POSITIONAL = ("num_parameters", "init")
+    DOC = "max(0, x) + a * min(0, x) with a learned slope a: one (num_parameters=1), or one per channel."
+    num_parameters: PosInt = 1
+    init: float = 0.25
+
+
 class Sigmoid(LayerSpec):
     DOC = "1 / (1 + exp(-x))."
 
@@ -150,6 +184,44 @@ class AdaptiveMaxPool2d(LayerSpec):
     DOC = "Max pooling to a fixed output size."
     output_size: _AdaptiveSize
     return_indices: Literal[False] = False
+
+
+class Upsample(LayerSpec):
+    POSITIONAL = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor")
+    DOC = "Resizes (C, H, W) images to `size`, or by `scale_factor` (H * scale_factor, rounded down)."
+    size: PosPair | None = None
+    scale_factor: PosFloat | tuple[PosFloat, PosFloat] | None = None
+    mode: Literal["nearest", "bilinear"] = "nearest"
+    align_corners: bool | None = None
+    recompute_scale_factor: bool | None = None
+
+    def conflict(self) -> tuple[str, str, str] | None:
+        # each of these is an error of F.interpolate when the layer runs
+        if (self.size is None) == (self.scale_factor is None):
+            what = "takes size or scale_factor, not both" if self.size is not None else "needs size or scale_factor"
+            return "scale_factor", what, "Upsample(scale_factor=2) doubles H and W; Upsample(size=64) makes them 64"
+        if self.align_corners is not None and self.mode == "nearest":
+            return "align_corners", "takes align_corners with mode='bilinear' only", "remove align_corners=..."
+        if self.recompute_scale_factor and self.size is not None:
+            return "recompute_scale_factor", "takes recompute_scale_factor=true with a scale_factor only", "remove it"
+        return None
+
+
+class _Pad2d(LayerSpec):
+    POSITIONAL = ("padding",)
+    padding: NonNegInt | tuple[NonNegInt, NonNegInt, NonNegInt, NonNegInt]  # left, right, top, bottom
+
+
+class ReflectionPad2d(_Pad2d):
+    DOC = "Pads (C, H, W) images with their reflection; padding: one for all sides, or (left, right, top, bottom)."
+
+
+class ReplicationPad2d(_Pad2d):
+    DOC = "Pads (C, H, W) images by repeating their edge pixels; padding as ReflectionPad2d's."
+
+
+class ZeroPad2d(_Pad2d):
+    DOC = "Pads (C, H, W) images with zeros; padding as ReflectionPad2d's."
 
 
 class Dropout(LayerSpec):
@@ -229,10 +301,17 @@ class Softmax(LayerSpec):
     dim: int | None = None
 
 
+class LogSoftmax(LayerSpec):
+    POSITIONAL = ("dim",)
+    DOC = "log(Softmax(x)) over a dimension (the batch is dimension 0). Training uses cross-entropy on logits."
+    dim: int | None = None
+
+
 LAYERS: dict[str, type[LayerSpec]] = {
     cls.__name__: cls
     for cls in (
         Conv2d,
+        ConvTranspose2d,
         BatchNorm2d,
         BatchNorm1d,
         GroupNorm,
@@ -244,6 +323,7 @@ LAYERS: dict[str, type[LayerSpec]] = {
         SiLU,
         Hardswish,
         Mish,
+        PReLU,
         Sigmoid,
         Tanh,
         Identity,
@@ -251,11 +331,16 @@ LAYERS: dict[str, type[LayerSpec]] = {
         AvgPool2d,
         AdaptiveAvgPool2d,
         AdaptiveMaxPool2d,
+        Upsample,
+        ReflectionPad2d,
+        ReplicationPad2d,
+        ZeroPad2d,
         Dropout,
         Dropout2d,
         Flatten,
         Linear,
         Softmax,
+        LogSoftmax,
         Hardsigmoid,
         LayerNorm,
         LayerNorm2d,

@@ -85,6 +85,11 @@ class ArgModel(BaseModel):
         """The arguments as written or defaulted, for the torch constructor."""
         return {k: getattr(self, k) for k in type(self).model_fields}
 
+    def conflict(self) -> tuple[str, str, str] | None:
+        """(argument, what is wrong said after the layer's name, hint) where arguments that pydantic took one by one
+        cannot go together (Upsample's size and scale_factor); None where they can. See `check_conflict`."""
+        return None
+
 
 M = typing.TypeVar("M", bound=ArgModel)
 B = typing.TypeVar("B", bound=BaseModel)
@@ -159,6 +164,8 @@ def _describe_tuple(args: tuple[Any, ...], plural: bool) -> str:
     inner = [describe_type(a, plural=True) for a in args]
     if len(inner) == 2 and inner[0] == inner[1]:
         return f"{'pairs' if plural else 'a pair'} of {inner[0]}"
+    if len(set(inner)) == 1:
+        return f"{'tuples' if plural else 'a tuple'} of {len(inner)} {inner[0]}"
     return f"{'tuples' if plural else 'a tuple'} ({', '.join(describe_type(a) for a in args)})"
 
 
@@ -243,9 +250,20 @@ def validated(model: type[M], call: CallValue) -> M:
     SpecError at the argument (or the name) it is about."""
     values, locs = _arguments(model, call)
     try:
-        return model.model_validate(values)
+        args = model.model_validate(values)
     except ValidationError as e:
         raise argument_error(model, call.name, values, locs, call.name_loc, e) from None
+    check_conflict(args, call.name, locs, call.name_loc)
+    return args
+
+
+def check_conflict(args: ArgModel, name: str, locs: dict[str, Location], name_loc: Location | None) -> None:
+    """Arguments valid one by one that cannot go together (`ArgModel.conflict`): a SpecError at the argument it is
+    about (`locs`), or at the name. Also for the importer's printed layers."""
+    problem = args.conflict()
+    if problem is not None:
+        field_name, message, hint = problem
+        raise SpecError(f"{name} {message}", locs.get(field_name, name_loc), hint=hint, code="E037")
 
 
 def argument_error(

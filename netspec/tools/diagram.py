@@ -21,7 +21,7 @@ MAX_PERIOD = 8  # the longest pattern folded: a block of up to 8 layers repeated
 # the colour of a box is its category's
 _ACTIVATIONS = {
     "relu", "relu6", "silu", "hardswish", "mish", "leakyrelu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh",
-    "hardsigmoid", "softmax",
+    "hardsigmoid", "softmax", "prelu", "logsoftmax",
 }  # fmt: skip
 _MERGES = {"add", "cat", "mul"}
 _QUIET = {"inplace", "track_running_stats", "return_indices", "padding_mode", "bias"}  # never a key argument
