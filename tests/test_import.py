@@ -73,6 +73,32 @@ def test_report_modules_import_to_the_golden_specs(name):
     assert imported(name, flush_left(raw)) == spec
 
 
+# the same network as each PyTorch since 0.2 prints it (tests/golden/formats/); pytorch_2.txt is today's print
+FORMATS = ["pytorch_0.2", "pytorch_0.3", "pytorch_1.1", "pytorch_2"]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_print_format_since_pytorch_0_2_imports_to_the_golden_spec(name):
+    # 0.2: `Net (`, `ReLU (inplace)`, `Linear (8192 -> 256)`, `MaxPool2d (size=(2, 2), ...)`, `Dropout (p = 0.5)`;
+    # 0.3: `Conv2d (3, 64, ...)`, `LeakyReLU(0.2, inplace)`, MaxPool2d's pairs; 1.1: `ReLU(inplace)` and
+    # `LeakyReLU(negative_slope=0.2, inplace)`, bare flags after keywords
+    text = (GOLDEN / "formats" / f"{name}.txt").read_text()
+    spec = import_text(text, "net.txt").spec
+    path = IMPORTED / "formats.net"
+    if os.environ.get("NETSPEC_REGEN"):
+        path.write_text(spec)
+    assert spec == path.read_text()
+    assert import_text(flush_left(text), "net.txt").spec == spec
+
+
+def test_the_spec_of_every_print_format_compiles_to_todays_print(tmp_path, capsys):
+    code, stdout, err = run(["compile", str(IMPORTED / "formats.net")], capsys)
+    assert code == 0, err
+    # the one difference: the Flatten added where forward() flattens (it has no weights)
+    added = "  (flatten): Flatten(start_dim=1, end_dim=-1)\n"
+    assert added in stdout and stdout.replace(added, "") == (GOLDEN / "formats" / "pytorch_2.txt").read_text()
+
+
 @pytest.mark.parametrize("name", REPORT)
 def test_imported_report_specs_compile_to_the_printed_module(name, tmp_path, capsys):
     out = tmp_path / f"{name}.net"
@@ -342,6 +368,33 @@ def test_from_module_reads_sequential_subclasses_as_sequential():
         ("LeakyReLU(negative_slope=0.2, inplace=True)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
         ("GELU(approximate='tanh')", 'GELU(approximate="tanh")'),
         ("Softmax(dim=1)", "Softmax(dim=1)"),
+        # PyTorch 1.1 and older: a flag set is printed as its bare name
+        ("ReLU(inplace)", "ReLU(inplace=true)"),
+        ("LeakyReLU(negative_slope=0.2, inplace)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
+        ("Dropout(p=0.3, inplace)", "Dropout(p=0.3, inplace=true)"),
+        # PyTorch 0.3: `Name (`, pairs in MaxPool2d (written once: torch printed them so whatever it was given)
+        ("Conv2d (3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))", "Conv2d(64, kernel_size=3, padding=1)"),
+        ("LeakyReLU(0.2, inplace)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
+        ("MaxPool2d(kernel_size=(3, 3), stride=(2, 2), dilation=(1, 1))", "MaxPool2d(3, stride=2)"),
+        (
+            "MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1), ceil_mode=True)",
+            "MaxPool2d((3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1), ceil_mode=true)",
+        ),
+        # PyTorch 0.2
+        ("ReLU (inplace)", "ReLU(inplace=true)"),
+        ("ReLU ()", "ReLU()"),
+        ("ELU (alpha=0.5, inplace)", "ELU(alpha=0.5, inplace=true)"),
+        ("Linear (4096 -> 1000)", "Linear(1000)"),
+        ("MaxPool2d (size=(2, 2), stride=(2, 2), dilation=(1, 1))", "MaxPool2d(2)"),
+        (
+            "MaxPool2d (size=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1))",
+            "MaxPool2d(3, stride=2, padding=1)",
+        ),
+        ("AvgPool2d (size=2, stride=2, padding=0, ceil_mode=False, count_include_pad=True)", "AvgPool2d(2)"),
+        ("Dropout (p = 0.5)", "Dropout()"),
+        ("Dropout2d (p=0.2, inplace)", "Dropout2d(p=0.2, inplace=true)"),
+        ("BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True)", "BatchNorm2d()"),
+        ("AdaptiveAvgPool2d (output_size=(1, 1))", "AdaptiveAvgPool2d((1, 1))"),
     ],
 )
 def test_printed_arguments_map_to_spec_arguments(printed, spec):
@@ -358,6 +411,23 @@ _BEST = (GOLDEN / "cifar_best.txt").read_text()
     [
         (_BEST[:750], "12:20", "the arguments of Conv2d( are not closed on their line"),
         (_BEST.rsplit(")", 1)[0], "31:64", "the text ends inside CifarNet( opened at line 1: a ')' is missing"),
+        (
+            "Net(\n  (conv1): Conv2d(3, 16, kernel_size=(3, 3))\n  (relu1): ReLU(\n)\n",
+            "3:16",
+            "ReLU( is not closed: by the indentation it ends before line 4, where its ')' is missing",
+        ),
+        (
+            "Net(\n  (features): Sequential(\n    (0): Conv2d(3, 16, kernel_size=(3, 3))\n    (1): ReLU()\n"
+            "  (pool): AdaptiveAvgPool2d(output_size=1)\n)\n",
+            "2:25",
+            "Sequential( is not closed: by the indentation it ends before line 5, where its ')' is missing",
+        ),
+        (
+            "Net(\n(features): Sequential(\n(0): Conv2d(3, 16, kernel_size=(3, 3))\n(1): ReLU()\n"
+            "(pool): AdaptiveAvgPool2d(output_size=1)\n)\n",
+            "6:2",
+            "the text ends inside Net( opened at line 1: a ')' is missing",
+        ),
         (
             _BEST.replace("  (relu2_1): ReLU()\n", "  (relu2_1): ReLU()\n)\n"),
             "13:3",
@@ -395,6 +465,9 @@ _BEST = (GOLDEN / "cifar_best.txt").read_text()
     ids=[
         "cut-in-a-line",
         "cut-at-the-end",
+        "left-open-leaf",
+        "left-open-sequential",
+        "left-open-without-indentation",
         "stray-paren",
         "unknown-layer",
         "syntax",
@@ -415,6 +488,23 @@ def test_malformed_text_is_a_located_error(text, where, message, tmp_path, capsy
     with pytest.raises(SpecError) as e:
         import_text(text, "model.txt")
     assert f"{e.value.loc.line}:{e.value.loc.column}" == where
+
+
+@pytest.mark.parametrize(
+    "child,where,path,cls",
+    [
+        ("  (criterion): CrossEntropyLoss()\n", "3:16", "criterion", "CrossEntropyLoss"),
+        ("  (head): Sequential(\n    (0): NLLLoss()\n  )\n", "4:10", "head.0", "NLLLoss"),
+        ("  (loss): MSELoss (\n  )\n", "3:11", "loss", "MSELoss"),  # PyTorch 0.2's print of a loss
+    ],
+)
+def test_a_loss_registered_as_a_child_is_refused_as_a_loss(child, where, path, cls, tmp_path, capsys):
+    text = "Net(\n  (fc): Linear(in_features=784, out_features=10, bias=True)\n" + child + ")\n"
+    with pytest.raises(SpecError) as e:
+        import_text(text, "model.txt")
+    assert e.value.code == "E213" and f"{e.value.loc.line}:{e.value.loc.column}" == where
+    assert e.value.message == f"{path!r} is a {cls}: a loss is not part of the network; remove it from the print"
+    assert "did you mean" not in (e.value.hint or "")
 
 
 def test_standard_input_and_usage_errors(capsys, monkeypatch):
