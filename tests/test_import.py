@@ -149,7 +149,7 @@ def test_the_input_size_is_solved_from_the_printed_sizes():
         "cifar_best": "3x32x32",
         "tiny_best": "3x128x128",
         "tiny_deep": "3x64x64",
-        "cifar_worst": "3x30x30",
+        "cifar_worst": "3x32x32",  # it fits 30x30 to 45x45: the common size 32 is chosen, not the smallest
     }
     assert "so does every square size from 128x128 to 159x159" in (IMPORTED / "tiny_best.net").read_text()
     # no square fits 2 x H x W = 12: the smallest H x W, as near square as it comes
@@ -167,6 +167,85 @@ def test_the_input_size_is_solved_from_the_printed_sizes():
         import_text((GOLDEN / "tiny_best.txt").read_text(), "tiny_best.txt", input="3x64x64")
     assert (e.value.loc.line, e.value.loc.column) == (31, 12)
     assert "in_features=4096, but gets in_features=1024" in e.value.message
+
+
+# the PyTorch tutorial's CIFAR-10 Net: forward() runs `pool` after conv1 and after conv2, on 32x32 inputs
+TUTORIAL_NET = """Net(
+  (conv1): Conv2d(3, 6, kernel_size=(5, 5), stride=(1, 1))
+  (pool): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+  (conv2): Conv2d(6, 16, kernel_size=(5, 5), stride=(1, 1))
+  (fc1): Linear(in_features=400, out_features=120, bias=True)
+  (fc2): Linear(in_features=120, out_features=84, bias=True)
+  (fc3): Linear(in_features=84, out_features=10, bias=True)
+)
+"""
+
+# PyTorch's MNIST example: forward() pools with F.max_pool2d(x, 2) after conv2, on 28x28 inputs
+MNIST_NET = """Net(
+  (conv1): Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1))
+  (conv2): Conv2d(32, 64, kernel_size=(3, 3), stride=(1, 1))
+  (dropout1): Dropout(p=0.25, inplace=False)
+  (dropout2): Dropout(p=0.5, inplace=False)
+  (fc1): Linear(in_features=9216, out_features=128, bias=True)
+  (fc2): Linear(in_features=128, out_features=10, bias=True)
+)
+"""
+
+ASSUMED = (
+    "netspec import: warning: input {} assumes that {}'s children each run once, in the order print(model) lists them"
+)
+SETTLE = "Give the run order with --order FILE, and choose among the sizes that fit with --input CxHxW\n"
+
+
+def test_a_size_that_rests_on_the_registration_order_is_said_on_stderr(tmp_path, capsys):
+    # the tutorial's Net runs `pool` twice: in registration order only 22x22 and 23x23 fit, not its 32x32
+    path = tmp_path / "net.txt"
+    path.write_text(TUTORIAL_NET)
+    code, out, err = run(["import", str(path)], capsys)
+    assert code == 0 and "input 3x22x22\n" in out
+    assert err.startswith(ASSUMED.format("3x22x22", "Net")) and err.endswith(SETTLE)
+    assert "in that order the printed sizes fit every square size from 22x22 to 23x23; none of the common sizes" in err
+    assert "if it runs a child without weights (MaxPool2d 'pool') more than once, or pools with a function" in err
+    assert "none of the common sizes (28, 32, 64, 96, 128, 224, 256, 299) fits." in out.replace("\n#  ", "")
+    # its run order settles it: 32x32, and no warning
+    order = tmp_path / "order.txt"
+    order.write_text("conv1 relu pool conv2 relu pool flatten fc1 relu fc2 relu fc3\n")
+    code, out, err = run(["import", str(path), "--order", str(order)], capsys)
+    assert code == 0 and "input 3x32x32\n" in out and err == ""
+    # and so does --input, among the sizes that fit in the order assumed
+    code, out, err = run(["import", str(path), "--input", "3x23x23"], capsys)
+    assert code == 0 and "input 3x23x23\n" in out and err == ""
+
+
+def test_a_network_that_pools_with_a_function_is_said_to_rest_on_the_order(tmp_path, capsys):
+    # MNIST's 28x28 shows as 16x16: the print cannot show F.max_pool2d; its dropouts could run more than once
+    path = tmp_path / "mnist.txt"
+    path.write_text(MNIST_NET)
+    code, out, err = run(["import", str(path)], capsys)
+    assert code == 0 and "input 1x16x16\n" in out
+    assert err.startswith(ASSUMED.format("1x16x16", "Net")) and err.endswith(SETTLE)
+    assert "fit 16x16 and no other square size up to 32x32; none of the common sizes" in err
+    assert "(Dropout 'dropout1' and Dropout 'dropout2')" in err
+
+
+def test_the_smallest_common_size_that_fits_is_chosen_and_the_others_named(capsys):
+    import torchvision
+
+    # AlexNet's print fits every side from 63 up (its AdaptiveAvgPool2d((6, 6))): 64 is chosen, not 63
+    result = import_text(str(torchvision.models.alexnet(weights=None)), "alexnet.txt")
+    assert result.input == (3, 64, 64)
+    header = " ".join(line.lstrip("# ") for line in result.spec.splitlines() if line.startswith("#"))
+    assert (
+        "Input 3x64x64: the smallest of the common sizes (28, 32, 64, 96, 128, 224, 256, 299) at which every printed "
+        "size (in_channels, in_features) fits; the printed sizes fit every square size from 63x63 up to 126x126 "
+        "(checked no further); of the common sizes above that, 128x128, 224x224, 256x256 and 299x299 fit too." in header
+    )
+    (warning,) = result.warnings
+    assert warning.startswith(ASSUMED.format("3x64x64", "AlexNet").split(": warning: ")[1])
+    assert "(AdaptiveAvgPool2d 'avgpool')" in warning and "224x224" in warning
+    # a network run in order (a Sequential) needs no warning; nor does a size given with --input
+    assert import_text(str(torchvision.models.alexnet().features), "features.txt").warnings == []
+    assert import_text(str(torchvision.models.alexnet()), "alexnet.txt", input="3x224x224").warnings == []
 
 
 def test_flat_input_networks_need_the_input_size():
@@ -259,7 +338,8 @@ def test_torchvision_models_round_trip_with_weights(torchvision_model):
         result.spec,
     )
     assert "# Added: `flatten Flatten()` before 'classifier'" in result.spec
-    assert result.input == {"AlexNet": (3, 63, 63), "VGG": (3, 32, 32)}[type(m).__name__]
+    # AlexNet fits every side from 63 up: the smallest common side that fits, not 63
+    assert result.input == {"AlexNet": (3, 64, 64), "VGG": (3, 32, 32)}[type(m).__name__]
     with torch.device("meta"):  # no time spent filling weights that are replaced next
         compiled = netspec.loads(result.spec).module.eval()
     assert list(compiled.state_dict()) == list(m.state_dict())
