@@ -197,13 +197,19 @@ ASSUMED = (
 SETTLE = "Give the run order with --order FILE, and choose among the sizes that fit with --input CxHxW\n"
 
 
+def imported_with_warning(text, size, tmp_path, capsys):
+    """`netspec import` of a Net's print: exit 0 at `size`, with the warning that the size rests on the run order."""
+    path = tmp_path / "net.txt"
+    path.write_text(text)
+    code, out, err = run(["import", str(path)], capsys)
+    assert code == 0 and f"input {size}\n" in out
+    assert err.startswith(ASSUMED.format(size, "Net")) and err.endswith(SETTLE)
+    return path, out, err
+
+
 def test_a_size_that_rests_on_the_registration_order_is_said_on_stderr(tmp_path, capsys):
     # the tutorial's Net runs `pool` twice: in registration order only 22x22 and 23x23 fit, not its 32x32
-    path = tmp_path / "net.txt"
-    path.write_text(TUTORIAL_NET)
-    code, out, err = run(["import", str(path)], capsys)
-    assert code == 0 and "input 3x22x22\n" in out
-    assert err.startswith(ASSUMED.format("3x22x22", "Net")) and err.endswith(SETTLE)
+    path, out, err = imported_with_warning(TUTORIAL_NET, "3x22x22", tmp_path, capsys)
     assert "in that order the printed sizes fit every square size from 22x22 to 23x23; none of the common sizes" in err
     assert "if it runs a child without weights (MaxPool2d 'pool') more than once, or pools with a function" in err
     assert "none of the common sizes (28, 32, 64, 96, 128, 224, 256, 299) fits." in out.replace("\n#  ", "")
@@ -219,11 +225,7 @@ def test_a_size_that_rests_on_the_registration_order_is_said_on_stderr(tmp_path,
 
 def test_a_network_that_pools_with_a_function_is_said_to_rest_on_the_order(tmp_path, capsys):
     # MNIST's 28x28 shows as 16x16: the print cannot show F.max_pool2d; its dropouts could run more than once
-    path = tmp_path / "mnist.txt"
-    path.write_text(MNIST_NET)
-    code, out, err = run(["import", str(path)], capsys)
-    assert code == 0 and "input 1x16x16\n" in out
-    assert err.startswith(ASSUMED.format("1x16x16", "Net")) and err.endswith(SETTLE)
+    _, _, err = imported_with_warning(MNIST_NET, "1x16x16", tmp_path, capsys)
     assert "fit 16x16 and no other square size up to 32x32; none of the common sizes" in err
     assert "(Dropout 'dropout1' and Dropout 'dropout2')" in err
 

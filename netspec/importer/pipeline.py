@@ -68,9 +68,8 @@ def import_text(
     except SpecError as e:
         e.attach(filename, text)
         raise
-    warnings = []
-    if run.assumed and given is None and not live:  # a live module's header says it; --order is the command's
-        warnings = [w for w in [assumption_warning(search, flat, top, root.cls)] if w is not None]
+    # what the size rests on, where it rests on the run order (for a live module, the header says it)
+    warning = assumption_warning(search, flat, top, root.cls) if run.assumed and given is None and not live else None
     what = source or basename(filename) or "a printed module"
     header = [f"# Imported by `netspec import` from {what}" + ("." if live else ", as print(model) shows it.")]
     for note in [run.note, search.note[0].upper() + search.note[1:] + ".", *run.flattens]:
@@ -78,7 +77,7 @@ def import_text(
     spec = _Spec(header, net_name, fmt_shape(size), top, run.steps, _classes(flat))
     for cand in spec.candidates(order):
         if cand is not None and _elaborates_to(cand, flat):
-            return ImportResult(cand, size, net_name, warnings)
+            return ImportResult(cand, size, net_name, [warning] if warning else [])
     raise SpecError(
         "internal error: the imported spec does not elaborate to the printed module",
         None,

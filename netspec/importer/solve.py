@@ -5,8 +5,8 @@ infers it at candidate input sizes, and a size is accepted when every inferred s
 printed one. C comes from the first sized layer; square sizes are tried from 1x1 up, and of those that fit the
 smallest common one (28, 32, ..., 299) is chosen, else the smallest; where none fits but a flat layer couples H and
 W, pairs of the sides that got furthest are tried. Where the run order is assumed, `assumption_warning` says what the
-size rests on. Where no size fits, the error points at the printed
-line of the layer that cannot fit, and names the children that cannot run where they are registered.
+size rests on. Where no size fits, the error points at the printed line of the layer that cannot fit, and names the
+children that cannot run where they are registered.
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ def _square_note(flat: Flat, c: int, sq: Squares) -> str:
         common = ", ".join(map(str, COMMON_SIDES))
         why = f"the smallest of the common sizes ({common}) at which {sizes}; the printed sizes fit {sq.span()}"
     elif sq.high == s:
-        why = f"the smallest square input at which {sizes}; {s}x{s} is the only square size that does"
+        why = f"the smallest square input at which {sizes}, and no other square size up to {sq.limit}x{sq.limit} does"
     else:
         why = f"the smallest square input at which {sizes}; so does {sq.span()}"
     return f"input {fmt_shape((c, sq.chosen, sq.chosen))}: {why}{sq.others()}"
@@ -314,7 +314,9 @@ def assumption_warning(search: Search, flat: Flat, top: list[PNode], root: str) 
     reusable = _weightless(flat, top, search.size)
     if not reusable:
         return None
-    names = [pn.what() for pn in reusable[:3]] + [f"{len(reusable) - 3} more"][: len(reusable) > 3]
+    names = [pn.what() for pn in reusable[:3]]
+    if len(reusable) > 3:
+        names.append(f"{len(reusable) - 3} more")
     return (
         f"input {fmt_shape(search.size)} assumes that {root}'s children each run once, in the order print(model) "
         f"lists them: in that order the printed sizes fit {sq.span()}{sq.others()}. print(model) does not show "
