@@ -951,6 +951,12 @@ IMPORT_CASES: list[tuple[str, str, str | bytes, str | None]] = [
         (ROOT / "tests" / "golden" / "cifar_worst.txt").read_text(encoding="utf-8"),
         None,
     ),
+    (
+        "E213",
+        "A loss printed as a child",
+        "Net(\n  (fc): Linear(in_features=784, out_features=10, bias=True)\n  (loss): CrossEntropyLoss()\n)\n",
+        None,
+    ),
 ]
 
 

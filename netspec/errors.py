@@ -99,6 +99,7 @@ CODES: dict[str, str] = {
     "E210": "no input size that fits the printed sizes",
     "E211": "children registered in another order than they run",
     "E212": "a live module with settings that print(model) does not show",
+    "E213": "a loss module (CrossEntropyLoss, ...) printed as a child of the network",
     "E219": "an imported spec that does not rebuild the printed module: a bug in netspec, please report it",
     "E220": "a model torch.fx cannot trace: control flow that depends on a tensor's values",
     "E221": "a traced call the language cannot express: an operation, a child's child, a list where a tensor goes",

@@ -73,6 +73,32 @@ def test_report_modules_import_to_the_golden_specs(name):
     assert imported(name, flush_left(raw)) == spec
 
 
+# the same network as each PyTorch since 0.2 prints it (tests/golden/formats/); pytorch_2.txt is today's print
+FORMATS = ["pytorch_0.2", "pytorch_0.3", "pytorch_1.1", "pytorch_2"]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_print_format_since_pytorch_0_2_imports_to_the_golden_spec(name):
+    # 0.2: `Net (`, `ReLU (inplace)`, `Linear (8192 -> 256)`, `MaxPool2d (size=(2, 2), ...)`, `Dropout (p = 0.5)`;
+    # 0.3: `Conv2d (3, 64, ...)`, `LeakyReLU(0.2, inplace)`, MaxPool2d's pairs; 1.1: `ReLU(inplace)` and
+    # `LeakyReLU(negative_slope=0.2, inplace)`, bare flags after keywords
+    text = (GOLDEN / "formats" / f"{name}.txt").read_text()
+    spec = import_text(text, "net.txt").spec
+    path = IMPORTED / "formats.net"
+    if os.environ.get("NETSPEC_REGEN"):
+        path.write_text(spec)
+    assert spec == path.read_text()
+    assert import_text(flush_left(text), "net.txt").spec == spec
+
+
+def test_the_spec_of_every_print_format_compiles_to_todays_print(tmp_path, capsys):
+    code, stdout, err = run(["compile", str(IMPORTED / "formats.net")], capsys)
+    assert code == 0, err
+    # the one difference: the Flatten added where forward() flattens (it has no weights)
+    added = "  (flatten): Flatten(start_dim=1, end_dim=-1)\n"
+    assert added in stdout and stdout.replace(added, "") == (GOLDEN / "formats" / "pytorch_2.txt").read_text()
+
+
 @pytest.mark.parametrize("name", REPORT)
 def test_imported_report_specs_compile_to_the_printed_module(name, tmp_path, capsys):
     out = tmp_path / f"{name}.net"
@@ -123,7 +149,7 @@ def test_the_input_size_is_solved_from_the_printed_sizes():
         "cifar_best": "3x32x32",
         "tiny_best": "3x128x128",
         "tiny_deep": "3x64x64",
-        "cifar_worst": "3x30x30",
+        "cifar_worst": "3x32x32",  # it fits 30x30 to 45x45: the common size 32 is chosen, not the smallest
     }
     assert "so does every square size from 128x128 to 159x159" in (IMPORTED / "tiny_best.net").read_text()
     # no square fits 2 x H x W = 12: the smallest H x W, as near square as it comes
@@ -141,6 +167,87 @@ def test_the_input_size_is_solved_from_the_printed_sizes():
         import_text((GOLDEN / "tiny_best.txt").read_text(), "tiny_best.txt", input="3x64x64")
     assert (e.value.loc.line, e.value.loc.column) == (31, 12)
     assert "in_features=4096, but gets in_features=1024" in e.value.message
+
+
+# the PyTorch tutorial's CIFAR-10 Net: forward() runs `pool` after conv1 and after conv2, on 32x32 inputs
+TUTORIAL_NET = """Net(
+  (conv1): Conv2d(3, 6, kernel_size=(5, 5), stride=(1, 1))
+  (pool): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+  (conv2): Conv2d(6, 16, kernel_size=(5, 5), stride=(1, 1))
+  (fc1): Linear(in_features=400, out_features=120, bias=True)
+  (fc2): Linear(in_features=120, out_features=84, bias=True)
+  (fc3): Linear(in_features=84, out_features=10, bias=True)
+)
+"""
+
+# PyTorch's MNIST example: forward() pools with F.max_pool2d(x, 2) after conv2, on 28x28 inputs
+MNIST_NET = """Net(
+  (conv1): Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1))
+  (conv2): Conv2d(32, 64, kernel_size=(3, 3), stride=(1, 1))
+  (dropout1): Dropout(p=0.25, inplace=False)
+  (dropout2): Dropout(p=0.5, inplace=False)
+  (fc1): Linear(in_features=9216, out_features=128, bias=True)
+  (fc2): Linear(in_features=128, out_features=10, bias=True)
+)
+"""
+
+ASSUMED = (
+    "netspec import: warning: input {} assumes that {}'s children each run once, in the order print(model) lists them"
+)
+SETTLE = "Give the run order with --order FILE, and choose among the sizes that fit with --input CxHxW\n"
+
+
+def imported_with_warning(text, size, tmp_path, capsys):
+    """`netspec import` of a Net's print: exit 0 at `size`, with the warning that the size rests on the run order."""
+    path = tmp_path / "net.txt"
+    path.write_text(text)
+    code, out, err = run(["import", str(path)], capsys)
+    assert code == 0 and f"input {size}\n" in out
+    assert err.startswith(ASSUMED.format(size, "Net")) and err.endswith(SETTLE)
+    return path, out, err
+
+
+def test_a_size_that_rests_on_the_registration_order_is_said_on_stderr(tmp_path, capsys):
+    # the tutorial's Net runs `pool` twice: in registration order only 22x22 and 23x23 fit, not its 32x32
+    path, out, err = imported_with_warning(TUTORIAL_NET, "3x22x22", tmp_path, capsys)
+    assert "in that order the printed sizes fit every square size from 22x22 to 23x23; none of the common sizes" in err
+    assert "if it runs a child without weights (MaxPool2d 'pool') more than once, or pools with a function" in err
+    assert "none of the common sizes (28, 32, 64, 96, 128, 224, 256, 299) fits." in out.replace("\n#  ", "")
+    # its run order settles it: 32x32, and no warning
+    order = tmp_path / "order.txt"
+    order.write_text("conv1 relu pool conv2 relu pool flatten fc1 relu fc2 relu fc3\n")
+    code, out, err = run(["import", str(path), "--order", str(order)], capsys)
+    assert code == 0 and "input 3x32x32\n" in out and err == ""
+    # and so does --input, among the sizes that fit in the order assumed
+    code, out, err = run(["import", str(path), "--input", "3x23x23"], capsys)
+    assert code == 0 and "input 3x23x23\n" in out and err == ""
+
+
+def test_a_network_that_pools_with_a_function_is_said_to_rest_on_the_order(tmp_path, capsys):
+    # MNIST's 28x28 shows as 16x16: the print cannot show F.max_pool2d; its dropouts could run more than once
+    _, _, err = imported_with_warning(MNIST_NET, "1x16x16", tmp_path, capsys)
+    assert "fit 16x16 and no other square size up to 32x32; none of the common sizes" in err
+    assert "(Dropout 'dropout1' and Dropout 'dropout2')" in err
+
+
+def test_the_smallest_common_size_that_fits_is_chosen_and_the_others_named(capsys):
+    import torchvision
+
+    # AlexNet's print fits every side from 63 up (its AdaptiveAvgPool2d((6, 6))): 64 is chosen, not 63
+    result = import_text(str(torchvision.models.alexnet(weights=None)), "alexnet.txt")
+    assert result.input == (3, 64, 64)
+    header = " ".join(line.lstrip("# ") for line in result.spec.splitlines() if line.startswith("#"))
+    assert (
+        "Input 3x64x64: the smallest of the common sizes (28, 32, 64, 96, 128, 224, 256, 299) at which every printed "
+        "size (in_channels, in_features) fits; the printed sizes fit every square size from 63x63 up to 126x126 "
+        "(checked no further); of the common sizes above that, 128x128, 224x224, 256x256 and 299x299 fit too." in header
+    )
+    (warning,) = result.warnings
+    assert warning.startswith(ASSUMED.format("3x64x64", "AlexNet").split(": warning: ")[1])
+    assert "(AdaptiveAvgPool2d 'avgpool')" in warning and "224x224" in warning
+    # a network run in order (a Sequential) needs no warning; nor does a size given with --input
+    assert import_text(str(torchvision.models.alexnet().features), "features.txt").warnings == []
+    assert import_text(str(torchvision.models.alexnet()), "alexnet.txt", input="3x224x224").warnings == []
 
 
 def test_flat_input_networks_need_the_input_size():
@@ -233,7 +340,8 @@ def test_torchvision_models_round_trip_with_weights(torchvision_model):
         result.spec,
     )
     assert "# Added: `flatten Flatten()` before 'classifier'" in result.spec
-    assert result.input == {"AlexNet": (3, 63, 63), "VGG": (3, 32, 32)}[type(m).__name__]
+    # AlexNet fits every side from 63 up: the smallest common side that fits, not 63
+    assert result.input == {"AlexNet": (3, 64, 64), "VGG": (3, 32, 32)}[type(m).__name__]
     with torch.device("meta"):  # no time spent filling weights that are replaced next
         compiled = netspec.loads(result.spec).module.eval()
     assert list(compiled.state_dict()) == list(m.state_dict())
@@ -367,6 +475,33 @@ def test_from_module_reads_sequential_subclasses_as_sequential():
             "LayerNorm((64,), eps=1e-06, elementwise_affine=False, bias=True)",
             "LayerNorm(eps=1e-06, elementwise_affine=false)",
         ),
+        # PyTorch 1.1 and older: a flag set is printed as its bare name
+        ("ReLU(inplace)", "ReLU(inplace=true)"),
+        ("LeakyReLU(negative_slope=0.2, inplace)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
+        ("Dropout(p=0.3, inplace)", "Dropout(p=0.3, inplace=true)"),
+        # PyTorch 0.3: `Name (`, pairs in MaxPool2d (written once: torch printed them so whatever it was given)
+        ("Conv2d (3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))", "Conv2d(64, kernel_size=3, padding=1)"),
+        ("LeakyReLU(0.2, inplace)", "LeakyReLU(negative_slope=0.2, inplace=true)"),
+        ("MaxPool2d(kernel_size=(3, 3), stride=(2, 2), dilation=(1, 1))", "MaxPool2d(3, stride=2)"),
+        (
+            "MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1), ceil_mode=True)",
+            "MaxPool2d((3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1), ceil_mode=true)",
+        ),
+        # PyTorch 0.2
+        ("ReLU (inplace)", "ReLU(inplace=true)"),
+        ("ReLU ()", "ReLU()"),
+        ("ELU (alpha=0.5, inplace)", "ELU(alpha=0.5, inplace=true)"),
+        ("Linear (4096 -> 1000)", "Linear(1000)"),
+        ("MaxPool2d (size=(2, 2), stride=(2, 2), dilation=(1, 1))", "MaxPool2d(2)"),
+        (
+            "MaxPool2d (size=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1))",
+            "MaxPool2d(3, stride=2, padding=1)",
+        ),
+        ("AvgPool2d (size=2, stride=2, padding=0, ceil_mode=False, count_include_pad=True)", "AvgPool2d(2)"),
+        ("Dropout (p = 0.5)", "Dropout()"),
+        ("Dropout2d (p=0.2, inplace)", "Dropout2d(p=0.2, inplace=true)"),
+        ("BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True)", "BatchNorm2d()"),
+        ("AdaptiveAvgPool2d (output_size=(1, 1))", "AdaptiveAvgPool2d((1, 1))"),
     ],
 )
 def test_printed_arguments_map_to_spec_arguments(printed, spec):
@@ -480,6 +615,23 @@ _BEST = (GOLDEN / "cifar_best.txt").read_text()
         (_BEST[:750], "12:20", "the arguments of Conv2d( are not closed on their line"),
         (_BEST.rsplit(")", 1)[0], "31:64", "the text ends inside CifarNet( opened at line 1: a ')' is missing"),
         (
+            "Net(\n  (conv1): Conv2d(3, 16, kernel_size=(3, 3))\n  (relu1): ReLU(\n)\n",
+            "3:16",
+            "ReLU( is not closed: by the indentation it ends before line 4, where its ')' is missing",
+        ),
+        (
+            "Net(\n  (features): Sequential(\n    (0): Conv2d(3, 16, kernel_size=(3, 3))\n    (1): ReLU()\n"
+            "  (pool): AdaptiveAvgPool2d(output_size=1)\n)\n",
+            "2:25",
+            "Sequential( is not closed: by the indentation it ends before line 5, where its ')' is missing",
+        ),
+        (
+            "Net(\n(features): Sequential(\n(0): Conv2d(3, 16, kernel_size=(3, 3))\n(1): ReLU()\n"
+            "(pool): AdaptiveAvgPool2d(output_size=1)\n)\n",
+            "6:2",
+            "the text ends inside Net( opened at line 1: a ')' is missing",
+        ),
+        (
             _BEST.replace("  (relu2_1): ReLU()\n", "  (relu2_1): ReLU()\n)\n"),
             "13:3",
             "text after the end of the printed module (CifarNet closes at line 12)",
@@ -516,6 +668,9 @@ _BEST = (GOLDEN / "cifar_best.txt").read_text()
     ids=[
         "cut-in-a-line",
         "cut-at-the-end",
+        "left-open-leaf",
+        "left-open-sequential",
+        "left-open-without-indentation",
         "stray-paren",
         "unknown-layer",
         "syntax",
@@ -536,6 +691,23 @@ def test_malformed_text_is_a_located_error(text, where, message, tmp_path, capsy
     with pytest.raises(SpecError) as e:
         import_text(text, "model.txt")
     assert f"{e.value.loc.line}:{e.value.loc.column}" == where
+
+
+@pytest.mark.parametrize(
+    "child,where,path,cls",
+    [
+        ("  (criterion): CrossEntropyLoss()\n", "3:16", "criterion", "CrossEntropyLoss"),
+        ("  (head): Sequential(\n    (0): NLLLoss()\n  )\n", "4:10", "head.0", "NLLLoss"),
+        ("  (loss): MSELoss (\n  )\n", "3:11", "loss", "MSELoss"),  # PyTorch 0.2's print of a loss
+    ],
+)
+def test_a_loss_registered_as_a_child_is_refused_as_a_loss(child, where, path, cls, tmp_path, capsys):
+    text = "Net(\n  (fc): Linear(in_features=784, out_features=10, bias=True)\n" + child + ")\n"
+    with pytest.raises(SpecError) as e:
+        import_text(text, "model.txt")
+    assert e.value.code == "E213" and f"{e.value.loc.line}:{e.value.loc.column}" == where
+    assert e.value.message == f"{path!r} is a {cls}: a loss is not part of the network; remove it from the print"
+    assert "did you mean" not in (e.value.hint or "")
 
 
 def test_standard_input_and_usage_errors(capsys, monkeypatch):

@@ -64,7 +64,7 @@ def _is_checkpoint(path: str) -> bool:
     "--input",
     "input_",
     metavar="CxHxW",
-    help="Use this input size (it must fit the printed sizes) instead of the smallest that fits.",
+    help="Use this input size (it must fit the printed sizes) instead of the one chosen.",
 )
 def import_command(file: str, name: str | None, output: str | None, order: str | None, input_: str | None) -> None:
     """Turn FILE, a module as print(model) writes it (- for standard input), or torchvision:NAME, one of
@@ -79,7 +79,8 @@ def import_command(file: str, name: str | None, output: str | None, order: str |
                                                   # classes and channels written in: it loads the weights
 
     Sizes that follow from the input are dropped, and so are arguments at PyTorch's defaults; repeated groups become
-    blocks and repeats. The input size is the smallest at which every printed size fits.
+    blocks and repeats. The input size is the smallest common size (28, 32, 64, 96, 128, 224, 256, 299) at which every
+    printed size fits, else the smallest; where it rests on the assumed run order, a warning says so.
     """
     if file.startswith("torchvision:"):
         if order is not None:

@@ -41,6 +41,44 @@ _PER_SIDE: dict[str, tuple[str, ...]] = {
     "ZeroPad2d": _PAD,
 }
 
+# PyTorch 0.2 and 0.3 printed MaxPool2d's values as pairs whatever it was given, and left out `padding=` when it was
+# 0 and (0.2) `ceil_mode=`, both of which today's PyTorch always prints: a MaxPool2d printed without one of them is
+# of that form, its pairs written once
+_OLD_PAIRS = {"MaxPool2d": (("padding", "ceil_mode"), ("kernel_size", "stride", "padding", "dilation"))}
+
+# arguments under the names older PyTorch printed them by: 0.2's pools print `MaxPool2d (size=(2, 2), ...)`
+_OLD_NAMES = {"MaxPool2d": {"size": "kernel_size"}, "AvgPool2d": {"size": "kernel_size"}}
+
+# torch.nn's losses (the classes of torch.nn.modules.loss): a model may register its criterion as a child, and
+# print(model) lists it with the layers
+LOSSES = frozenset(
+    {
+        "BCELoss",
+        "BCEWithLogitsLoss",
+        "CTCLoss",
+        "CosineEmbeddingLoss",
+        "CrossEntropyLoss",
+        "GaussianNLLLoss",
+        "HingeEmbeddingLoss",
+        "HuberLoss",
+        "KLDivLoss",
+        "L1Loss",
+        "LinearCrossEntropyLoss",
+        "MSELoss",
+        "MarginRankingLoss",
+        "MultiLabelMarginLoss",
+        "MultiLabelSoftMarginLoss",
+        "MultiMarginLoss",
+        "NLLLoss",
+        "NLLLoss2d",
+        "PoissonNLLLoss",
+        "SmoothL1Loss",
+        "SoftMarginLoss",
+        "TripletMarginLoss",
+        "TripletMarginWithDistanceLoss",
+    }
+)
+
 # pools default their stride to the kernel size: MaxPool2d(kernel_size=2, stride=2) is MaxPool2d(2)
 _POOLS = ("MaxPool2d", "AvgPool2d")
 
@@ -135,6 +173,14 @@ class Converter:
             )
 
     def node(self, node: PNode) -> None:
+        if node.cls in LOSSES:
+            raise self.err(
+                f"{node.path!r} is a {node.cls}: a loss is not part of the network; remove it from the print",
+                node.loc,
+                hint="print(model) lists every module registered in __init__, a criterion too; the spec is of the "
+                "network alone",
+                code="E213",
+            )
         if node.count != 1:
             raise self.err(
                 f"{node.path!r} is printed as {node.count} x {node.cls}: a ModuleList; netspec imports "
@@ -208,6 +254,7 @@ class Converter:
     def by_key(self, node: PNode, cls: type[LayerSpec], args: list[PArg]) -> tuple[dict[str, Any], dict[str, Location]]:
         """The printed arguments by name (positional ones in torch's order), and where each is printed."""
         order = _PRINTED_POSITIONAL.get(node.cls, cls.INFERRED + cls.POSITIONAL)
+        renamed = _OLD_NAMES.get(node.cls, {})
         values: dict[str, Any] = {}
         locs: dict[str, Location] = {}
         npos = 0
@@ -218,7 +265,7 @@ class Converter:
                 key = order[npos]
                 npos += 1
             else:
-                key = a.key
+                key = renamed.get(a.key, a.key)
             if key in values:
                 raise self.err(f"{node.cls} is printed with {key!r} twice", a.loc, code="E207")
             values[key], locs[key] = a.value, a.loc
@@ -230,6 +277,7 @@ class Converter:
         """The arguments the spec writes: inferred sizes set aside in `node.printed`, defaults dropped."""
         fields = cls.model_fields
         only = _PRINTED_ONLY.get(node.cls, {})
+        pairs = _pairs(node.cls, values)
         kept: dict[str, Any] = {}
         for key, value in values.items():
             if key in cls.INFERRED:
@@ -256,7 +304,7 @@ class Converter:
                     code="E207",
                 )
             else:
-                kept[key] = _single(value) if key in _PER_SIDE.get(node.cls, ()) else value
+                kept[key] = _single(value) if key in pairs else value
         for key in list(kept):
             if not fields[key].is_required() and same_value(kept[key], fields[key].default):
                 del kept[key]
@@ -283,6 +331,13 @@ class Converter:
                 value_text(value)
             except ValueError as e:
                 raise self.err(f"argument {key!r} of {node.cls}: {e}", locs[key], code="E207") from None
+
+
+def _pairs(cls: str, values: dict[str, Any]) -> tuple[str, ...]:
+    """The arguments of a printed layer that torch printed as pairs of what it was given: written once."""
+    if cls in _OLD_PAIRS and not all(key in values for key in _OLD_PAIRS[cls][0]):
+        return _OLD_PAIRS[cls][1]
+    return _PER_SIDE.get(cls, ())
 
 
 def _single(value: Any) -> Any:

@@ -17,7 +17,7 @@ from .items import IComp, Ident, ILayer, IStep, SpecItem, split_name
 from .order import RunStep, insert_flattens, normalize_order, read_order
 from .read import PNode, Reader, normalize_text
 from .render import render_block, render_items, render_steps, wrap_comment
-from .solve import Flat, flat_spec, no_fit, solve
+from .solve import Flat, assumption_warning, flat_spec, no_fit, solve
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ImportResult:
     spec: str  # the .net text
     input: tuple[int, int, int]
     name: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the input size rests on, where it rests on the order
 
 
 @dataclass
@@ -33,6 +33,7 @@ class _RunOrder:
     steps: list[RunStep] | None  # None: registration order
     note: str  # what the header says of it
     flattens: list[str] = field(default_factory=list)  # what the header says of each Flatten added
+    assumed: bool = False  # the top level's run order is assumed: print(model) does not show its forward()
 
 
 def import_text(
@@ -49,7 +50,7 @@ def import_text(
     """Turn printed-module text into spec text. Raises SpecError (file, line, column) where it cannot.
 
     `order` is the run order as a spec's `forward { ... }` section (without it: registration order); `input` an
-    input size to use instead of the smallest that fits ("3x32x32" or (3, 32, 32)); `source` says where the text
+    input size to use instead of the one chosen ("3x32x32" or (3, 32, 32)); `source` says where the text
     came from, for the header comment (default: the file name); `live` is set by `from_sequential`.
     """
     text = normalize_text(text, filename)
@@ -67,6 +68,8 @@ def import_text(
     except SpecError as e:
         e.attach(filename, text)
         raise
+    # what the size rests on, where it rests on the run order (for a live module, the header says it)
+    warning = assumption_warning(search, flat, top, root.cls) if run.assumed and given is None and not live else None
     what = source or basename(filename) or "a printed module"
     header = [f"# Imported by `netspec import` from {what}" + ("." if live else ", as print(model) shows it.")]
     for note in [run.note, search.note[0].upper() + search.note[1:] + ".", *run.flattens]:
@@ -74,7 +77,7 @@ def import_text(
     spec = _Spec(header, net_name, fmt_shape(size), top, run.steps, _classes(flat))
     for cand in spec.candidates(order):
         if cand is not None and _elaborates_to(cand, flat):
-            return ImportResult(cand, size, net_name, [])
+            return ImportResult(cand, size, net_name, [warning] if warning else [])
     raise SpecError(
         "internal error: the imported spec does not elaborate to the printed module",
         None,
@@ -124,7 +127,7 @@ def _run_order(
             "Run order: assumed to be the order print(model) lists the children in, as print(model) "
             "does not show forward(); give another with --order FILE."
         )
-    return _RunOrder(None, note, added)
+    return _RunOrder(None, note, added, assumed=True)
 
 
 def _classes(flat: Flat) -> PNode | None:

@@ -1,7 +1,10 @@
 """Step 1: the text `print(model)` writes -> a tree of `PNode`s, with the line and column of everything in it.
 
 A small recursive-descent reader. Nesting is read from the parentheses, not the indentation (pasted and paginated
-text loses its indentation), and arguments are read one by one with `ast.literal_eval`: nothing is evaluated.
+text loses its indentation), and arguments are read one by one with `ast.literal_eval`: nothing is evaluated. The
+indentation, where the text kept it, only says where a bracket was left open. Every print format since PyTorch 0.2 is
+read: `Sequential (` and `ReLU (inplace)` with a space, 0.2's `Linear (400 -> 120)`, and the bare flags of 1.1 and
+older (`ReLU(inplace)`); the old names of arguments are `convert`'s.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import warnings
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from ..errors import Location, SpecError
@@ -90,6 +94,44 @@ def normalize_text(text: str | bytes, filename: str | None) -> str:
     return text
 
 
+_ARROW = re.compile(r"\s*(\d+)\s*->\s*(\d+)\s*")  # PyTorch 0.2's Linear: `Linear (400 -> 120)`
+_FLAG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*")  # a bare word: `inplace`, as PyTorch 1.1 and older print it
+
+
+def _unquoted(text: str, start: int, stop: int) -> Iterator[tuple[int, str, int]]:
+    """The characters of text[start:stop] outside quotes, each with the depth of brackets it stands in."""
+    depth, quote, i = 0, None, start
+    while i < stop:
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        else:
+            yield i, ch, depth
+            depth += (ch in "([{") - (ch in ")]}")
+        i += 1
+
+
+def _segments(text: str) -> list[tuple[int, int]]:
+    """The spans of `text` between its commas outside brackets and quotes."""
+    cuts = [i for i, ch, depth in _unquoted(text, 0, len(text)) if ch == "," and depth == 0]
+    bounds = [-1, *cuts, len(text)]
+    return [(a + 1, b) for a, b in pairwise(bounds)]
+
+
+@dataclass
+class _Bracket:
+    """A container's '(' (a position in the text), and the ')' the reader closed it with (None while open)."""
+
+    cls: str
+    open: int
+    close: int | None = None
+
+
 class Reader:
     """A recursive-descent reader for `Class(args)` / `Class(\\n (name): Class(...) ... \\n)` in normalized text."""
 
@@ -101,6 +143,7 @@ class Reader:
         self.text = text
         self.filename = filename
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.brackets: list[_Bracket] = []  # every container's brackets, in the order they open
 
     def loc(self, pos: int, end: int | None = None) -> Location:
         line = bisect_right(self.line_starts, pos)
@@ -155,28 +198,26 @@ class Reader:
             raise self.error("expected a module such as `Conv2d(...)`", pos, end=self._word_end(pos), code="E201")
         cls = m.group()
         node = PNode(name, cls, self.loc(pos, m.end()), name_loc)
-        p = m.end()
+        p = self.skip_blank(m.end())  # PyTorch 0.2 and 0.3 print `Sequential (` and `ReLU (inplace)`
         if p >= len(text) or text[p] != "(":
-            raise self.error(f"expected '(' after {cls}", p, code="E201")
+            raise self.error(f"expected '(' after {cls}", m.end(), code="E201")
         q = self.skip_blank(p + 1)
         if q < len(text) and text[q] != "\n":
             return self.leaf(node, p)
-        return self.container(node, q, depth)
+        return self.container(node, p, q, depth)
 
-    def container(self, node: PNode, pos: int, depth: int) -> tuple[PNode, int]:
-        """A container's `(name): Module(...)` lines, up to its closing ')'."""
+    def container(self, node: PNode, open_pos: int, pos: int, depth: int) -> tuple[PNode, int]:
+        """A container's `(name): Module(...)` lines, from its '(' at `open_pos` up to its closing ')'."""
         text = self.text
+        bracket = _Bracket(node.cls, open_pos)
+        self.brackets.append(bracket)
         while True:
             pos = self.skip_ws(pos)
             if pos >= len(text):
-                raise self.error(
-                    f"the text ends inside {node.cls}( opened at line {node.loc.line}: a ')' is missing",
-                    len(text.rstrip()),
-                    hint="the printed text looks cut short",
-                    code="E201",
-                )
+                raise self.unclosed(node)
             c = text[pos]
             if c == ")":
+                bracket.close = pos
                 return node, pos + 1
             if c != "(":
                 raise self.error(
@@ -187,6 +228,58 @@ class Reader:
                 )
             child, pos = self.child(pos, depth)
             node.children.append(child)
+
+    def unclosed(self, node: PNode) -> SpecError:
+        """The text ends inside `node`: said where the indentation shows a bracket was left open, else at the end."""
+        left = self.left_open()
+        if left is not None:
+            bracket, line = left
+            return self.error(
+                f"{bracket.cls}( is not closed: by the indentation it ends before line {line}, where its ')' is missing",
+                bracket.open,
+                hint="print(model) prints a module's ')' on a line of its own, indented as the line that opens it",
+                code="E201",
+            )
+        return self.error(
+            f"the text ends inside {node.cls}( opened at line {node.loc.line}: a ')' is missing",
+            len(self.text.rstrip()),
+            hint="the printed text looks cut short",
+            code="E201",
+        )
+
+    def left_open(self) -> tuple[_Bracket, int] | None:
+        """The first container closed by a ')' that, by the indentation, is not its own, and the line its lines end
+        before. print(model) indents a container's children deeper than its own line and its ')' as deep; text that
+        lost its indentation says nothing (None)."""
+        if not self._indented():
+            return None
+        for bracket in self.brackets:
+            if bracket.close is None:  # still open where the text ends: an inner one took its ')'
+                continue
+            line = self.loc(bracket.open).line
+            indent = self._indent(line)
+            closed_at = self.loc(bracket.close).line
+            for k in range(line + 1, len(self.line_starts) + 1):
+                ind = self._indent(k)
+                if ind is None or ind > indent:
+                    continue
+                if k != closed_at or ind != indent:
+                    return bracket, k
+                break
+        return None
+
+    def _indent(self, line: int) -> int | None:
+        """The indentation of a line (1-based), None for a blank one."""
+        start = self.line_starts[line - 1]
+        end = self.line_starts[line] - 1 if line < len(self.line_starts) else len(self.text)
+        body = self.text[start:end]
+        return None if not body.strip() else len(body) - len(body.lstrip(" "))
+
+    def _indented(self) -> bool:
+        """Whether the text kept its indentation: a line after the first is indented deeper than the first."""
+        first = self.loc(self.skip_ws(0)).line
+        top = self._indent(first) or 0
+        return any((self._indent(k) or 0) > top for k in range(first + 1, len(self.line_starts) + 1))
 
     def child(self, pos: int, depth: int) -> tuple[PNode, int]:
         """`(name): Module(...)` or `(0-3): 4 x Module(...)` at `pos`."""
@@ -218,28 +311,13 @@ class Reader:
     def leaf(self, node: PNode, open_pos: int) -> tuple[PNode, int]:
         """`Class(args)` on one line: find the matching ')' (quotes and brackets respected) and read the args."""
         text = self.text
-        i = open_pos + 1
-        depth = 0
-        quote = None
-        while i < len(text) and text[i] != "\n":
-            ch = text[i]
-            if quote:
-                if ch == "\\":
-                    i += 1
-                elif ch == quote:
-                    quote = None
-            elif ch in "'\"":
-                quote = ch
-            elif ch in "([{":
-                depth += 1
-            elif ch in ")]}":
-                if depth == 0:
-                    if ch != ")":
-                        raise self.error(f"unmatched {ch!r} in the arguments of {node.cls}", i, code="E202")
-                    node.args = self.arguments(node, text[open_pos + 1 : i], open_pos + 1)
-                    return node, i + 1
-                depth -= 1
-            i += 1
+        eol = text.find("\n", open_pos)
+        for i, ch, depth in _unquoted(text, open_pos + 1, len(text) if eol < 0 else eol):
+            if depth == 0 and ch in ")]}":
+                if ch != ")":
+                    raise self.error(f"unmatched {ch!r} in the arguments of {node.cls}", i, code="E202")
+                node.args = self.arguments(node, text[open_pos + 1 : i], open_pos + 1)
+                return node, i + 1
         raise self.error(
             f"the arguments of {node.cls}( are not closed on their line",
             open_pos,
@@ -252,7 +330,32 @@ class Reader:
         return base + len(src.encode()[:col].decode(errors="ignore")) - 2
 
     def arguments(self, node: PNode, args_text: str, base: int) -> list[PArg]:
-        """The arguments between the parentheses, read as the arguments of a Python call `f(...)`."""
+        """The arguments between the parentheses, read as the arguments of a Python call `f(...)`; and the forms of
+        older PyTorch: 0.2's `Linear (400 -> 120)`, and the bare flags of 1.1 and older (`ReLU(inplace)`,
+        `LeakyReLU(negative_slope=0.2, inplace)`), which are set to True."""
+        arrow = _ARROW.fullmatch(args_text)
+        if arrow:
+            return [PArg(None, int(arrow[k]), self.loc(base + arrow.start(k), base + arrow.end(k))) for k in (1, 2)]
+        args_text, flags = self._flags(args_text, base)
+        return self._call_arguments(node, args_text, base) + flags
+
+    def _flags(self, args_text: str, base: int) -> tuple[str, list[PArg]]:
+        """The bare words among the arguments, as flags set to True, and the text with them blanked out (so the
+        columns of the rest stay where they are printed)."""
+        chars = list(args_text)
+        flags: list[PArg] = []
+        for start, end in _segments(args_text):
+            m = _FLAG.fullmatch(args_text, start, end)
+            if not m or m[1] in ("True", "False", "None"):
+                continue
+            flags.append(PArg(m[1], True, self.loc(base + m.start(1), base + m.end(1))))
+            comma = end if end < len(args_text) else start - 1  # its comma: the one after it, else before it
+            for k in [*range(start, end), *([comma] if comma >= 0 else [])]:
+                chars[k] = " "
+        return "".join(chars), flags
+
+    def _call_arguments(self, node: PNode, args_text: str, base: int) -> list[PArg]:
+        """The arguments read as those of a Python call `f(...)`, each with `ast.literal_eval`."""
         src = f"f({args_text})"
         try:
             with warnings.catch_warnings():

@@ -2,9 +2,11 @@
 
 The printed tree is written as a plain spec (one module a line, no folding) and elaborated by `lang`; `shapes`
 infers it at candidate input sizes, and a size is accepted when every inferred size (`in_channels`, ...) equals the
-printed one. C comes from the first sized layer; square sizes are tried from 1x1 up; where none fits but a flat layer
-couples H and W, pairs of the sides that got furthest are tried. Where no size fits, the error points at the printed
-line of the layer that cannot fit, and names the children that cannot run where they are registered.
+printed one. C comes from the first sized layer; square sizes are tried from 1x1 up, and of those that fit the
+smallest common one (28, 32, ..., 299) is chosen, else the smallest; where none fits but a flat layer couples H and
+W, pairs of the sides that got furthest are tried. Where the run order is assumed, `assumption_warning` says what the
+size rests on. Where no size fits, the error points at the printed line of the layer that cannot fit, and names the
+children that cannot run where they are registered.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from typing import Any
 
 from ..errors import Location, SpecError
 from ..lang import Network, Node, load_spec
-from ..shapes import fmt_shape, infer_partial
+from ..shapes import Row, fmt_shape, infer, infer_partial
 from .order import RunStep
 from .read import PNode, Reader
 from .render import call_text
 
 MAX_SIDE = 1024  # square inputs are searched from 1x1 to this
 MAX_PAIRS = 200  # H x W pairs tried where no square fits
+COMMON_SIDES = (28, 32, 64, 96, 128, 224, 256, 299)  # the sides data sets and models are usually at: preferred
 
 Size = tuple[int, int, int]
 
@@ -182,6 +185,44 @@ def fit(flat: Flat, size: Size) -> Fit:
 
 
 @dataclass
+class Squares:
+    """The square sides that fit: every one from `smallest` to `high` (checked up to `limit`), and of the common
+    sides those in `common`. The input chosen is the smallest common side that fits, else the smallest side."""
+
+    smallest: int
+    high: int
+    limit: int
+    common: list[int]
+
+    @property
+    def chosen(self) -> int:
+        return self.common[0] if self.common else self.smallest
+
+    def span(self) -> str:
+        """The run of sides that fit, from the smallest: 'every square size from 22x22 to 23x23'."""
+        s, hi = self.smallest, self.high
+        if hi == s:
+            return f"{s}x{s} and no other square size up to {self.limit}x{self.limit}"
+        further = " (checked no further)" if hi == self.limit else ""
+        return f"every square size from {s}x{s} {'up to ' if further else 'to '}{hi}x{hi}{further}"
+
+    def others(self) -> str:
+        """The common sides that fit beyond the run `span` names, or that none does, as a clause to add."""
+        if not self.common:
+            return f"; none of the common sizes ({', '.join(map(str, COMMON_SIDES))}) fits"
+        beyond = [f"{k}x{k}" for k in self.common if k > self.high]
+        if not beyond:
+            return ""
+        return f"; of the common sizes above that, {_sides(beyond)} {'fit' if len(beyond) > 1 else 'fits'} too"
+
+
+def _sides(items: Iterable[object]) -> str:
+    """'a, b and c'."""
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+@dataclass
 class Search:
     """The input size found (`size`, and a note on how) or, when none fits, the furthest failure."""
 
@@ -189,6 +230,7 @@ class Search:
     note: str
     best: Fit  # the furthest failure, when there is no size
     sides: list[int]  # the square sides that got furthest
+    squares: Squares | None = None  # the square sides that fit, where a square size was found
 
 
 def _channels(flat: Flat) -> int | None:
@@ -227,7 +269,8 @@ def solve(flat: Flat, given: Size | None, sides: Iterable[int] | None = None) ->
     for s in sides if sides is not None else range(1, MAX_SIDE + 1):
         found = fits[s] = fit(flat, (c, s, s))
         if found.index == total:
-            return Search((c, s, s), _square_note(flat, c, s), found, [s])
+            sq = _squares(flat, c, s)
+            return Search((c, sq.chosen, sq.chosen), _square_note(flat, c, sq), found, [s], sq)
         if found.index > best.index:
             best, best_sides = found, [s]
         elif found.index == best.index:
@@ -235,22 +278,67 @@ def solve(flat: Flat, given: Size | None, sides: Iterable[int] | None = None) ->
     return _rectangle(flat, c, best, best_sides, fits)
 
 
-def _square_note(flat: Flat, c: int, s: int) -> str:
-    """How the smallest square side `s` was found, and up to which side the squares fit too."""
+def _squares(flat: Flat, c: int, s: int) -> Squares:
+    """The square sides that fit, `s` the smallest: the run from `s` (checked up to twice `s`), and the common ones."""
     total = len(flat.runorder)
+
+    def fits(side: int) -> bool:
+        return fit(flat, (c, side, side)).index == total
+
+    limit = min(2 * s, MAX_SIDE)
     hi = s
-    while hi + 1 <= min(2 * s, MAX_SIDE) and fit(flat, (c, hi + 1, hi + 1)).index == total:
+    while hi + 1 <= limit and fits(hi + 1):
         hi += 1
-    if hi == s:
-        rng = f"{s}x{s} is the only square size that does"
-    elif hi == min(2 * s, MAX_SIDE):
-        rng = f"so does every square size from {s}x{s} up to {hi}x{hi} (checked no further)"
+    common = [k for k in COMMON_SIDES if s <= k <= hi or (hi < k <= MAX_SIDE and fits(k))]
+    return Squares(s, hi, limit, common)
+
+
+def _square_note(flat: Flat, c: int, sq: Squares) -> str:
+    """How the square input was chosen, and which other square sides fit."""
+    sizes = f"every printed size ({', '.join(_size_keys(flat))}) fits"
+    s = sq.smallest
+    if sq.chosen != s:
+        common = ", ".join(map(str, COMMON_SIDES))
+        why = f"the smallest of the common sizes ({common}) at which {sizes}; the printed sizes fit {sq.span()}"
+    elif sq.high == s:
+        why = f"the smallest square input at which {sizes}, and no other square size up to {sq.limit}x{sq.limit} does"
     else:
-        rng = f"so does every square size from {s}x{s} to {hi}x{hi}"
+        why = f"the smallest square input at which {sizes}; so does {sq.span()}"
+    return f"input {fmt_shape((c, sq.chosen, sq.chosen))}: {why}{sq.others()}"
+
+
+def assumption_warning(search: Search, flat: Flat, top: list[PNode], root: str) -> str | None:
+    """What the input size found rests on, where the children's run order is assumed: each runs once, in the order
+    printed. A child without weights (a pool, an activation, dropout) may well run more than once in forward(), and
+    forward() may pool with a function: either would take a larger input. None where no such child is printed."""
+    sq = search.squares
+    if sq is None or search.size is None:
+        return None
+    reusable = _weightless(flat, top, search.size)
+    if not reusable:
+        return None
+    names = [pn.what() for pn in reusable[:3]]
+    if len(reusable) > 3:
+        names.append(f"{len(reusable) - 3} more")
     return (
-        f"input {fmt_shape((c, s, s))}: the smallest square input at which "
-        f"every printed size ({', '.join(_size_keys(flat))}) fits; {rng}"
+        f"input {fmt_shape(search.size)} assumes that {root}'s children each run once, in the order print(model) "
+        f"lists them: in that order the printed sizes fit {sq.span()}{sq.others()}. print(model) does not show "
+        f"forward(): if it runs a child without weights ({_sides(names)}) more than once, or pools with a function, "
+        f"the input is larger. Give the run order with --order FILE, and choose among the sizes that fit with "
+        f"--input CxHxW"
     )
+
+
+def _weightless(flat: Flat, top: list[PNode], size: Size) -> list[PNode]:
+    """The printed top-level children without weights, those that change the size of their input first."""
+    rows = {r.node: r for r in infer(flat.net, size).rows if r.is_leaf and r.node is not None}
+    node_of = dict(flat.runorder)
+
+    def leaf_rows(pn: PNode) -> list[Row]:
+        return [rows[node_of[leaf]] for leaf in pn.leaves() if node_of.get(leaf) in rows]
+
+    found = [pn for pn in top if pn.loc.line > 0 and all(r.params == 0 for r in leaf_rows(pn))]
+    return sorted(found, key=lambda pn: not any(r.in_shape != r.out_shape for r in leaf_rows(pn)))
 
 
 def _rectangle(flat: Flat, c: int, best: Fit, best_sides: list[int], fits: dict[int, Fit]) -> Search:
