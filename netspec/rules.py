@@ -1,7 +1,7 @@
 """The shape rules, without torch: for every layer kind, `(config, input shape) -> (output shape, parameters,
-multiply-accumulates, the arguments that follow from the input)`; for every operation of a forward, `(options,
-input shapes) -> output shapes`. Shapes are per image (the batch left out). The formulas are PyTorch's own;
-`tests/test_shapes.py` checks them against torch for every layer kind and operation.
+multiply-accumulates, the arguments that follow from the input)`; the operations of a forward have theirs in
+`op_rules.py`. Shapes are per image (the batch left out). The formulas are PyTorch's own; `tests/test_shapes.py`
+checks them against torch and torchinfo for every layer kind.
 
 MACs are counted as torchvision's model metadata counts them: a layer with weights costs its parameters once per
 position it is applied at (every output pixel of a convolution, every row of a Linear over a (H, W, C) tensor; a
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from math import floor, prod
 from typing import Any
 
-from .lang import LAYERS, OPS, pair
+from .lang import LAYERS, pair
 from .lang import layers as L
 
 Shape = tuple[int, ...]
@@ -42,7 +42,7 @@ def fmt_shape(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def _need_chw(kind: str, shape: Shape) -> tuple[int, int, int]:
+def need_chw(kind: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
         hint = None
         if len(shape) == 1:
@@ -58,7 +58,7 @@ Pair = int | tuple[int, int]
 
 
 def _conv2d(cfg: L.Conv2d, shape: Shape) -> Result:
-    c, h, w = _need_chw("Conv2d", shape)
+    c, h, w = need_chw("Conv2d", shape)
     kh, kw = pair(cfg.kernel_size)
     sh, sw = pair(cfg.stride)
     dh, dw = pair(cfg.dilation)
@@ -91,7 +91,7 @@ def _check_groups(groups: int, c: int, out: int) -> None:
 
 
 def _conv_transpose2d(cfg: L.ConvTranspose2d, shape: Shape) -> Result:
-    c, h, w = _need_chw("ConvTranspose2d", shape)
+    c, h, w = need_chw("ConvTranspose2d", shape)
     _check_groups(cfg.groups, c, cfg.out_channels)
     kh, kw = pair(cfg.kernel_size)
     sides = zip((h, w), (kh, kw), pair(cfg.stride), pair(cfg.padding), pair(cfg.output_padding), pair(cfg.dilation))
@@ -123,7 +123,7 @@ def _check_padding_mode(mode: str, ph: int, pw: int, h: int, w: int) -> None:
 
 
 def _batchnorm2d(cfg: L.BatchNorm2d, shape: Shape) -> Result:
-    c, _, _ = _need_chw("BatchNorm2d", shape)
+    c, _, _ = need_chw("BatchNorm2d", shape)
     params = 2 * c if cfg.affine else 0
     return shape, params, params, {"num_features": c}
 
@@ -179,10 +179,10 @@ def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
     return out
 
 
-def _pool(
+def pool(
     kind: str, shape: Shape, kernel: Pair, stride: Pair | None, padding: Pair, dilation: Pair, ceil: bool
 ) -> Result:
-    c, h, w = _need_chw(kind, shape)
+    c, h, w = need_chw(kind, shape)
     kh, kw = pair(kernel)
     sh, sw = pair(stride if stride is not None else kernel)
     ph, pw = pair(padding)
@@ -202,22 +202,22 @@ def _pool(
 
 
 def _maxpool2d(cfg: L.MaxPool2d, shape: Shape) -> Result:
-    return _pool("MaxPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode)
+    return pool("MaxPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode)
 
 
 def _avgpool2d(cfg: L.AvgPool2d, shape: Shape) -> Result:
-    return _pool("AvgPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, 1, cfg.ceil_mode)
+    return pool("AvgPool2d", shape, cfg.kernel_size, cfg.stride, cfg.padding, 1, cfg.ceil_mode)
 
 
 def _adaptive(cfg: L.AdaptiveAvgPool2d | L.AdaptiveMaxPool2d, shape: Shape) -> Result:
-    c, h, w = _need_chw(cfg.kind(), shape)
+    c, h, w = need_chw(cfg.kind(), shape)
     size: int | tuple[int | None, int | None] | None = cfg.output_size  # None keeps that side
     oh, ow = pair(size)
     return (c, h if oh is None else oh, w if ow is None else ow), 0, 0, {}
 
 
 def _upsample(cfg: L.Upsample, shape: Shape) -> Result:
-    c, h, w = _need_chw("Upsample", shape)
+    c, h, w = need_chw("Upsample", shape)
     if cfg.size is not None:
         ho, wo = pair(cfg.size)
     else:  # F.interpolate's size: each side times its factor, rounded down
@@ -232,7 +232,7 @@ def _upsample(cfg: L.Upsample, shape: Shape) -> Result:
 
 
 def _pad2d(cfg: L.ZeroPad2d | L.ReplicationPad2d | L.ReflectionPad2d, shape: Shape) -> Result:
-    c, h, w = _need_chw(cfg.kind(), shape)
+    c, h, w = need_chw(cfg.kind(), shape)
     left, right, top, bottom = _sides(cfg.padding)
     return (c, h + top + bottom, w + left + right), 0, 0, {}
 
@@ -243,7 +243,7 @@ def _sides(padding: int | tuple[int, int, int, int]) -> tuple[int, int, int, int
 
 
 def _reflection_pad2d(cfg: L.ReflectionPad2d, shape: Shape) -> Result:
-    _, h, w = _need_chw("ReflectionPad2d", shape)
+    _, h, w = need_chw("ReflectionPad2d", shape)
     left, right, top, bottom = _sides(cfg.padding)
     if max(left, right) >= w or max(top, bottom) >= h:
         raise ShapeError(
@@ -255,11 +255,11 @@ def _reflection_pad2d(cfg: L.ReflectionPad2d, shape: Shape) -> Result:
 
 
 def _dropout2d(cfg: L.Dropout2d, shape: Shape) -> Result:
-    _need_chw("Dropout2d", shape)
+    need_chw("Dropout2d", shape)
     return shape, 0, 0, {}
 
 
-def _flatten(cfg: L.Flatten, shape: Shape) -> Result:
+def flatten(cfg: L.Flatten, shape: Shape) -> Result:
     ndim = len(shape) + 1  # with the batch dimension
     start = cfg.start_dim + ndim if cfg.start_dim < 0 else cfg.start_dim
     end = cfg.end_dim + ndim if cfg.end_dim < 0 else cfg.end_dim
@@ -288,7 +288,7 @@ def _layernorm(cfg: L.LayerNorm, shape: Shape) -> Result:
 
 
 def _layernorm2d(cfg: L.LayerNorm2d, shape: Shape) -> Result:
-    c, _, _ = _need_chw("LayerNorm2d", shape)
+    c, _, _ = need_chw("LayerNorm2d", shape)
     params = 2 * c if cfg.elementwise_affine else 0
     return shape, params, params, {"normalized_shape": c}
 
@@ -335,7 +335,7 @@ RULES: dict[str, Rule] = {
     "ZeroPad2d": _pad2d,
     "PReLU": _prelu,
     "Dropout2d": _dropout2d,
-    "Flatten": _flatten,
+    "Flatten": flatten,
     "Linear": _linear,
     "Softmax": _softmax,
     "LogSoftmax": _softmax,
@@ -352,199 +352,6 @@ SHAPE_KEEPING = frozenset(
     | {"PReLU"}
 )
 
-
-# ---- operations of a forward: (options, inputs) -> output shapes -------------------------------------------------
-
-
-class In:
-    """An operation's input: the name it is known by (for messages), its shape per image, and whether it has a
-    batch dimension (an activation) or not (a learned parameter, which broadcasts from the trailing side)."""
-
-    __slots__ = ("batched", "name", "shape")
-
-    def __init__(self, name: str, shape: Shape, batched: bool = True):
-        self.name, self.shape, self.batched = name, shape, batched
-
-
-OpRule = Callable[[Any, list[In]], list[Shape]]
-
-
-def _per_image_dim(dim: int, shape: Shape, what: str) -> int:
-    """A dimension written as torch counts it (the batch is 0; negative from the end) as an index of `shape`."""
-    ndim = len(shape) + 1
-    d = dim + ndim if dim < 0 else dim
-    if not 0 <= d < ndim:
-        raise ShapeError(f"dim={dim} is out of range for a {ndim}-D batch")
-    if d == 0:
-        raise ShapeError(f"{what} over the batch (dim 0) would mix images", "the first dimension of an image is 1")
-    return d - 1
-
-
-def _op_cat(o: Any, ins: list[In]) -> list[Shape]:
-    first = ins[0]
-    d = _per_image_dim(o.dim, first.shape, "cat")
-    for other in ins[1:]:
-        same_rank = len(other.shape) == len(first.shape)
-        if not same_rank or any(a != b for i, (a, b) in enumerate(zip(first.shape, other.shape)) if i != d):
-            raise ShapeError(
-                f"along dim {o.dim} needs every other dimension equal, but {first.name} gives "
-                f"{fmt_shape(first.shape)} and {other.name} gives {fmt_shape(other.shape)}",
-                "check the strides and paddings of the branches",
-                code="E074",
-            )
-    return [(*first.shape[:d], sum(i.shape[d] for i in ins), *first.shape[d + 1 :])]
-
-
-def _op_broadcast(o: Any, ins: list[In]) -> list[Shape]:
-    a, b = ins
-    full = [((-1, *x.shape) if x.batched else x.shape) for x in (a, b)]  # -1: the batch, of any size
-    n = max(len(f) for f in full)
-    pa, pb = ((1,) * (n - len(f)) + f for f in full)
-    out = []
-    for x, y in zip(pa, pb):
-        if x == y or y == 1:
-            out.append(x)
-        elif x == 1:
-            out.append(y)
-        else:
-            raise ShapeError(
-                f"needs shapes that broadcast (each dimension equal, or 1), but {a.name} is {fmt_shape(a.shape)} "
-                f"and {b.name} is {fmt_shape(b.shape)}",
-                "a gate needs one value per channel of what it gates: C x 1 x 1 for C x H x W",
-                code="E075",
-            )
-    if a.batched or b.batched:
-        if out[0] not in (-1, 1) or len(out) < 1:  # pragma: no cover - a batched input keeps the batch first
-            raise ShapeError("the result would lose the batch dimension")
-        return [tuple(out[1:])]
-    return [tuple(out)]
-
-
-def _op_flatten(o: Any, ins: list[In]) -> list[Shape]:
-    out, *_ = _flatten(o, ins[0].shape)
-    return [out]
-
-
-def _op_mean(o: Any, ins: list[In]) -> list[Shape]:
-    shape = ins[0].shape
-    dims = o.dim if isinstance(o.dim, tuple) else (o.dim,)
-    idx = {_per_image_dim(d, shape, "mean") for d in dims}
-    if o.keepdim:
-        return [tuple(1 if i in idx else s for i, s in enumerate(shape))]
-    return [tuple(s for i, s in enumerate(shape) if i not in idx)]
-
-
-def _op_adaptive(o: Any, ins: list[In]) -> list[Shape]:
-    c, h, w = _need_chw("adaptive_avg_pool2d", ins[0].shape)
-    oh, ow = pair(o.output_size)
-    return [(c, h if oh is None else oh, w if ow is None else ow)]
-
-
-def _op_max_pool(o: Any, ins: list[In]) -> list[Shape]:
-    return [_pool("max_pool2d", ins[0].shape, o.kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode)[0]]
-
-
-def _op_avg_pool(o: Any, ins: list[In]) -> list[Shape]:
-    return [_pool("avg_pool2d", ins[0].shape, o.kernel_size, o.stride, o.padding, 1, o.ceil_mode)[0]]
-
-
-def _parts(shape: Shape, d: int, sizes: list[int]) -> list[Shape]:
-    return [(*shape[:d], s, *shape[d + 1 :]) for s in sizes]
-
-
-def _op_chunk(o: Any, ins: list[In]) -> list[Shape]:
-    x = ins[0]
-    d = _per_image_dim(o.dim, x.shape, "chunk")
-    size = x.shape[d]
-    if size % o.chunks:
-        raise ShapeError(
-            f"cannot cut {x.name} into {o.chunks} equal parts: it has {size} along dim {o.dim}",
-            "chunk into a number of parts that divides the size, or split(x, (sizes...))",
-            code="E076",
-        )
-    return _parts(x.shape, d, [size // o.chunks] * o.chunks)
-
-
-def _op_split(o: Any, ins: list[In]) -> list[Shape]:
-    x = ins[0]
-    d = _per_image_dim(o.dim, x.shape, "split")
-    size = o.split_size_or_sections
-    if isinstance(size, int):  # parts of `size`, the last one smaller when size does not divide (torch.split's)
-        return _parts(x.shape, d, [size] * (x.shape[d] // size) + ([x.shape[d] % size] if x.shape[d] % size else []))
-    sections = list(size)
-    if sum(sections) != x.shape[d]:
-        raise ShapeError(
-            f"cannot cut {x.name} into sections {tuple(sections)}: they add up to {sum(sections)}, and it has "
-            f"{x.shape[d]} along dim {o.dim}",
-            code="E076",
-        )
-    return _parts(x.shape, d, sections)
-
-
-def _op_channel_shuffle(o: Any, ins: list[In]) -> list[Shape]:
-    c, _, _ = _need_chw("channel_shuffle", ins[0].shape)
-    if c % o.groups:
-        raise ShapeError(
-            f"cannot shuffle {ins[0].name} in {o.groups} groups: they do not divide its {c} channels", code="E076"
-        )
-    return [ins[0].shape]
-
-
-def _op_permute(o: Any, ins: list[In]) -> list[Shape]:
-    return [permuted(o.dims, ins[0].shape)]
-
-
-def _op_layer_norm(o: Any, ins: list[In]) -> list[Shape]:
-    x, *weights = ins
-    norm = (o.normalized_shape,) if isinstance(o.normalized_shape, int) else tuple(o.normalized_shape)
-    if x.shape[len(x.shape) - len(norm) :] != norm:
-        raise ShapeError(
-            f"normalized_shape {fmt_shape(norm)} is not the last dimensions of {x.name}, {fmt_shape(x.shape)}"
-        )
-    for w in weights:
-        if w.batched:
-            raise ShapeError(
-                f"{w.name} is an activation, with a batch dimension: weight= and bias= take learned parameters",
-                "declare them: weight Parameter((C,), value=1.0)",
-            )
-        if w.shape != norm:
-            raise ShapeError(f"{w.name} is {fmt_shape(w.shape)}, not the normalized shape {fmt_shape(norm)}")
-    return [x.shape]
-
-
-def _op_softmax(o: Any, ins: list[In]) -> list[Shape]:
-    _per_image_dim(o.dim, ins[0].shape, "softmax")
-    return [ins[0].shape]
-
-
-def _op_same(o: Any, ins: list[In]) -> list[Shape]:
-    return [ins[0].shape]
-
-
-OP_RULES: dict[str, OpRule] = {
-    "cat": _op_cat,
-    "add": _op_broadcast,
-    "mul": _op_broadcast,
-    "flatten": _op_flatten,
-    "mean": _op_mean,
-    "adaptive_avg_pool2d": _op_adaptive,
-    "max_pool2d": _op_max_pool,
-    "avg_pool2d": _op_avg_pool,
-    "chunk": _op_chunk,
-    "split": _op_split,
-    "channel_shuffle": _op_channel_shuffle,
-    "permute": _op_permute,
-    "layer_norm": _op_layer_norm,
-    "softmax": _op_softmax,
-}
-OP_RULES.update({name: _op_same for name in OPS if name not in OP_RULES})
-
-# operations on each element alone (broadcasting in add and mul): they take a learned parameter, which has no batch
-# dimension, as they take an activation; the others read the first dimension of their input as the batch
-ELEMENTWISE_OPS = frozenset(
-    {"add", "mul", "dropout", "relu", "relu6", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu",
-     "leaky_relu", "gelu"}
-)  # fmt: skip
 
 # layers that need a (C, H, W) image, and those that work on the last dimension (features, or channels-last)
 CHW_LAYERS = frozenset(

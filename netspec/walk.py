@@ -14,19 +14,8 @@ from math import prod
 
 from .errors import Location, SpecError
 from .lang import Flow, FlowOp, Instance, Network, Node, instantiate, shape_names
-from .rules import (
-    CHW_LAYERS,
-    ELEMENTWISE_OPS,
-    LAST_DIM_LAYERS,
-    MAX_ELEMENTS,
-    OP_RULES,
-    RULES,
-    SHAPE_KEEPING,
-    In,
-    Shape,
-    ShapeError,
-    fmt_shape,
-)
+from .op_rules import ELEMENTWISE_OPS, OP_RULES, In
+from .rules import CHW_LAYERS, LAST_DIM_LAYERS, MAX_ELEMENTS, RULES, SHAPE_KEEPING, Shape, ShapeError, fmt_shape
 
 
 @dataclass(frozen=True, slots=True)
