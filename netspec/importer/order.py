@@ -24,6 +24,7 @@ from ..lang import (
     parse,
     value_of,
 )
+from ..rules import CHW_LAYERS  # layers that need a C x H x W input
 from .read import PNode
 
 MAX_STEPS = 20_000
@@ -32,23 +33,6 @@ MAX_REPEAT = 10_000  # a repeat over more than this many values is refused
 # layers that work element by element on any shape: a flatten may move across them
 ELEMENTWISE = frozenset(
     {"Dropout", "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish", "Mish", "Sigmoid", "Tanh", "Identity"}
-)
-
-# layers that need a C x H x W input
-_SPATIAL = (
-    "Conv2d",
-    "ConvTranspose2d",
-    "BatchNorm2d",
-    "MaxPool2d",
-    "AvgPool2d",
-    "AdaptiveAvgPool2d",
-    "AdaptiveMaxPool2d",
-    "Dropout2d",
-    "GroupNorm",
-    "Upsample",
-    "ReflectionPad2d",
-    "ReplicationPad2d",
-    "ZeroPad2d",
 )
 
 
@@ -93,7 +77,7 @@ def insert_flattens(top: list[PNode]) -> list[tuple[PNode, str]]:
                     added.append((fl, child.name))
                     i += 1
                 rank = 1
-            elif leaf.cls in _SPATIAL and rank != 3:
+            elif leaf.cls in CHW_LAYERS and rank != 3:
                 return added
         i += 1
     return added
