@@ -324,12 +324,25 @@ def train(
     default=None,
     help="Default: the precision the run trained in.",
 )
+@click.option(
+    "--tta",
+    type=click.Choice(["flip", "none"]),
+    default=None,
+    help="Test-time augmentation. Default: as the run tested (its `tta` setting).",
+)
+@click.option(
+    "--weights",
+    type=click.Choice(["ema", "trained"]),
+    default=None,
+    help="The weights' moving average or the trained weights. Default: as the run tested (the average with `ema`).",
+)
 @click.option("--out", metavar="DIR", help="Also write evaluation.json and confusion_matrix.png here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate(run: str, no_download: bool, as_json: bool, **options: Any) -> None:
     """Evaluate a trained model: test loss, accuracy, per-class accuracy, confusion matrix.
 
-    By default it tests as the run did: the run's data set, test limit and precision.
+    By default it tests as the run did: the run's data set, test limit, precision, test-time augmentation and
+    weights; --tta and --weights test the same model otherwise (what each adds).
     """
     if not Path(run).exists():
         raise UsageError(f"{run}: no such run folder or checkpoint")
@@ -346,7 +359,8 @@ def _evaluation_text(r: dict[str, Any]) -> str:
     lines = [
         f"checkpoint: {r['checkpoint']} (epoch {r['epoch']})",
         f"data: {r['data']}, {limit} ({r['total']:,}); precision: {r['precision']}"
-        + (f"; tta: {r['tta']}" if r.get("tta") else ""),
+        + (f"; tta: {r['tta']}" if r.get("tta") else "")
+        + ("; weights: their moving average (ema)" if r.get("weights") == "ema" else ""),
         f"test loss: {r['test_loss']:.4f}",
         f"test accuracy: {pct(r['test_accuracy'])}% ({r['correct']}/{r['total']})",
         *(f"Accuracy of {name}: {pct(acc)} %" for name, acc in r["per_class_accuracy"].items()),

@@ -165,6 +165,9 @@ def test_evaluate_tests_with_the_runs_tta(tmp_path):
     half, cpu = torch.full((3,), 0.5), torch.device("cpu")
     plain = evaluate_model(model, data.test_images, data.test_labels, 10, 50, Compute(cpu, "fp32", True, (half, half)))
     assert plain.loss != pytest.approx(results["final_test_loss"], rel=1e-6)  # the run tested with the flip
+    # `--tta none` tests the same model without the flip: exactly the plain numbers above
+    off = evaluate(out, tta="none")
+    assert (off["test_loss"], off["correct"], off["tta"]) == (pytest.approx(plain.loss, rel=1e-9), plain.correct, None)
 
 
 # ---- ema DECAY -------------------------------------------------------------------------------------------------
@@ -216,11 +219,25 @@ def test_a_run_with_ema_tests_the_average_and_evaluate_and_resume_use_it(tmp_pat
         losses.append(evaluate_model(model, data.test_images, data.test_labels, 10, 50, c).loss)
     assert losses[0] == pytest.approx(results["final_test_loss"], rel=1e-9)  # the average was tested ...
     assert losses[1] != pytest.approx(results["final_test_loss"], rel=1e-6)  # ... not the trained weights
+    assert evaluate(out, weights="trained")["test_loss"] == pytest.approx(losses[1], rel=1e-9)  # --weights trained
+    assert again["weights"] == "ema"
     # resumed after epoch 1, the average continues from the checkpoint's: the same numbers as the whole run
     train_cli(spec_path, tmp_path / "part", "--epochs", "1")
     train_cli(spec_path, tmp_path / "part", "--resume", "--epochs", "2")
     same = ("train_loss", "test_loss", "test_accuracy")
     assert [[r[k] for k in same] for r in _rows(out)] == [[r[k] for k in same] for r in _rows(tmp_path / "part")]
+
+
+def test_evaluate_weights_ema_of_a_run_without_an_average_says_so(tmp_path, capsys):
+    from netspec.cli import main
+
+    out = tmp_path / "run"
+    train_cli(_spec(tmp_path), out, "--epochs", "1")
+    assert evaluate(out)["weights"] == "trained"
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(out), "--weights", "ema"])
+    assert e.value.code == 1
+    assert "kept no moving average of its weights" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0", "1.0", "1.5", "-0.5", "fast"])

@@ -1,7 +1,8 @@
 """`netspec evaluate`: a trained model tested from its run folder or its checkpoint alone.
 
-By default it tests as the run did: the run's data set, test limit, data folder and precision; the checkpoint holds
-the spec, input, constants and settings the network is built from.
+By default it tests as the run did: the run's data set, test limit, data folder, precision, test-time augmentation
+and weights (the moving average where the run kept one); the checkpoint holds the spec, input, constants and settings
+the network is built from. `tta` and `weights` test it otherwise: what a trick adds, on the same trained model.
 """
 
 from __future__ import annotations
@@ -35,14 +36,21 @@ def evaluate(
     precision: str | None = None,
     download: bool = True,
     out: str | None = None,
+    tta: str | None = None,
+    weights: str | None = None,
 ) -> dict[str, Any]:
-    """Test loss, accuracy, per-class accuracy and the confusion matrix of a checkpoint (or a run folder's)."""
+    """Test loss, accuracy, per-class accuracy and the confusion matrix of a checkpoint (or a run folder's).
+    `tta`: "flip" or "none" (default: as the run tested); `weights`: "ema" or "trained" (default: as the run
+    tested, the average where it kept one)."""
     path = Path(source)
     if path.is_dir():
         path = path / "checkpoint.pt"
     ckpt = load_checkpoint(path)
     settings = json.loads(ckpt["settings"])
     run = settings.get("options", {})
+    tested = _weights(ckpt, weights, path)
+    if tta is not None:
+        settings["tta"] = None if tta == "none" else tta
     if data is None:  # the run's own test set
         test_limit = run.get("test_limit") if test_limit is None else test_limit
         data_dir = run.get("data_dir") if data_dir is None else data_dir
@@ -61,7 +69,7 @@ def evaluate(
         )
     compute = _compute(settings, ds, dev, prec)
     model = build(net, table)
-    load_weights(model, ckpt["ema"]["weights"] if ckpt.get("ema") else ckpt["model"], path)  # `ema`: as tested
+    load_weights(model, ckpt["ema"]["weights"] if tested == "ema" else ckpt["model"], path)
     model = model.to(dev)
     if compute.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -72,7 +80,8 @@ def evaluate(
         "data": ds.name,
         "test_limit": test_limit,
         "precision": prec,
-        "tta": settings.get("tta"),  # as the run tested: `tta flip` averages each image's logits with its mirror's
+        "tta": settings.get("tta"),  # `tta flip` averages each image's logits with its mirror's
+        "weights": tested,
         "epoch": int(ckpt["epoch"]),
         "test_loss": test.loss,
         "test_accuracy": test.accuracy,
@@ -87,10 +96,21 @@ def evaluate(
     return result
 
 
+def _weights(ckpt: dict[str, Any], weights: str | None, path: Path) -> str:
+    """Which weights are tested: the moving average where the run kept one, unless `weights` says otherwise."""
+    if weights == "ema" and not ckpt.get("ema"):
+        raise DataError(f"{path}: the run kept no moving average of its weights (its spec has no `ema` setting)")
+    if weights is None:
+        return "ema" if ckpt.get("ema") else "trained"
+    if weights not in ("ema", "trained"):
+        raise ValueError(f"weights={weights!r}: expected 'ema' or 'trained'")
+    return weights
+
+
 def _compute(settings: dict[str, Any], ds: ImageData, device: torch.device, precision: str) -> Compute:
     norm = settings.get("normalize")
     mean_std = channel_stats(norm["mean"], norm["std"], ds.channels, device) if norm else None
-    tta_flip = settings.get("tta") == "flip"  # tested as the run tested
+    tta_flip = settings.get("tta") == "flip"
     return Compute(device, precision, bool(settings.get("channels_last")), mean_std, tta_flip=tta_flip)
 
 
