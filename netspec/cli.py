@@ -362,7 +362,7 @@ def _evaluation_text(r: dict[str, Any]) -> str:
         + (f"; tta: {r['tta']}" if r.get("tta") else "")
         + ("; weights: their moving average (ema)" if r.get("weights") == "ema" else ""),
         f"test loss: {r['test_loss']:.4f}",
-        f"test accuracy: {pct(r['test_accuracy'])}% ({r['correct']}/{r['total']})",
+        f"test accuracy: {100 * r['test_accuracy']:.2f}% ({r['correct']}/{r['total']})",
         *(f"Accuracy of {name}: {pct(acc)} %" for name, acc in r["per_class_accuracy"].items()),
     ]
     if len(r["classes"]) <= 20:

@@ -233,7 +233,12 @@ def test_evaluate_weights_ema_of_a_run_without_an_average_says_so(tmp_path, caps
 
     out = tmp_path / "run"
     train_cli(_spec(tmp_path), out, "--epochs", "1")
-    assert evaluate(out)["weights"] == "trained"
+    r = evaluate(out)
+    assert r["weights"] == "trained"
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(out), "--tta", "none"])
+    assert e.value.code == 0  # the accuracy as the run's final line gives it: two decimals
+    assert f"test accuracy: {100 * r['test_accuracy']:.2f}% ({r['correct']}/{r['total']})\n" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
         main(["evaluate", str(out), "--weights", "ema"])
     assert e.value.code == 1
