@@ -257,7 +257,7 @@ class Reader:
             if bracket.close is None:  # still open where the text ends: an inner one took its ')'
                 continue
             line = self.loc(bracket.open).line
-            indent = self._indent(line)
+            indent = self._indent(line) or 0  # the line that opens the bracket is never blank
             closed_at = self.loc(bracket.close).line
             for k in range(line + 1, len(self.line_starts) + 1):
                 ind = self._indent(k)
