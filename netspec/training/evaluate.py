@@ -39,9 +39,8 @@ def evaluate(
     tta: str | None = None,
     weights: str | None = None,
 ) -> dict[str, Any]:
-    """Test loss, accuracy, per-class accuracy and the confusion matrix of a checkpoint (or a run folder's).
-    `tta`: "flip" or "none" (default: as the run tested); `weights`: "ema" or "trained" (default: as the run
-    tested, the average where it kept one)."""
+    """Test loss, accuracy, per-class accuracy and the confusion matrix of a checkpoint (or a run folder's). `tta`
+    ("flip", "none") and `weights` ("ema", "trained"): by default as the run tested."""
     path = Path(source)
     if path.is_dir():
         path = path / "checkpoint.pt"
@@ -49,8 +48,7 @@ def evaluate(
     settings = json.loads(ckpt["settings"])
     run = settings.get("options", {})
     tested = _weights(ckpt, weights, path)
-    if tta is not None:
-        settings["tta"] = None if tta == "none" else tta
+    settings["tta"] = settings.get("tta") if tta is None else (None if tta == "none" else tta)
     if data is None:  # the run's own test set
         test_limit = run.get("test_limit") if test_limit is None else test_limit
         data_dir = run.get("data_dir") if data_dir is None else data_dir
@@ -62,17 +60,9 @@ def evaluate(
     name = data or settings["data"]
     size, seed = (net.input[1], net.input[2]), int(settings.get("seed", 0))
     ds = load_data(name, data_dir, size=size, train_limit=1, test_limit=test_limit, download=download, seed=seed)
-    if ds.num_classes != table.output[0] or ds.channels != net.input[0]:
-        raise DataError(
-            f"{name} has {ds.num_classes} classes of {ds.channels}-channel images; the checkpoint's "
-            f"network takes {net.input[0]} channels and predicts {table.output[0]} classes"
-        )
+    _check_fits(name, ds, net.input[0], table.output[0])
     compute = _compute(settings, ds, dev, prec)
-    model = build(net, table)
-    load_weights(model, ckpt["ema"]["weights"] if tested == "ema" else ckpt["model"], path)
-    model = model.to(dev)
-    if compute.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = _model(net, table, ckpt["ema"]["weights"] if tested == "ema" else ckpt["model"], path, compute)
     batch = batch_size or int(settings.get("test_batch_size", 256))
     test = evaluate_model(model, ds.test_images, ds.test_labels, ds.num_classes, batch, compute)
     result = {
@@ -94,6 +84,22 @@ def evaluate(
     if out:
         _write(Path(out), result)
     return result
+
+
+def _check_fits(name: str, ds: ImageData, channels: int, classes: int) -> None:
+    if ds.num_classes != classes or ds.channels != channels:
+        raise DataError(
+            f"{name} has {ds.num_classes} classes of {ds.channels}-channel images; the checkpoint's "
+            f"network takes {channels} channels and predicts {classes} classes"
+        )
+
+
+def _model(net: Any, table: Any, weights: dict[str, Any], path: Path, compute: Compute) -> torch.nn.Module:
+    """The network with the tested weights, on the device and in the memory format the test runs in."""
+    model = build(net, table)
+    load_weights(model, weights, path)
+    model = model.to(compute.device)
+    return model.to(memory_format=torch.channels_last) if compute.channels_last else model
 
 
 def _weights(ckpt: dict[str, Any], weights: str | None, path: Path) -> str:
