@@ -30,12 +30,9 @@ def _seeds(text: str | None) -> tuple[int, ...]:
 
 def default_out(spec: str) -> Path:
     """`runs/sweep-<spec>-<time>/`, numbered when two sweeps start in the same second."""
-    base = Path("runs") / f"sweep-{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out, i = base, 1
-    while out.exists():
-        i += 1
-        out = Path(f"{base}-{i}")
-    return out
+    from ..training.run_folder import numbered
+
+    return numbered(Path("runs") / f"sweep-{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 @click.command(name="sweep")

@@ -28,7 +28,11 @@ def metric_fields(row: dict[str, Any]) -> list[str]:
 def new_run_dir(spec_path: str | None, data_name: str) -> Path:
     """`runs/<spec>-<data>-<time>/`, numbered when two runs start in the same second."""
     stem = Path(spec_path).stem if spec_path else "spec"
-    base = Path("runs") / f"{stem}-{Path(data_name).name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return numbered(Path("runs") / f"{stem}-{Path(data_name).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def numbered(base: Path) -> Path:
+    """`base`, or `base-2`, `base-3`, ... : the first that does not exist yet."""
     out, i = base, 1
     while out.exists():
         i += 1
