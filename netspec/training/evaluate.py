@@ -48,7 +48,8 @@ def evaluate(
     settings = json.loads(ckpt["settings"])
     run = settings.get("options", {})
     tested = _weights(ckpt, weights, path)
-    settings["tta"] = settings.get("tta") if tta is None else (None if tta == "none" else tta)
+    if tta is not None:  # else as the run tested
+        settings["tta"] = None if tta == "none" else tta
     if data is None:  # the run's own test set
         test_limit = run.get("test_limit") if test_limit is None else test_limit
         data_dir = run.get("data_dir") if data_dir is None else data_dir
